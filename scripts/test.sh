@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Builds Release and runs the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+ninja -C build
+ctest --test-dir build --output-on-failure -j2
