@@ -5,6 +5,5 @@ namespace llada2::cli {
 
 int cmd_tokenize(int, char**) { throw InputError("tokenize: needs a tokenizer (not available in this build yet)"); }
 int cmd_detokenize(int, char**) { throw InputError("detokenize: needs a tokenizer (not available in this build yet)"); }
-int cmd_render_chat(int, char**) { throw InputError("render-chat: needs a chat template engine (not available in this build yet)"); }
 
 }  // namespace llada2::cli
