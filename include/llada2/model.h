@@ -1,0 +1,58 @@
+// The LLaDA2 MoE transformer (LLaDA2MoeModelLM): token ids in, float32 logits out.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "llada2/config.h"
+#include "llada2/types.h"
+
+namespace llada2 {
+
+class Checkpoint;
+
+// One forward pass over a window of B rows x W positions (positions 0..W-1).
+struct ForwardBatch {
+  int64_t batch = 0;                 // B
+  int64_t window = 0;                // W
+  const int64_t* input_ids = nullptr;  // [B, W]
+  const int64_t* key_mask = nullptr;   // [B, W]: 1 = real token (may be a key), 0 = padding / tail
+  AttentionMode attention = AttentionMode::BlockCausal;
+  int64_t block_length = 32;         // K of the block-causal pattern (blocks aligned to position 0)
+  int64_t logits_from = 0;           // logits are returned for positions [logits_from, W)
+};
+
+// Optional per-forward record for parity tests (SPEC golden conventions).
+struct ForwardTrace {
+  // hidden[0] = embeddings, hidden[l+1] = output of layer l for l < L-1, hidden[L] = final norm output;
+  // each [B*W, hidden_size].
+  std::vector<std::vector<float>> hidden;
+  // Per MoE layer index: router logits [B*W, E] and chosen experts [B*W, top_k] in selection order.
+  std::vector<int64_t> moe_layers;
+  std::vector<std::vector<float>> router_logits;
+  std::vector<std::vector<int32_t>> router_topk;
+};
+
+class Model {
+ public:
+  // Loads config.json and the safetensors of DIR (memory-mapped); checks every
+  // tensor name and shape against the config.
+  static std::unique_ptr<Model> load(const std::string& dir);
+  ~Model();
+
+  const ModelConfig& config() const;
+  const Checkpoint& checkpoint() const;
+
+  // logits: [B, W - logits_from, vocab_size] float32.
+  void forward(const ForwardBatch& batch, float* logits, ForwardTrace* trace = nullptr) const;
+
+  struct Impl;
+
+ private:
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace llada2

@@ -1,0 +1,110 @@
+// LLaDA2Pipeline (diffusers v0.39/v0.40): block-wise refinement of a masked canvas.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "llada2/model.h"
+#include "llada2/scheduler.h"
+#include "llada2/types.h"
+
+namespace llada2 {
+
+// A token-id tensor as the caller gave it: shape (1-D or 2-D expected) and its dtype name.
+struct IdTensor {
+  std::vector<int64_t> shape;
+  std::vector<int64_t> values;
+  std::string dtype = "int64";  // anything else is rejected (SPEC §2.4 #4)
+
+  static IdTensor from_rows(const std::vector<std::vector<int64_t>>& rows);
+  static IdTensor from_row(const std::vector<int64_t>& row);
+};
+
+// A tensor handed to a step callback.
+struct CallbackTensor {
+  std::vector<int64_t> shape;
+  std::vector<int64_t> ints;   // int64 tensors and bool tensors (0/1)
+  std::vector<float> floats;   // float32 tensors
+  bool is_bool = false;
+  bool is_float = false;
+};
+
+struct CallbackResult {
+  std::optional<Matrix<int64_t>> block_x;  // replaces the window for the rest of the block
+};
+
+// fn(step = global step, timestep = block-local step index, tensors by requested name).
+using StepCallback =
+    std::function<CallbackResult(int64_t step, int64_t timestep, const std::map<std::string, CallbackTensor>& tensors)>;
+
+// The v0.39+ callback tensor names, then the v0.38 aliases (SPEC A3).
+const std::vector<std::string>& allowed_callback_tensor_names();
+
+// Keyword arguments of LLaDA2Pipeline.__call__; std::nullopt plays Python's None.
+struct GenerateOptions {
+  std::optional<std::variant<std::string, std::vector<std::string>>> prompt;
+  std::optional<nlohmann::json> messages;  // one conversation: [{role, content}, ...]
+  std::optional<IdTensor> input_ids;
+  std::optional<IdTensor> attention_mask;
+  bool use_chat_template = true;
+  bool add_generation_prompt = true;
+  int64_t gen_length = 2048;
+  std::optional<int64_t> block_length;          // None: the scheduler's
+  std::optional<int64_t> num_inference_steps = 32;  // None: the scheduler's
+  double temperature = 0.0;
+  std::optional<double> top_p;
+  std::optional<int64_t> top_k;
+  std::string sampling_method = "multinomial";
+  std::optional<double> threshold = 0.7;          // None: the scheduler's
+  std::optional<double> editing_threshold = 0.5;  // None: the scheduler's (SPEC A4)
+  int64_t max_post_steps = 16;
+  std::optional<int64_t> minimal_topk = 1;        // None: the scheduler's
+  bool eos_early_stop = true;
+  std::optional<int64_t> eos_token_id;
+  std::optional<int64_t> mask_token_id;
+  std::string output_type = "text";
+  bool return_dict = true;
+  std::optional<uint64_t> seed;                   // the generator; None: a fresh random seed
+  AttentionMode attention = AttentionMode::BlockCausal;
+  StepCallback callback_on_step_end;
+  std::optional<std::vector<std::string>> callback_on_step_end_tensor_inputs;  // None: ["block_x"]
+};
+
+struct GenerationStats {
+  int64_t forwards = 0;
+  int64_t generated_tokens = 0;  // non-mask cells of `sequences`
+  double seconds = 0.0;
+  double tokens_per_second() const { return seconds > 0 ? double(generated_tokens) / seconds : 0.0; }
+  double tokens_per_forward() const { return forwards > 0 ? double(generated_tokens) / double(forwards) : 0.0; }
+};
+
+struct PipelineOutput {
+  Matrix<int64_t> sequences;                      // [B, gen_length]
+  std::optional<std::vector<std::string>> texts;  // None for output_type "seq" or without a tokenizer
+  GenerationStats stats;
+};
+
+class Pipeline {
+ public:
+  Pipeline(std::shared_ptr<const Model> model, SchedulerConfig scheduler = {});
+
+  const Model& model() const { return *model_; }
+  const SchedulerConfig& scheduler_config() const { return scheduler_; }
+
+  // Runs one call; throws InputError for invalid arguments (SPEC §2.4).
+  PipelineOutput operator()(const GenerateOptions& options) const;
+
+ private:
+  std::shared_ptr<const Model> model_;
+  SchedulerConfig scheduler_;
+};
+
+}  // namespace llada2

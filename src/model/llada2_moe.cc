@@ -1,0 +1,416 @@
+// The LLaDA2MoeModelLM forward pass (SPEC B §6.1), computed in float32 from
+// F32 / BF16 / F16 weights that stay memory-mapped.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <numeric>
+
+#include "core/thread_pool.h"
+#include "kernels/kernels.h"
+#include "llada2/error.h"
+#include "llada2/model.h"
+#include "llada2/safetensors.h"
+
+namespace llada2 {
+
+namespace fs = std::filesystem;
+using kernels::Weight;
+
+namespace {
+
+struct Mlp {
+  Weight gate, up, down;  // [I, H], [I, H], [H, I]
+};
+
+struct Layer {
+  Weight input_norm, post_norm;
+  Weight qkv;                 // [(Hq + 2 Hkv) D, H]
+  std::vector<float> qkv_bias;
+  Weight q_norm, k_norm;      // [D]
+  Weight dense;               // [H, Hq D]
+  std::vector<float> dense_bias;
+  bool moe = false;
+  Mlp mlp;                    // dense layers
+  Weight router;              // [E, H]
+  std::vector<float> expert_bias;
+  std::vector<Mlp> experts;
+  bool has_shared = false;
+  Mlp shared;
+};
+
+// Collects every missing or mis-shaped tensor so one error lists them all.
+class WeightBinder {
+ public:
+  explicit WeightBinder(const Checkpoint& ck) : ck_(ck) {}
+
+  Weight matrix(const std::string& name, int64_t rows, int64_t cols) {
+    const TensorView* t = find(name, {rows, cols});
+    if (!t) return {};
+    return Weight{t->data, t->dtype, rows, cols};
+  }
+  Weight vector(const std::string& name, int64_t n) {
+    const TensorView* t = find(name, {n});
+    if (!t) return {};
+    return Weight{t->data, t->dtype, 1, n};
+  }
+  std::vector<float> floats(const std::string& name, int64_t n) {
+    Weight w = vector(name, n);
+    std::vector<float> out(n);
+    if (w.data) kernels::to_f32(w.dtype, w.data, 0, n, out.data());
+    return out;
+  }
+  void finish() const {
+    if (problems_.empty()) return;
+    std::string msg = "checkpoint does not match config.json (" + std::to_string(problems_.size()) + " problem" +
+                      (problems_.size() > 1 ? "s" : "") + "):";
+    for (size_t i = 0; i < problems_.size() && i < 25; ++i) msg += "\n  " + problems_[i];
+    if (problems_.size() > 25) msg += "\n  ... and " + std::to_string(problems_.size() - 25) + " more";
+    throw FileError(ck_.dir(), msg);
+  }
+
+ private:
+  const TensorView* find(const std::string& name, std::vector<int64_t> shape) {
+    if (!ck_.has(name)) {
+      problems_.push_back("missing " + name);
+      return nullptr;
+    }
+    const TensorView& t = ck_.get(name);
+    if (t.shape != shape) {
+      TensorView want;
+      want.shape = shape;
+      problems_.push_back(name + " has shape " + t.shape_str() + ", expected " + want.shape_str());
+      return nullptr;
+    }
+    if (t.dtype != DType::F32 && t.dtype != DType::BF16 && t.dtype != DType::F16) {
+      problems_.push_back(name + " has dtype " + dtype_name(t.dtype) + " (weights must be F32, BF16 or F16)");
+      return nullptr;
+    }
+    return &t;
+  }
+
+  const Checkpoint& ck_;
+  std::vector<std::string> problems_;
+};
+
+}  // namespace
+
+struct Model::Impl {
+  ModelConfig cfg;
+  std::unique_ptr<Checkpoint> ck;
+  Weight embed, final_norm, lm_head;
+  std::vector<Layer> layers;
+  std::vector<float> inv_freq;  // [R/2]
+
+  void bind();
+  void attention(const Layer& L, const ForwardBatch& fb, const float* a, float* out) const;
+  void mlp(const Mlp& m, const float* x, int64_t n, float* out, bool accumulate, float scale_unused) const;
+  void moe(const Layer& L, int64_t layer_index, const float* x, int64_t n, float* out, ForwardTrace* trace) const;
+};
+
+void Model::Impl::bind() {
+  const ModelConfig& c = cfg;
+  const int64_t H = c.hidden_size, D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  WeightBinder b(*ck);
+  embed = b.matrix("model.word_embeddings.weight", c.vocab_size, H);
+  final_norm = b.vector("model.norm.weight", H);
+  if (c.tie_word_embeddings && !ck->has("lm_head.weight")) {
+    lm_head = embed;
+  } else {
+    lm_head = b.matrix("lm_head.weight", c.vocab_size, H);
+  }
+  layers.resize(size_t(c.num_hidden_layers));
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    Layer& L = layers[size_t(l)];
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    L.input_norm = b.vector(p + "input_layernorm.weight", H);
+    L.post_norm = b.vector(p + "post_attention_layernorm.weight", H);
+    L.qkv = b.matrix(p + "attention.query_key_value.weight", (Hq + 2 * Hkv) * D, H);
+    if (c.use_qkv_bias) L.qkv_bias = b.floats(p + "attention.query_key_value.bias", (Hq + 2 * Hkv) * D);
+    if (c.use_qk_norm) {
+      L.q_norm = b.vector(p + "attention.query_layernorm.weight", D);
+      L.k_norm = b.vector(p + "attention.key_layernorm.weight", D);
+    }
+    L.dense = b.matrix(p + "attention.dense.weight", H, Hq * D);
+    if (c.use_bias) L.dense_bias = b.floats(p + "attention.dense.bias", H);
+    L.moe = c.is_moe_layer(l);
+    auto bind_mlp = [&](const std::string& q, int64_t I) {
+      return Mlp{b.matrix(q + "gate_proj.weight", I, H), b.matrix(q + "up_proj.weight", I, H),
+                 b.matrix(q + "down_proj.weight", H, I)};
+    };
+    if (!L.moe) {
+      L.mlp = bind_mlp(p + "mlp.", c.intermediate_size);
+      continue;
+    }
+    L.router = b.matrix(p + "mlp.gate.weight", c.num_experts, H);
+    if (ck->has(p + "mlp.gate.expert_bias")) {
+      L.expert_bias = b.floats(p + "mlp.gate.expert_bias", c.num_experts);
+    } else {
+      L.expert_bias.assign(size_t(c.num_experts), 0.f);  // a zero buffer in the original when absent
+    }
+    for (int64_t e = 0; e < c.num_experts; ++e)
+      L.experts.push_back(bind_mlp(p + "mlp.experts." + std::to_string(e) + ".", c.moe_intermediate_size));
+    if (c.num_shared_experts > 0) {
+      L.has_shared = true;
+      L.shared = bind_mlp(p + "mlp.shared_experts.", c.moe_intermediate_size * c.num_shared_experts);
+    }
+  }
+  b.finish();
+  // inv_freq exactly as the rope init computes it in float32: 1 / theta^(arange(0, R, 2) / R).
+  const int64_t R = c.rotary_dim;
+  inv_freq.resize(size_t(R / 2));
+  for (int64_t i = 0; i < R / 2; ++i) {
+    float e = float(2 * i) / float(R);
+    inv_freq[size_t(i)] = 1.0f / std::pow(float(c.rope_theta), e);
+  }
+}
+
+// Self-attention of one layer for all B*W positions: a = normed input [B*W, H], out = [B*W, H] (dense output).
+void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, const float* a, float* out) const {
+  const ModelConfig& c = cfg;
+  const int64_t B = fb.batch, W = fb.window, N = B * W;
+  const int64_t D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, R = c.rotary_dim;
+  const int64_t QKV = (Hq + 2 * Hkv) * D;
+  std::vector<float> qkv(N * QKV);
+  kernels::linear(a, N, c.hidden_size, L.qkv, L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(), qkv.data(), QKV);
+
+  // QK-norm (before RoPE), then partial rotate-half RoPE on the first R dims of each q and k head.
+  const float eps = float(c.rms_norm_eps);
+  parallel_for(N, [&](int64_t t0, int64_t t1) {
+    std::vector<float> cosv(R), sinv(R), tmp(R);
+    for (int64_t t = t0; t < t1; ++t) {
+      float* row = qkv.data() + t * QKV;
+      if (c.use_qk_norm) {
+        kernels::rms_norm(row, Hq, D, L.q_norm, eps);
+        kernels::rms_norm(row + Hq * D, Hkv, D, L.k_norm, eps);
+      }
+      const float pos = float(t % W);
+      for (int64_t i = 0; i < R / 2; ++i) {
+        float f = pos * inv_freq[size_t(i)];
+        cosv[size_t(i)] = cosv[size_t(i + R / 2)] = std::cos(f);
+        sinv[size_t(i)] = sinv[size_t(i + R / 2)] = std::sin(f);
+      }
+      for (int64_t h = 0; h < Hq + Hkv; ++h) {
+        float* x = row + h * D;
+        const int64_t half = R / 2;
+        for (int64_t i = 0; i < half; ++i) {
+          tmp[size_t(i)] = x[i] * cosv[size_t(i)] - x[i + half] * sinv[size_t(i)];
+          tmp[size_t(i + half)] = x[i + half] * cosv[size_t(i + half)] + x[i] * sinv[size_t(i + half)];
+        }
+        std::copy(tmp.begin(), tmp.end(), x);
+      }
+    }
+  });
+
+  // Scores over the allowed keys of each query; GQA: kv head g serves query heads g*G .. g*G+G-1.
+  const int64_t G = Hq / Hkv;
+  const float scale = 1.0f / std::sqrt(float(D));
+  const int64_t K = fb.block_length;
+  std::vector<float> ctx(N * Hq * D);
+  parallel_for(B * Hq, [&](int64_t j0, int64_t j1) {
+    std::vector<float> p(W);
+    for (int64_t j = j0; j < j1; ++j) {
+      const int64_t b = j / Hq, h = j % Hq, g = h / G;
+      const int64_t* km = fb.key_mask + b * W;
+      for (int64_t i = 0; i < W; ++i) {
+        const float* q = qkv.data() + (b * W + i) * QKV + h * D;
+        const int64_t key_end = fb.attention == AttentionMode::BlockCausal ? std::min(W, (i / K + 1) * K) : W;
+        for (int64_t s = 0; s < W; ++s) {
+          if (s >= key_end || km[s] == 0) {
+            p[size_t(s)] = -std::numeric_limits<float>::infinity();
+            continue;
+          }
+          const float* k = qkv.data() + (b * W + s) * QKV + (Hq + g) * D;
+          p[size_t(s)] = kernels::dot(q, k, D) * scale;
+        }
+        kernels::softmax(p.data(), W);
+        float* o = ctx.data() + (b * W + i) * Hq * D + h * D;
+        std::fill(o, o + D, 0.f);
+        for (int64_t s = 0; s < key_end; ++s) {
+          float w = p[size_t(s)];
+          if (w == 0.f) continue;
+          const float* v = qkv.data() + (b * W + s) * QKV + (Hq + Hkv + g) * D;
+          for (int64_t d = 0; d < D; ++d) o[d] += w * v[d];
+        }
+      }
+    }
+  });
+  kernels::linear(ctx.data(), N, Hq * D, L.dense, L.dense_bias.empty() ? nullptr : L.dense_bias.data(), out,
+                  c.hidden_size);
+}
+
+// SwiGLU MLP: out = down(silu(gate x) * up x) for n rows of x [n, H].
+void Model::Impl::mlp(const Mlp& m, const float* x, int64_t n, float* out, bool, float) const {
+  const int64_t H = cfg.hidden_size, I = m.gate.rows;
+  std::vector<float> g(n * I), u(n * I);
+  kernels::linear(x, n, H, m.gate, nullptr, g.data(), I);
+  kernels::linear(x, n, H, m.up, nullptr, u.data(), I);
+  kernels::silu_mul(g.data(), u.data(), g.data(), n * I);
+  kernels::linear(g.data(), n, I, m.down, nullptr, out, H);
+}
+
+// Sigmoid router with expert_bias for selection only, group-limited top-k, then
+// expert outputs weighted by the normalised (unbiased) scores x routed_scaling_factor.
+void Model::Impl::moe(const Layer& L, int64_t layer_index, const float* x, int64_t n, float* out,
+                      ForwardTrace* trace) const {
+  const ModelConfig& c = cfg;
+  const int64_t H = c.hidden_size, E = c.num_experts, TK = c.num_experts_per_tok;
+  const int64_t NG = c.n_group, per_group = E / NG, KG = c.topk_group;
+  std::vector<float> logits(n * E);
+  kernels::linear(x, n, H, L.router, nullptr, logits.data(), E);
+
+  std::vector<int32_t> chosen(n * TK);
+  std::vector<float> weight(n * TK);
+  const float ninf = -std::numeric_limits<float>::infinity();
+  for (int64_t t = 0; t < n; ++t) {
+    std::vector<float> s(E), r(E);
+    for (int64_t e = 0; e < E; ++e) {
+      s[size_t(e)] = 1.0f / (1.0f + std::exp(-logits[size_t(t * E + e)]));
+      r[size_t(e)] = s[size_t(e)] + L.expert_bias[size_t(e)];
+    }
+    std::vector<float> group_score(NG);
+    for (int64_t gi = 0; gi < NG; ++gi) {
+      float a = ninf, b2 = ninf;
+      for (int64_t e = gi * per_group; e < (gi + 1) * per_group; ++e) {
+        float v = r[size_t(e)];
+        if (v > a) {
+          b2 = a;
+          a = v;
+        } else if (v > b2) {
+          b2 = v;
+        }
+      }
+      group_score[size_t(gi)] = a + b2;
+    }
+    std::vector<int64_t> gorder(NG);
+    std::iota(gorder.begin(), gorder.end(), 0);
+    std::stable_sort(gorder.begin(), gorder.end(),
+                     [&](int64_t a, int64_t b) { return group_score[size_t(a)] > group_score[size_t(b)]; });
+    std::vector<float> masked(E, ninf);
+    for (int64_t k = 0; k < KG; ++k) {
+      int64_t gi = gorder[size_t(k)];
+      for (int64_t e = gi * per_group; e < (gi + 1) * per_group; ++e) masked[size_t(e)] = r[size_t(e)];
+    }
+    std::vector<int64_t> eorder(E);
+    std::iota(eorder.begin(), eorder.end(), 0);
+    std::stable_sort(eorder.begin(), eorder.end(),
+                     [&](int64_t a, int64_t b) { return masked[size_t(a)] > masked[size_t(b)]; });
+    float sum = 0.f;
+    for (int64_t k = 0; k < TK; ++k) {
+      chosen[size_t(t * TK + k)] = int32_t(eorder[size_t(k)]);
+      sum += s[size_t(eorder[size_t(k)])];
+    }
+    for (int64_t k = 0; k < TK; ++k) {
+      float w = s[size_t(chosen[size_t(t * TK + k)])];
+      if (TK > 1) w = w / (sum + 1e-20f);
+      weight[size_t(t * TK + k)] = w * float(c.routed_scaling_factor);
+    }
+  }
+  if (trace) {
+    trace->moe_layers.push_back(layer_index);
+    trace->router_logits.push_back(logits);
+    trace->router_topk.push_back(chosen);
+  }
+
+  // Group tokens by expert; each selected expert runs once on all of its tokens.
+  std::vector<std::vector<int64_t>> rows_of(E);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t k = 0; k < TK; ++k) rows_of[size_t(chosen[size_t(t * TK + k)])].push_back(t * TK + k);
+  std::vector<float> per_slot(n * TK * H, 0.f);
+  std::vector<float> xin, yout;
+  for (int64_t e = 0; e < E; ++e) {
+    const auto& slots = rows_of[size_t(e)];
+    if (slots.empty()) continue;
+    const int64_t m = int64_t(slots.size());
+    xin.resize(size_t(m * H));
+    yout.resize(size_t(m * H));
+    for (int64_t i = 0; i < m; ++i) std::copy_n(x + (slots[size_t(i)] / TK) * H, H, xin.data() + i * H);
+    mlp(L.experts[size_t(e)], xin.data(), m, yout.data(), false, 0.f);
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t slot = slots[size_t(i)];
+      const float w = weight[size_t(slot)];
+      float* dst = per_slot.data() + slot * H;
+      for (int64_t d = 0; d < H; ++d) dst[d] = yout[size_t(i * H + d)] * w;
+    }
+  }
+  // Sum the top-k contributions in selection order, then add the shared expert.
+  for (int64_t t = 0; t < n; ++t) {
+    float* o = out + t * H;
+    std::fill(o, o + H, 0.f);
+    for (int64_t k = 0; k < TK; ++k) {
+      const float* src = per_slot.data() + (t * TK + k) * H;
+      for (int64_t d = 0; d < H; ++d) o[d] += src[d];
+    }
+  }
+  if (L.has_shared) {
+    std::vector<float> sh(n * H);
+    mlp(L.shared, x, n, sh.data(), false, 0.f);
+    for (int64_t i = 0; i < n * H; ++i) out[i] += sh[size_t(i)];
+  }
+}
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::~Model() = default;
+
+std::unique_ptr<Model> Model::load(const std::string& dir) {
+  auto impl = std::make_unique<Impl>();
+  impl->cfg = ModelConfig::from_file((fs::path(dir) / "config.json").string());
+  impl->ck = std::make_unique<Checkpoint>(dir);
+  impl->bind();
+  return std::unique_ptr<Model>(new Model(std::move(impl)));
+}
+
+const ModelConfig& Model::config() const { return impl_->cfg; }
+const Checkpoint& Model::checkpoint() const { return *impl_->ck; }
+
+void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace) const {
+  const Impl& m = *impl_;
+  const ModelConfig& c = m.cfg;
+  const int64_t B = fb.batch, W = fb.window, N = B * W, H = c.hidden_size, V = c.vocab_size;
+  if (B <= 0 || W <= 0) throw InputError("forward: empty batch");
+  if (fb.logits_from < 0 || fb.logits_from > W) throw InputError("forward: logits_from out of range");
+  if (fb.attention == AttentionMode::BlockCausal && fb.block_length <= 0)
+    throw InputError("forward: block_length must be > 0");
+  for (int64_t i = 0; i < N; ++i) {
+    if (fb.input_ids[i] < 0 || fb.input_ids[i] >= V)
+      throw InputError("token id " + std::to_string(fb.input_ids[i]) + " is outside the vocabulary [0, " +
+                       std::to_string(V) + ")");
+  }
+
+  std::vector<float> h(N * H);
+  for (int64_t t = 0; t < N; ++t) kernels::to_f32(m.embed.dtype, m.embed.data, fb.input_ids[t] * H, H, h.data() + t * H);
+  if (trace) {
+    trace->hidden.clear();
+    trace->hidden.push_back(h);
+  }
+  std::vector<float> a(N * H), o(N * H);
+  const float eps = float(c.rms_norm_eps);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const Layer& L = m.layers[size_t(l)];
+    a = h;
+    kernels::rms_norm(a.data(), N, H, L.input_norm, eps);
+    m.attention(L, fb, a.data(), o.data());
+    for (int64_t i = 0; i < N * H; ++i) h[size_t(i)] += o[size_t(i)];
+    a = h;
+    kernels::rms_norm(a.data(), N, H, L.post_norm, eps);
+    if (L.moe) {
+      m.moe(L, l, a.data(), N, o.data(), trace);
+    } else {
+      m.mlp(L.mlp, a.data(), N, o.data(), false, 0.f);
+    }
+    for (int64_t i = 0; i < N * H; ++i) h[size_t(i)] += o[size_t(i)];
+    if (trace && l + 1 < c.num_hidden_layers) trace->hidden.push_back(h);
+  }
+  kernels::rms_norm(h.data(), N, H, m.final_norm, eps);
+  if (trace) trace->hidden.push_back(h);
+
+  // LM head only for the rows the caller consumes.
+  const int64_t rows = W - fb.logits_from;
+  if (rows == 0) return;
+  std::vector<float> sel(B * rows * H);
+  for (int64_t b = 0; b < B; ++b)
+    std::copy_n(h.data() + (b * W + fb.logits_from) * H, rows * H, sel.data() + b * rows * H);
+  kernels::linear(sel.data(), B * rows, H, m.lm_head, nullptr, logits, V);
+}
+
+}  // namespace llada2
