@@ -1,0 +1,69 @@
+#include "test_util.h"
+
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace llada2::testing {
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot open " + path);
+  return nlohmann::json::parse(in);
+}
+
+std::shared_ptr<const Model> golden_model(const std::string& model_dir_rel) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<const Model>> cache;
+  std::lock_guard<std::mutex> lk(mu);
+  auto& m = cache[model_dir_rel];
+  if (!m) m = Model::load(golden_path(model_dir_rel));
+  return m;
+}
+
+std::vector<float> tensor_f32(const TensorView& t) {
+  std::vector<float> out(size_t(t.numel()));
+  kernels::to_f32(t.dtype, t.data, 0, t.numel(), out.data());
+  return out;
+}
+
+std::vector<int64_t> tensor_i64(const TensorView& t) {
+  std::vector<int64_t> out(size_t(t.numel()));
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    if (t.dtype == DType::I64) {
+      int64_t v;
+      std::memcpy(&v, t.data + i * 8, 8);
+      out[size_t(i)] = v;
+    } else {
+      out[size_t(i)] = t.data[i] ? 1 : 0;
+    }
+  }
+  return out;
+}
+
+int run_cli(const std::string& args, std::string* out, std::string* err) {
+  char errfile[] = "/tmp/llada2_cli_errXXXXXX";
+  int fd = mkstemp(errfile);
+  if (fd >= 0) close(fd);
+  std::string cmd = std::string(LLADA2_CLI_PATH) + " " + args + " 2>" + errfile;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return -1;
+  std::array<char, 4096> buf;
+  std::string o;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) o.append(buf.data(), n);
+  int status = pclose(p);
+  if (out) *out = o;
+  if (err) {
+    std::ifstream in(errfile);
+    err->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  unlink(errfile);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace llada2::testing

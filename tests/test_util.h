@@ -1,0 +1,32 @@
+// Shared helpers of the test suite: golden data paths, cached models, tensor reads.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kernels/kernels.h"
+#include "llada2/model.h"
+#include "llada2/safetensors.h"
+
+namespace llada2::testing {
+
+inline std::string data_path(const std::string& rel) { return std::string(LLADA2_TEST_DATA) + "/" + rel; }
+inline std::string golden_path(const std::string& rel) { return data_path("golden/" + rel); }
+
+nlohmann::json read_json(const std::string& path);
+
+// Loads each golden model once per process.
+std::shared_ptr<const Model> golden_model(const std::string& model_dir_rel);
+
+std::vector<float> tensor_f32(const TensorView& t);
+std::vector<int64_t> tensor_i64(const TensorView& t);  // I64 and BOOL
+
+// Runs the CLI with arguments; returns exit code, captures stdout (and stderr into err if given).
+int run_cli(const std::string& args, std::string* out, std::string* err = nullptr);
+
+}  // namespace llada2::testing
