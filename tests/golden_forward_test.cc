@@ -1,0 +1,125 @@
+// Forward-pass parity with the reference model: logits and every hidden state within
+// SPEC A6 tolerance, router choices identical.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "llada2/error.h"
+#include "test_util.h"
+
+namespace llada2::testing {
+namespace {
+
+struct ForwardCase {
+  std::string model;   // models/<name>
+  std::string file;    // forward*.safetensors
+  std::string prefix;  // key prefix of the expected outputs
+  std::string input_prefix;
+  AttentionMode attention;
+};
+
+std::vector<ForwardCase> forward_cases() {
+  std::vector<ForwardCase> out;
+  for (std::string m : {"tiny-a-f32", "tiny-b-f32"}) {
+    out.push_back({m, "forward.safetensors", "ones", "ones", AttentionMode::Bidirectional});
+    out.push_back({m, "forward.safetensors", "variant_bidir2d.tailzeros", "tailzeros", AttentionMode::Bidirectional});
+    out.push_back({m, "forward_blockcausal.safetensors", "blockcausal", "blockcausal", AttentionMode::BlockCausal});
+  }
+  for (std::string m : {"tiny-a-bf16", "tiny-b-bf16"}) {
+    out.push_back({m, "forward_f32compute.safetensors", "ones", "ones", AttentionMode::Bidirectional});
+    out.push_back({m, "forward_f32compute.safetensors", "bidir2d_tailzeros", "bidir2d_tailzeros", AttentionMode::Bidirectional});
+    out.push_back({m, "forward_f32compute.safetensors", "blockcausal", "blockcausal", AttentionMode::BlockCausal});
+  }
+  return out;
+}
+
+// max |a - ref| / max(1, |ref|)
+double max_rel_err(const std::vector<float>& a, const std::vector<float>& ref) {
+  double worst = 0;
+  for (size_t i = 0; i < ref.size(); ++i)
+    worst = std::max(worst, std::fabs(double(a[i]) - ref[i]) / std::max(1.0, std::fabs(double(ref[i]))));
+  return worst;
+}
+
+class GoldenForward : public ::testing::TestWithParam<ForwardCase> {};
+
+TEST_P(GoldenForward, MatchesReference) {
+  const ForwardCase& fc = GetParam();
+  auto model = golden_model("models/" + fc.model);
+  SafetensorsFile f(golden_path("models/" + fc.model + "/" + fc.file));
+  const auto& t = f.tensors();
+  auto get = [&](const std::string& k) -> const TensorView& {
+    auto it = t.find(k);
+    if (it == t.end()) throw std::runtime_error("golden lacks " + k);
+    return it->second;
+  };
+  std::vector<int64_t> ids = tensor_i64(get(fc.input_prefix + ".input_ids"));
+  std::vector<int64_t> mask = tensor_i64(get(fc.input_prefix + ".attention_mask"));
+  const int64_t W = int64_t(ids.size());
+  ForwardBatch fb;
+  fb.batch = 1;
+  fb.window = W;
+  fb.input_ids = ids.data();
+  fb.key_mask = mask.data();
+  fb.attention = fc.attention;
+  fb.block_length = fc.attention == AttentionMode::BlockCausal ? tensor_i64(get(fc.prefix + ".block_length"))[0] : W;
+  fb.logits_from = 0;
+  const int64_t V = model->config().vocab_size;
+  std::vector<float> logits(size_t(W * V));
+  ForwardTrace trace;
+  model->forward(fb, logits.data(), &trace);
+
+  EXPECT_LE(max_rel_err(logits, tensor_f32(get(fc.prefix + ".logits"))), 1e-4) << "logits";
+  const int64_t L = model->config().num_hidden_layers;
+  if (t.count(fc.prefix + ".hidden_states.00")) {
+    ASSERT_EQ(int64_t(trace.hidden.size()), L + 1);
+    for (int64_t l = 0; l <= L; ++l) {
+      char key[64];
+      std::snprintf(key, sizeof key, ".hidden_states.%02lld", (long long)l);
+      EXPECT_LE(max_rel_err(trace.hidden[size_t(l)], tensor_f32(get(fc.prefix + key))), 1e-4) << key;
+    }
+    for (size_t i = 0; i < trace.moe_layers.size(); ++i) {
+      char key[64];
+      std::snprintf(key, sizeof key, ".layer%02lld", (long long)trace.moe_layers[i]);
+      EXPECT_LE(max_rel_err(trace.router_logits[i], tensor_f32(get(fc.prefix + ".router_logits" + key))), 1e-4);
+      std::vector<int64_t> want = tensor_i64(get(fc.prefix + ".router_topk_idx" + key));
+      std::vector<int64_t> got(trace.router_topk[i].begin(), trace.router_topk[i].end());
+      EXPECT_EQ(got, want) << "router choices" << key;
+    }
+  }
+}
+
+std::string forward_name(const ::testing::TestParamInfo<ForwardCase>& info) {
+  std::string s = info.param.model + "_" + info.param.prefix;
+  for (char& c : s)
+    if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+  return s;
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, GoldenForward, ::testing::ValuesIn(forward_cases()), forward_name);
+
+// The LM head on a suffix of the window gives the same rows as on the whole window.
+TEST(Forward, LogitsFromSuffixEqualFullRows) {
+  auto model = golden_model("models/tiny-b-f32");
+  std::vector<int64_t> ids = {5, 9, 13, 999, 999, 999, 999, 999, 7, 999};
+  std::vector<int64_t> mask(ids.size(), 1);
+  const int64_t W = int64_t(ids.size()), V = model->config().vocab_size;
+  ForwardBatch fb{1, W, ids.data(), mask.data(), AttentionMode::BlockCausal, 4, 0};
+  std::vector<float> full(size_t(W * V)), tail(size_t(4 * V));
+  model->forward(fb, full.data());
+  fb.logits_from = W - 4;
+  model->forward(fb, tail.data());
+  for (int64_t i = 0; i < 4 * V; ++i) ASSERT_EQ(tail[size_t(i)], full[size_t((W - 4) * V + i)]);
+}
+
+TEST(Forward, RejectsOutOfVocabularyIds) {
+  auto model = golden_model("models/tiny-a-f32");
+  std::vector<int64_t> ids = {1, 2, 320};
+  std::vector<int64_t> mask(3, 1);
+  ForwardBatch fb{1, 3, ids.data(), mask.data(), AttentionMode::Bidirectional, 3, 0};
+  std::vector<float> logits(3 * 320);
+  EXPECT_THROW(model->forward(fb, logits.data()), InputError);
+}
+
+}  // namespace
+}  // namespace llada2::testing
