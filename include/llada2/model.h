@@ -22,6 +22,21 @@ struct ForwardBatch {
   AttentionMode attention = AttentionMode::BlockCausal;
   int64_t block_length = 32;         // K of the block-causal pattern (blocks aligned to position 0)
   int64_t logits_from = 0;           // logits are returned for positions [logits_from, W)
+  // With a KV cache: positions [cache.length, W) are computed, earlier keys/values come from the
+  // cache, and afterwards positions [0, commit_to) are cached (they must be final: whole blocks).
+  int64_t commit_to = 0;
+};
+
+// Keys and values of final positions, per layer, for the exact prefix cache of block_causal mode.
+struct KvCache {
+  int64_t batch = 0;
+  int64_t capacity = 0;  // positions
+  int64_t length = 0;    // positions [0, length) hold final keys/values
+  int64_t row = 0;       // floats per position: num_key_value_heads * head_dim
+  std::vector<std::vector<float>> k, v;  // per layer: [batch, capacity, row]
+
+  void reset(int64_t batch, int64_t capacity, int64_t layers, int64_t row);
+  size_t bytes() const;
 };
 
 // Optional per-forward record for parity tests (SPEC golden conventions).
@@ -46,7 +61,11 @@ class Model {
   const Checkpoint& checkpoint() const;
 
   // logits: [B, W - logits_from, vocab_size] float32.
-  void forward(const ForwardBatch& batch, float* logits, ForwardTrace* trace = nullptr) const;
+  // With `cache` (block_causal only) only the positions past cache->length are computed.
+  void forward(const ForwardBatch& batch, float* logits, ForwardTrace* trace = nullptr, KvCache* cache = nullptr) const;
+
+  // A cache sized for a window of `capacity` positions.
+  KvCache make_cache(int64_t batch, int64_t capacity) const;
 
   struct Impl;
 

@@ -74,6 +74,8 @@ struct GenerateOptions {
   bool return_dict = true;
   std::optional<uint64_t> seed;                   // the generator; None: a fresh random seed
   AttentionMode attention = AttentionMode::BlockCausal;
+  // block_causal only: prefill the prompt once and reuse the keys/values of final blocks (exact).
+  bool use_kv_cache = true;
   StepCallback callback_on_step_end;
   std::optional<std::vector<std::string>> callback_on_step_end_tensor_inputs;  // None: ["block_x"]
 };

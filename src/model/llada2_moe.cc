@@ -103,7 +103,8 @@ struct Model::Impl {
   std::vector<float> inv_freq;  // [R/2]
 
   void bind();
-  void attention(const Layer& L, const ForwardBatch& fb, const float* a, float* out) const;
+  void attention(const Layer& L, const ForwardBatch& fb, int64_t start, const float* a, float* kc, float* vc,
+                 int64_t cap, float* out) const;
   void mlp(const Mlp& m, const float* x, int64_t n, float* out, bool accumulate, float scale_unused) const;
   void moe(const Layer& L, int64_t layer_index, const float* x, int64_t n, float* out, ForwardTrace* trace) const;
 };
@@ -165,12 +166,15 @@ void Model::Impl::bind() {
   }
 }
 
-// Self-attention of one layer for all B*W positions: a = normed input [B*W, H], out = [B*W, H] (dense output).
-void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, const float* a, float* out) const {
+// Self-attention of one layer for the n = W - start new positions of each row. a = normed input
+// [B*n, H]; kc/vc = this layer's key/value store [B, cap, Hkv*D] holding final keys/values for
+// positions < start; the new positions' keys/values are written into it. out = dense output [B*n, H].
+void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t start, const float* a, float* kc, float* vc,
+                            int64_t cap, float* out) const {
   const ModelConfig& c = cfg;
-  const int64_t B = fb.batch, W = fb.window, N = B * W;
+  const int64_t B = fb.batch, W = fb.window, n = W - start, N = B * n;
   const int64_t D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, R = c.rotary_dim;
-  const int64_t QKV = (Hq + 2 * Hkv) * D;
+  const int64_t QKV = (Hq + 2 * Hkv) * D, KV = Hkv * D;
   std::vector<float> qkv(N * QKV);
   kernels::linear(a, N, c.hidden_size, L.qkv, L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(), qkv.data(), QKV);
 
@@ -184,9 +188,9 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, const float*
         kernels::rms_norm(row, Hq, D, L.q_norm, eps);
         kernels::rms_norm(row + Hq * D, Hkv, D, L.k_norm, eps);
       }
-      const float pos = float(t % W);
+      const int64_t b = t / n, pos = start + t % n;
       for (int64_t i = 0; i < R / 2; ++i) {
-        float f = pos * inv_freq[size_t(i)];
+        float f = float(pos) * inv_freq[size_t(i)];
         cosv[size_t(i)] = cosv[size_t(i + R / 2)] = std::cos(f);
         sinv[size_t(i)] = sinv[size_t(i + R / 2)] = std::sin(f);
       }
@@ -199,6 +203,8 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, const float*
         }
         std::copy(tmp.begin(), tmp.end(), x);
       }
+      std::copy_n(row + Hq * D, KV, kc + (b * cap + pos) * KV);
+      std::copy_n(row + (Hq + Hkv) * D, KV, vc + (b * cap + pos) * KV);
     }
   });
 
@@ -212,24 +218,21 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, const float*
     for (int64_t j = j0; j < j1; ++j) {
       const int64_t b = j / Hq, h = j % Hq, g = h / G;
       const int64_t* km = fb.key_mask + b * W;
-      for (int64_t i = 0; i < W; ++i) {
-        const float* q = qkv.data() + (b * W + i) * QKV + h * D;
-        const int64_t key_end = fb.attention == AttentionMode::BlockCausal ? std::min(W, (i / K + 1) * K) : W;
-        for (int64_t s = 0; s < W; ++s) {
-          if (s >= key_end || km[s] == 0) {
-            p[size_t(s)] = -std::numeric_limits<float>::infinity();
-            continue;
-          }
-          const float* k = qkv.data() + (b * W + s) * QKV + (Hq + g) * D;
-          p[size_t(s)] = kernels::dot(q, k, D) * scale;
-        }
-        kernels::softmax(p.data(), W);
-        float* o = ctx.data() + (b * W + i) * Hq * D + h * D;
+      const float* kb = kc + b * cap * KV + g * D;
+      const float* vb = vc + b * cap * KV + g * D;
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t pos = start + i;
+        const float* q = qkv.data() + (b * n + i) * QKV + h * D;
+        const int64_t key_end = fb.attention == AttentionMode::BlockCausal ? std::min(W, (pos / K + 1) * K) : W;
+        for (int64_t s = 0; s < key_end; ++s)
+          p[size_t(s)] = km[s] == 0 ? -std::numeric_limits<float>::infinity() : kernels::dot(q, kb + s * KV, D) * scale;
+        kernels::softmax(p.data(), key_end);
+        float* o = ctx.data() + (b * n + i) * Hq * D + h * D;
         std::fill(o, o + D, 0.f);
         for (int64_t s = 0; s < key_end; ++s) {
-          float w = p[size_t(s)];
+          const float w = p[size_t(s)];
           if (w == 0.f) continue;
-          const float* v = qkv.data() + (b * W + s) * QKV + (Hq + Hkv + g) * D;
+          const float* v = vb + s * KV;
           for (int64_t d = 0; d < D; ++d) o[d] += w * v[d];
         }
       }
@@ -363,22 +366,60 @@ std::unique_ptr<Model> Model::load(const std::string& dir) {
 const ModelConfig& Model::config() const { return impl_->cfg; }
 const Checkpoint& Model::checkpoint() const { return *impl_->ck; }
 
-void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace) const {
+void KvCache::reset(int64_t b, int64_t cap, int64_t layers, int64_t r) {
+  batch = b;
+  capacity = cap;
+  length = 0;
+  row = r;
+  k.assign(size_t(layers), std::vector<float>(size_t(b * cap * r)));
+  v.assign(size_t(layers), std::vector<float>(size_t(b * cap * r)));
+}
+
+size_t KvCache::bytes() const {
+  size_t s = 0;
+  for (size_t l = 0; l < k.size(); ++l) s += (k[l].size() + v[l].size()) * sizeof(float);
+  return s;
+}
+
+KvCache Model::make_cache(int64_t batch, int64_t capacity) const {
+  KvCache c;
+  c.reset(batch, capacity, impl_->cfg.num_hidden_layers, impl_->cfg.num_key_value_heads * impl_->cfg.head_dim);
+  return c;
+}
+
+void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace, KvCache* cache) const {
   const Impl& m = *impl_;
   const ModelConfig& c = m.cfg;
-  const int64_t B = fb.batch, W = fb.window, N = B * W, H = c.hidden_size, V = c.vocab_size;
+  const int64_t B = fb.batch, W = fb.window, H = c.hidden_size, V = c.vocab_size;
   if (B <= 0 || W <= 0) throw InputError("forward: empty batch");
   if (fb.logits_from < 0 || fb.logits_from > W) throw InputError("forward: logits_from out of range");
   if (fb.attention == AttentionMode::BlockCausal && fb.block_length <= 0)
     throw InputError("forward: block_length must be > 0");
-  for (int64_t i = 0; i < N; ++i) {
-    if (fb.input_ids[i] < 0 || fb.input_ids[i] >= V)
-      throw InputError("token id " + std::to_string(fb.input_ids[i]) + " is outside the vocabulary [0, " +
-                       std::to_string(V) + ")");
+  // Without a cache, a scratch store holds this forward's keys/values.
+  KvCache scratch;
+  int64_t start = 0;
+  if (cache) {
+    if (fb.attention != AttentionMode::BlockCausal) throw InputError("forward: a KV cache needs block_causal attention");
+    if (cache->batch != B || cache->capacity < W || cache->length > W || fb.logits_from < cache->length ||
+        fb.commit_to < cache->length || fb.commit_to > W)
+      throw InputError("forward: window does not fit the KV cache");
+    start = cache->length;
+  } else {
+    scratch = make_cache(B, W);
+    cache = &scratch;
   }
+  const int64_t n = W - start, N = B * n;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = start; i < W; ++i) {
+      const int64_t id = fb.input_ids[b * W + i];
+      if (id < 0 || id >= V)
+        throw InputError("token id " + std::to_string(id) + " is outside the vocabulary [0, " + std::to_string(V) + ")");
+    }
 
   std::vector<float> h(N * H);
-  for (int64_t t = 0; t < N; ++t) kernels::to_f32(m.embed.dtype, m.embed.data, fb.input_ids[t] * H, H, h.data() + t * H);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < n; ++i)
+      kernels::to_f32(m.embed.dtype, m.embed.data, fb.input_ids[b * W + start + i] * H, H, h.data() + (b * n + i) * H);
   if (trace) {
     trace->hidden.clear();
     trace->hidden.push_back(h);
@@ -389,7 +430,8 @@ void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace) 
     const Layer& L = m.layers[size_t(l)];
     a = h;
     kernels::rms_norm(a.data(), N, H, L.input_norm, eps);
-    m.attention(L, fb, a.data(), o.data());
+    m.attention(L, fb, start, a.data(), cache->k[size_t(l)].data(), cache->v[size_t(l)].data(), cache->capacity,
+                o.data());
     for (int64_t i = 0; i < N * H; ++i) h[size_t(i)] += o[size_t(i)];
     a = h;
     kernels::rms_norm(a.data(), N, H, L.post_norm, eps);
@@ -401,15 +443,20 @@ void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace) 
     for (int64_t i = 0; i < N * H; ++i) h[size_t(i)] += o[size_t(i)];
     if (trace && l + 1 < c.num_hidden_layers) trace->hidden.push_back(h);
   }
-  kernels::rms_norm(h.data(), N, H, m.final_norm, eps);
-  if (trace) trace->hidden.push_back(h);
+  if (cache != &scratch) cache->length = fb.commit_to;
 
-  // LM head only for the rows the caller consumes.
+  // Final norm and LM head only for the rows the caller consumes.
   const int64_t rows = W - fb.logits_from;
+  std::vector<float> sel;
+  if (trace) {
+    kernels::rms_norm(h.data(), N, H, m.final_norm, eps);
+    trace->hidden.push_back(h);
+  }
   if (rows == 0) return;
-  std::vector<float> sel(B * rows * H);
+  sel.resize(size_t(B * rows * H));
   for (int64_t b = 0; b < B; ++b)
-    std::copy_n(h.data() + (b * W + fb.logits_from) * H, rows * H, sel.data() + b * rows * H);
+    std::copy_n(h.data() + (b * n + fb.logits_from - start) * H, rows * H, sel.data() + b * rows * H);
+  if (!trace) kernels::rms_norm(sel.data(), B * rows, H, m.final_norm, eps);
   kernels::linear(sel.data(), B * rows, H, m.lm_head, nullptr, logits, V);
 }
 

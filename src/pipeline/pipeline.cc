@@ -176,6 +176,33 @@ PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
     for (int64_t j = P; j < P + G; ++j) key_mask.at(b, j) = 1;
   }
 
+  const bool cached = o.use_kv_cache && o.attention == AttentionMode::BlockCausal;
+  KvCache cache;
+  if (cached) cache = model_->make_cache(B, T);
+  // Brings the cache up to `upto` (a block boundary) in block-aligned chunks, so the forward of a
+  // step only computes the blocks that changed.
+  const int64_t prefill_chunk = K * std::max<int64_t>(1, 512 / K);
+  auto prefill = [&](const Matrix<int64_t>& window, const Matrix<int64_t>& wmask, int64_t upto) {
+    while (upto - cache.length > prefill_chunk) {
+      const int64_t end = cache.length + prefill_chunk;
+      Matrix<int64_t> ids(B, end), km(B, end);
+      for (int64_t b = 0; b < B; ++b) {
+        std::copy_n(window.row(b), end, ids.row(b));
+        std::copy_n(wmask.row(b), end, km.row(b));
+      }
+      ForwardBatch fb;
+      fb.batch = B;
+      fb.window = end;
+      fb.input_ids = ids.data.data();
+      fb.key_mask = km.data.data();
+      fb.attention = o.attention;
+      fb.block_length = K;
+      fb.logits_from = end;
+      fb.commit_to = end;
+      model_->forward(fb, nullptr, nullptr, &cache);
+    }
+  };
+
   std::vector<uint8_t> finished(size_t(B), 0);
   int64_t global_step = 0;
   PipelineOutput out;
@@ -209,8 +236,14 @@ PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
       fb.attention = o.attention;
       fb.block_length = K;
       fb.logits_from = W - K;
+      fb.commit_to = W - K;
       logits.resize(size_t(B * K * V));
-      model_->forward(fb, logits.data());
+      if (cached) {
+        prefill(window, wmask, W - K);
+        model_->forward(fb, logits.data(), nullptr, &cache);
+      } else {
+        model_->forward(fb, logits.data());
+      }
       ++out.stats.forwards;
 
       SchedulerStepOutput so = scheduler.step(logits.data(), V, step_idx, blk, *mask_id, sampling, threshold,
@@ -250,6 +283,12 @@ PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
             throw InputError("callback returned `block_x` of shape [" + std::to_string(r.block_x->rows) + ", " +
                              std::to_string(r.block_x->cols) + "], expected [" + std::to_string(B) + ", " +
                              std::to_string(W) + "]");
+          // Changed cells in earlier blocks make their cached keys/values stale.
+          if (cached && !std::equal(window.data.begin(), window.data.end(), r.block_x->data.begin())) {
+            for (int64_t b = 0; b < B; ++b)
+              for (int64_t j = 0; j < cache.length; ++j)
+                if (window.at(b, j) != r.block_x->at(b, j)) cache.length = std::min(cache.length, (j / K) * K);
+          }
           window = *r.block_x;
         }
       }
