@@ -64,6 +64,9 @@ class Model {
   // With `cache` (block_causal only) only the positions past cache->length are computed.
   void forward(const ForwardBatch& batch, float* logits, ForwardTrace* trace = nullptr, KvCache* cache = nullptr) const;
 
+  // Weight bytes read by the matrix products since load (counts each weight once per product).
+  uint64_t weight_bytes_read() const;
+
   // A cache sized for a window of `capacity` positions.
   KvCache make_cache(int64_t batch, int64_t capacity) const;
 

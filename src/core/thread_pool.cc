@@ -9,10 +9,21 @@
 #include <thread>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define LLADA2_PAUSE() _mm_pause()
+#else
+#define LLADA2_PAUSE() std::this_thread::yield()
+#endif
+
 namespace llada2 {
 namespace {
 
 thread_local bool t_inside_pool = false;
+
+// Workers spin briefly before sleeping: a forward pass issues thousands of short
+// parallel loops, and waking a sleeping thread costs more than most of them.
+constexpr int kSpinIterations = 0;
 
 class Pool {
  public:
@@ -39,9 +50,9 @@ class Pool {
       job_ = &fn;
       job_n_ = n;
       job_parts_ = parts;
-      pending_ = parts - 1;
       error_ = nullptr;
-      ++generation_;
+      pending_.store(parts - 1, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
     t_inside_pool = true;
@@ -52,8 +63,12 @@ class Pool {
       if (!error_) error_ = std::current_exception();
     }
     t_inside_pool = false;
-    std::unique_lock<std::mutex> lk(mu_);
-    done_cv_.wait(lk, [this] { return pending_ == 0; });
+    for (int i = 0; i < kSpinIterations && pending_.load(std::memory_order_acquire) != 0; ++i) LLADA2_PAUSE();
+    if (pending_.load(std::memory_order_acquire) != 0) {
+      std::unique_lock<std::mutex> lk(mu_);
+      done_cv_.wait(lk, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+    }
+    std::lock_guard<std::mutex> lk(mu_);
     job_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
@@ -69,11 +84,14 @@ class Pool {
     t_inside_pool = true;
     uint64_t seen = 0;
     for (;;) {
+      for (int i = 0; i < kSpinIterations && generation_.load(std::memory_order_acquire) == seen && !stopping_flag_.load();
+           ++i)
+        LLADA2_PAUSE();
       {
         std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return stopping_ || generation_ != seen; });
+        cv_.wait(lk, [&] { return stopping_ || generation_.load(std::memory_order_acquire) != seen; });
         if (stopping_) return;
-        seen = generation_;
+        seen = generation_.load(std::memory_order_acquire);
         if (index >= job_parts_) continue;
       }
       try {
@@ -82,9 +100,9 @@ class Pool {
         std::lock_guard<std::mutex> lk(mu_);
         if (!error_) error_ = std::current_exception();
       }
-      {
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lk(mu_);
-        if (--pending_ == 0) done_cv_.notify_one();
+        done_cv_.notify_one();
       }
     }
   }
@@ -93,10 +111,12 @@ class Pool {
     {
       std::lock_guard<std::mutex> lk(mu_);
       stopping_ = true;
+      stopping_flag_ = true;
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
     workers_.clear();
+    stopping_flag_ = false;
   }
 
   std::vector<std::thread> workers_;
@@ -107,9 +127,10 @@ class Pool {
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t job_n_ = 0;
   int job_parts_ = 0;
-  int pending_ = 0;
-  uint64_t generation_ = 0;
+  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> generation_{0};
   bool stopping_ = false;
+  std::atomic<bool> stopping_flag_{false};
   std::exception_ptr error_;
 };
 

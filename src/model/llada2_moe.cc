@@ -1,6 +1,7 @@
 // The LLaDA2MoeModelLM forward pass (SPEC B §6.1), computed in float32 from
 // F32 / BF16 / F16 weights that stay memory-mapped.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -102,6 +103,13 @@ struct Model::Impl {
   std::vector<Layer> layers;
   std::vector<float> inv_freq;  // [R/2]
 
+  // Weight bytes streamed by linear layers since load (benchmark statistics).
+  mutable std::atomic<uint64_t> weight_bytes{0};
+
+  void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float* bias, float* y, int64_t ldy) const {
+    weight_bytes += uint64_t(w.rows * w.cols) * dtype_size(w.dtype);
+    kernels::linear(x, M, ldx, w, bias, y, ldy);
+  }
   void bind();
   void attention(const Layer& L, const ForwardBatch& fb, int64_t start, const float* a, float* kc, float* vc,
                  int64_t cap, float* out) const;
@@ -176,7 +184,7 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t star
   const int64_t D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, R = c.rotary_dim;
   const int64_t QKV = (Hq + 2 * Hkv) * D, KV = Hkv * D;
   std::vector<float> qkv(N * QKV);
-  kernels::linear(a, N, c.hidden_size, L.qkv, L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(), qkv.data(), QKV);
+  linear(a, N, c.hidden_size, L.qkv, L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(), qkv.data(), QKV);
 
   // QK-norm (before RoPE), then partial rotate-half RoPE on the first R dims of each q and k head.
   const float eps = float(c.rms_norm_eps);
@@ -238,7 +246,7 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t star
       }
     }
   });
-  kernels::linear(ctx.data(), N, Hq * D, L.dense, L.dense_bias.empty() ? nullptr : L.dense_bias.data(), out,
+  linear(ctx.data(), N, Hq * D, L.dense, L.dense_bias.empty() ? nullptr : L.dense_bias.data(), out,
                   c.hidden_size);
 }
 
@@ -246,10 +254,10 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t star
 void Model::Impl::mlp(const Mlp& m, const float* x, int64_t n, float* out, bool, float) const {
   const int64_t H = cfg.hidden_size, I = m.gate.rows;
   std::vector<float> g(n * I), u(n * I);
-  kernels::linear(x, n, H, m.gate, nullptr, g.data(), I);
-  kernels::linear(x, n, H, m.up, nullptr, u.data(), I);
+  linear(x, n, H, m.gate, nullptr, g.data(), I);
+  linear(x, n, H, m.up, nullptr, u.data(), I);
   kernels::silu_mul(g.data(), u.data(), g.data(), n * I);
-  kernels::linear(g.data(), n, I, m.down, nullptr, out, H);
+  linear(g.data(), n, I, m.down, nullptr, out, H);
 }
 
 // Sigmoid router with expert_bias for selection only, group-limited top-k, then
@@ -260,7 +268,7 @@ void Model::Impl::moe(const Layer& L, int64_t layer_index, const float* x, int64
   const int64_t H = c.hidden_size, E = c.num_experts, TK = c.num_experts_per_tok;
   const int64_t NG = c.n_group, per_group = E / NG, KG = c.topk_group;
   std::vector<float> logits(n * E);
-  kernels::linear(x, n, H, L.router, nullptr, logits.data(), E);
+  linear(x, n, H, L.router, nullptr, logits.data(), E);
 
   std::vector<int32_t> chosen(n * TK);
   std::vector<float> weight(n * TK);
@@ -315,27 +323,33 @@ void Model::Impl::moe(const Layer& L, int64_t layer_index, const float* x, int64
     trace->router_topk.push_back(chosen);
   }
 
-  // Group tokens by expert; each selected expert runs once on all of its tokens.
+  // Group tokens by expert; each selected expert runs once on all of its tokens, and the
+  // experts are spread over the threads (each expert's products then run inline on one thread).
   std::vector<std::vector<int64_t>> rows_of(E);
   for (int64_t t = 0; t < n; ++t)
     for (int64_t k = 0; k < TK; ++k) rows_of[size_t(chosen[size_t(t * TK + k)])].push_back(t * TK + k);
+  std::vector<int64_t> active;
+  for (int64_t e = 0; e < E; ++e)
+    if (!rows_of[size_t(e)].empty()) active.push_back(e);
   std::vector<float> per_slot(n * TK * H, 0.f);
-  std::vector<float> xin, yout;
-  for (int64_t e = 0; e < E; ++e) {
-    const auto& slots = rows_of[size_t(e)];
-    if (slots.empty()) continue;
-    const int64_t m = int64_t(slots.size());
-    xin.resize(size_t(m * H));
-    yout.resize(size_t(m * H));
-    for (int64_t i = 0; i < m; ++i) std::copy_n(x + (slots[size_t(i)] / TK) * H, H, xin.data() + i * H);
-    mlp(L.experts[size_t(e)], xin.data(), m, yout.data(), false, 0.f);
-    for (int64_t i = 0; i < m; ++i) {
-      const int64_t slot = slots[size_t(i)];
-      const float w = weight[size_t(slot)];
-      float* dst = per_slot.data() + slot * H;
-      for (int64_t d = 0; d < H; ++d) dst[d] = yout[size_t(i * H + d)] * w;
+  parallel_for(int64_t(active.size()), [&](int64_t a0, int64_t a1) {
+    std::vector<float> xin, yout;
+    for (int64_t a = a0; a < a1; ++a) {
+      const int64_t e = active[size_t(a)];
+      const auto& slots = rows_of[size_t(e)];
+      const int64_t m = int64_t(slots.size());
+      xin.resize(size_t(m * H));
+      yout.resize(size_t(m * H));
+      for (int64_t i = 0; i < m; ++i) std::copy_n(x + (slots[size_t(i)] / TK) * H, H, xin.data() + i * H);
+      mlp(L.experts[size_t(e)], xin.data(), m, yout.data(), false, 0.f);
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t slot = slots[size_t(i)];
+        const float w = weight[size_t(slot)];
+        float* dst = per_slot.data() + slot * H;
+        for (int64_t d = 0; d < H; ++d) dst[d] = yout[size_t(i * H + d)] * w;
+      }
     }
-  }
+  });
   // Sum the top-k contributions in selection order, then add the shared expert.
   for (int64_t t = 0; t < n; ++t) {
     float* o = out + t * H;
@@ -364,6 +378,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir) {
 }
 
 const ModelConfig& Model::config() const { return impl_->cfg; }
+uint64_t Model::weight_bytes_read() const { return impl_->weight_bytes.load(); }
 const Checkpoint& Model::checkpoint() const { return *impl_->ck; }
 
 void KvCache::reset(int64_t b, int64_t cap, int64_t layers, int64_t r) {
@@ -457,7 +472,7 @@ void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace, 
   for (int64_t b = 0; b < B; ++b)
     std::copy_n(h.data() + (b * n + fb.logits_from - start) * H, rows * H, sel.data() + b * rows * H);
   if (!trace) kernels::rms_norm(sel.data(), B * rows, H, m.final_norm, eps);
-  kernels::linear(sel.data(), B * rows, H, m.lm_head, nullptr, logits, V);
+  m.linear(sel.data(), B * rows, H, m.lm_head, nullptr, logits, V);
 }
 
 }  // namespace llada2
