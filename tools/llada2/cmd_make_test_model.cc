@@ -1,6 +1,8 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -38,6 +40,14 @@ uint64_t parse_size(const std::string& s) {
   throw InputError("--max-shard-size: expected a positive size like 4GB, 500MB or 1000000, got '" + s + "'");
 }
 
+uint64_t parse_seed(const std::string& s) {
+  bool digits = !s.empty() && s.size() <= 20 && s.find_first_not_of("0123456789") == std::string::npos;
+  errno = 0;
+  unsigned long long v = digits ? std::strtoull(s.c_str(), nullptr, 10) : 0;
+  if (!digits || errno == ERANGE) throw InputError("--seed: expected an integer in [0, 2^64), got '" + s + "'");
+  return v;
+}
+
 }  // namespace
 
 int cmd_make_test_model(int argc, char** argv) {
@@ -46,8 +56,7 @@ int cmd_make_test_model(int argc, char** argv) {
       "for tests and benchmarks. Weights are deterministic for a seed: linear layers N(0, 1/in_features),\n"
       "embeddings N(0, 1), norms 1 + N(0, 0.02^2), expert_bias F32 N(0, 0.01^2).",
       "llada2 make-test-model"};
-  std::string shape, dtype = "bf16", out, shard = "4GB";
-  uint64_t seed = 0;
+  std::string shape, dtype = "bf16", out, shard = "4GB", seed_text = "0";
   bool force = false, quiet = false;
   app.add_option("--shape", shape,
                  "tiny-a | tiny-b (the golden tiny models' configs, with mask/eos ids) | mini-L<n> (real "
@@ -55,7 +64,7 @@ int cmd_make_test_model(int argc, char** argv) {
                  "in bf16)")
       ->required();
   app.add_option("--dtype", dtype, "weight dtype: f32 | bf16 | f16 (default bf16; expert_bias is always F32)");
-  app.add_option("--seed", seed, "random seed (default 0); the same seed gives byte-identical files");
+  app.add_option("--seed", seed_text, "random seed (default 0); the same seed gives byte-identical files");
   app.add_option("--out", out, "output folder (created if needed)")->required();
   app.add_flag("--force", force, "write into a non-empty folder, replacing config.json and any model*.safetensors");
   app.add_option("--max-shard-size", shard,
@@ -67,7 +76,7 @@ int cmd_make_test_model(int argc, char** argv) {
   TestModelOptions o;
   o.shape = shape;
   o.dtype = parse_test_model_dtype(dtype);
-  o.seed = seed;
+  o.seed = parse_seed(seed_text);
   o.max_shard_bytes = parse_size(shard);
   test_model_config_json(shape, o.dtype);  // rejects a bad shape before touching the folder
 
