@@ -178,6 +178,13 @@ TEST(Config, NotJsonOrNotObject) {
     EXPECT_HAS(e.what(), "cfg.json: not valid JSON");
   }
   EXPECT_HAS(error_of(json::array({1, 2})), "cfg.json: must be a JSON object");
+  // A number too large for a double is a parse failure too, not an internal error.
+  try {
+    ModelConfig::from_json_text("{\"rope_theta\": 1e999}", "cfg.json");
+    ADD_FAILURE();
+  } catch (const FileError& e) {
+    EXPECT_HAS(e.what(), "cfg.json: not valid JSON");
+  }
   try {
     ModelConfig::from_file(kModels + "no-such-model/config.json");
     ADD_FAILURE();

@@ -327,6 +327,8 @@ TEST(Checkpoint, BadIndexAndMissingWeights) {
   fs::path dir = two_shards();
   write_file(dir / "model.safetensors.index.json", "{\"weight_map\": ");
   EXPECT_HAS(checkpoint_error(dir), "model.safetensors.index.json: not valid JSON");
+  write_file(dir / "model.safetensors.index.json", "{\"metadata\": {\"total_size\": 1e400}}");
+  EXPECT_HAS(checkpoint_error(dir), "model.safetensors.index.json: not valid JSON");
   write_file(dir / "model.safetensors.index.json", "{\"metadata\": {}}");
   EXPECT_HAS(checkpoint_error(dir), "missing object 'weight_map'");
   write_file(dir / "model.safetensors.index.json", R"({"weight_map": {"a": "../model-00001-of-00002.safetensors"}})");
@@ -371,6 +373,7 @@ TEST(SafetensorsMalformed, TruncatedFileOnDiskNamesThePath) {
 TEST(SafetensorsMalformed, BadHeaderJson) {
   EXPECT_HAS(parse_error(image("{\"a\": ")), "header is not valid JSON");
   EXPECT_HAS(parse_error(image("{\"a\":1,}")), "header is not valid JSON");
+  EXPECT_HAS(parse_error(image(R"({"__metadata__":{"x":"y"},"a":1e999})")), "header is not valid JSON");
 }
 
 TEST(SafetensorsMalformed, HeaderLengthPastEnd) {

@@ -96,7 +96,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw FileError(label, std::string("not valid JSON: ") + e.what());
   }
   if (!j.is_object()) throw FileError(label, "must be a JSON object");
