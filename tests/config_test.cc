@@ -153,6 +153,30 @@ TEST(Config, InvalidValuesNameTheField) {
   }
 }
 
+TEST(Config, DeeplyNestedValuesAreReportedBriefly) {
+  // Half a million levels: rendering the whole value in the message would overflow the stack.
+  const std::string deep = std::string(500000, '[') + std::string(500000, ']');
+  for (const char* field : {"vocab_size", "rope_theta", "rope_scaling", "hidden_act", "score_function"}) {
+    json j = golden("tiny-b-f32");
+    j.erase(field);
+    std::string text = j.dump();
+    text.insert(1, "\"" + std::string(field) + "\": " + deep + ",");
+    try {
+      ModelConfig::from_json_text(text, "cfg.json");
+      ADD_FAILURE() << field;
+    } catch (const FileError& e) {
+      EXPECT_HAS(e.what(), "field '" + std::string(field) + "'");
+      EXPECT_HAS(e.what(), "[[[...]]]");
+    }
+  }
+  json j = golden("tiny-b-f32");
+  j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+  EXPECT_HAS(error_of(j), "field 'rope_scaling' is {\"factor\": 2.0, \"type\": \"linear\"}; only the default rope");
+  j["rope_scaling"] = nullptr;
+  j["hidden_act"] = std::string(500, 'x');
+  EXPECT_HAS(error_of(j), "xxx...");
+}
+
 TEST(Config, AcceptsEquivalentSpellings) {
   json j = golden("tiny-b-f32");
   j["hidden_size"] = 128.0;  // integral floats, as some exporters write them
