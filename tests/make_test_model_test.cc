@@ -305,6 +305,18 @@ TEST(MakeTestModel, ShardedCheckpointHoldsTheSameTensors) {
   fs::remove_all(dir);
 }
 
+TEST(MakeTestModel, OutputPathThatIsAFile) {
+  const fs::path dir = temp_dir();
+  std::ofstream(dir / "file") << "x";
+  try {
+    make(dir / "file", "tiny-a", DType::F32, 1);
+    ADD_FAILURE();
+  } catch (const FileError& e) {
+    EXPECT_HAS(e.what(), "cannot create the output folder");
+  }
+  fs::remove_all(dir);
+}
+
 // --- the CLI -------------------------------------------------------------------------------
 
 namespace {

@@ -179,8 +179,8 @@ CheckpointWriter::CheckpointWriter(const std::string& dir, std::vector<TensorSpe
     for (const TensorSpec& t : shard_tensors_[s]) weight_map_[t.name] = files_.back();
   }
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (!fs::is_directory(dir)) throw FileError(dir, "cannot create the checkpoint folder: " + ec.message());
+  if (!fs::is_directory(dir, ec) && !fs::create_directories(dir, ec))
+    throw FileError(dir, "cannot create the checkpoint folder: " + ec.message());
   open_shard(0);
 }
 

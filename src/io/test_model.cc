@@ -236,14 +236,16 @@ void write_test_model(const std::string& dir, const TestModelOptions& o) {
   const std::vector<TestTensor> tensors = test_model_tensors(config, o.dtype);
 
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (!fs::is_directory(dir)) throw FileError(dir, "cannot create the output folder: " + ec.message());
+  if (!fs::is_directory(dir, ec) && !fs::create_directories(dir, ec))
+    throw FileError(dir, "cannot create the output folder: " + ec.message());
   static const std::regex kShard("model-[0-9]+-of-[0-9]+\\.safetensors");
-  for (const auto& entry : fs::directory_iterator(dir)) {
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const std::string f = entry.path().filename().string();
-    if (f == "model.safetensors" || f == "model.safetensors.index.json" || std::regex_match(f, kShard))
-      fs::remove(entry.path());
+    if ((f == "model.safetensors" || f == "model.safetensors.index.json" || std::regex_match(f, kShard)) &&
+        !fs::remove(entry.path(), ec) && ec)
+      throw FileError(entry.path().string(), "cannot remove the earlier weights: " + ec.message());
   }
+  if (ec) throw FileError(dir, "cannot list the output folder: " + ec.message());
   {
     const std::string path = (fs::path(dir) / "config.json").string();
     std::ofstream out(path, std::ios::binary | std::ios::trunc);

@@ -62,14 +62,18 @@ int cmd_make_test_model(int argc, char** argv) {
                  "tiny-a | tiny-b (the golden tiny models' configs, with mask/eos ids) | mini-L<n> (real "
                  "LLaDA2-mini dimensions with n layers, layer 0 dense; mini-L20 is the full 16B model, ~32 GB "
                  "in bf16)")
-      ->required();
-  app.add_option("--dtype", dtype, "weight dtype: f32 | bf16 | f16 (default bf16; expert_bias is always F32)");
-  app.add_option("--seed", seed_text, "random seed (default 0); the same seed gives byte-identical files");
-  app.add_option("--out", out, "output folder (created if needed)")->required();
+      ->required()
+      ->type_name("NAME");
+  app.add_option("--dtype", dtype, "weight dtype: f32 | bf16 | f16 (default bf16; expert_bias is always F32)")
+      ->type_name("DTYPE");
+  app.add_option("--seed", seed_text, "random seed (default 0); the same seed gives byte-identical files")
+      ->type_name("N");
+  app.add_option("--out", out, "output folder (created if needed)")->required()->type_name("DIR");
   app.add_flag("--force", force, "write into a non-empty folder, replacing config.json and any model*.safetensors");
   app.add_option("--max-shard-size", shard,
                  "split the weights into model-0000N-of-0000M.safetensors shards + index above this size "
-                 "(default 4GB; units B, KB, MB, GB, KiB, MiB, GiB)");
+                 "(default 4GB; units B, KB, MB, GB, KiB, MiB, GiB)")
+      ->type_name("SIZE");
   app.add_flag("--quiet", quiet, "no progress on stderr");
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
 
