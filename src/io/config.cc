@@ -13,6 +13,32 @@ using nlohmann::json;
 
 namespace {
 
+// A short rendering of a value for error messages. json::dump recurses once per nesting level,
+// so a deeply nested value in a hostile config would exhaust the stack; this stops at a small
+// depth and length.
+std::string brief(const json& v, int depth = 0) {
+  if (!v.is_structured()) {
+    std::string s = v.dump();
+    return s.size() > 80 ? s.substr(0, 77) + "..." : s;
+  }
+  const char* open = v.is_array() ? "[" : "{";
+  const char* close = v.is_array() ? "]" : "}";
+  if (v.empty()) return std::string(open) + close;
+  if (depth >= 3) return std::string(open) + "..." + close;
+  std::string s = open;
+  size_t i = 0;
+  for (auto it = v.begin(); it != v.end(); ++it, ++i) {
+    if (i) s += ", ";
+    if (i == 8 || s.size() > 120) {
+      s += "...";
+      break;
+    }
+    if (v.is_object()) s += brief(json(it.key())) + ": ";
+    s += brief(*it, depth + 1);
+  }
+  return s + close;
+}
+
 class Reader {
  public:
   Reader(const json& j, const std::string& label) : j_(j), label_(label) {}
@@ -65,14 +91,14 @@ class Reader {
     } else if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() && std::fabs(v.get<double>()) < 9e15) {
       x = int64_t(v.get<double>());
     } else {
-      bad(key, "must be an integer, got " + v.dump());
+      bad(key, "must be an integer, got " + brief(v));
     }
     if (x < min_value) bad(key, "must be >= " + std::to_string(min_value) + ", got " + std::to_string(x));
     return x;
   }
 
   double as_number(const json& v, const char* key) const {
-    if (!v.is_number()) bad(key, "must be a number, got " + v.dump());
+    if (!v.is_number()) bad(key, "must be a number, got " + brief(v));
     double x = v.get<double>();
     if (!std::isfinite(x)) bad(key, "must be finite");
     return x;
@@ -96,7 +122,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw FileError(label, std::string("not valid JSON: ") + e.what());
   }
   if (!j.is_object()) throw FileError(label, "must be a JSON object");
@@ -142,7 +168,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
     c.routed_scaling_factor = r.number("routed_scaling_factor");
     if (const json* sf = r.find("score_function")) {
       if (!sf->is_string() || sf->get<std::string>() != "sigmoid")
-        r.bad("score_function", "must be \"sigmoid\" (the only router LLaDA2 uses), got " + sf->dump());
+        r.bad("score_function", "must be \"sigmoid\" (the only router LLaDA2 uses), got " + brief(*sf));
     }
   }
   c.rms_norm_eps = r.number("rms_norm_eps");
@@ -159,10 +185,10 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
       if (rs->contains("rope_type") && (*rs)["rope_type"].is_string()) type = (*rs)["rope_type"];
       else if (rs->contains("type") && (*rs)["type"].is_string()) type = (*rs)["type"];
     }
-    if (type != "default") r.bad("rope_scaling", "is " + rs->dump() + "; only the default rope (null) is supported");
+    if (type != "default") r.bad("rope_scaling", "is " + brief(*rs) + "; only the default rope (null) is supported");
   }
   if (const json* act = r.find("hidden_act")) {
-    if (!act->is_string() || act->get<std::string>() != "silu") r.bad("hidden_act", "must be \"silu\", got " + act->dump());
+    if (!act->is_string() || act->get<std::string>() != "silu") r.bad("hidden_act", "must be \"silu\", got " + brief(*act));
   }
   c.use_qk_norm = r.boolean("use_qk_norm", false);
   c.use_qkv_bias = r.boolean("use_qkv_bias", false);

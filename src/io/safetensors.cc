@@ -90,7 +90,7 @@ std::map<std::string, TensorView> SafetensorsFile::parse(const uint8_t* bytes, s
   json j;
   try {
     j = json::parse(hdr, hdr + n);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw FileError(label, std::string("header is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) throw FileError(label, "header must be a JSON object");
@@ -168,7 +168,7 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
     json j;
     try {
       j = json::parse(in);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
       throw FileError(index.string(), std::string("not valid JSON: ") + e.what());
     }
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
