@@ -33,9 +33,12 @@ class Pool {
   int size() const { return int(workers_.size()) + 1; }
 
   void resize(int n) {
+    std::lock_guard<std::mutex> run_lock(run_mu_);
     stop();
     stopping_ = false;
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { loop(i); });
+    // New workers start from the current generation: earlier jobs are not theirs to run.
+    const uint64_t current = generation_.load();
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i, current] { loop(i, current); });
   }
 
   void run(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t min_chunk) {
@@ -80,9 +83,8 @@ class Pool {
     if (begin < end) (*job_)(begin, end);
   }
 
-  void loop(int index) {
+  void loop(int index, uint64_t seen) {
     t_inside_pool = true;
-    uint64_t seen = 0;
     for (;;) {
       for (int i = 0; i < kSpinIterations && generation_.load(std::memory_order_acquire) == seen && !stopping_flag_.load();
            ++i)
