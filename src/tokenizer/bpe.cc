@@ -27,7 +27,48 @@ bool opt_bool(const json& j, const char* key) {
 
 }  // namespace
 
-Bpe::Bpe(const json& m) {
+void StrMap::reserve(size_t n) {
+  size_t cap = 16;
+  while (cap < n * 2) cap <<= 1;
+  if (cap > slots_.size()) {
+    std::vector<Slot> old;
+    old.swap(slots_);
+    slots_.assign(cap, Slot{});
+    mask_ = cap - 1;
+    for (const auto& s : old) {
+      if (!s.hash) continue;
+      size_t i = s.hash & mask_;
+      while (slots_[i].hash) i = (i + 1) & mask_;
+      slots_[i] = s;
+    }
+  }
+}
+
+void StrMap::grow() { reserve(slots_.empty() ? 8 : slots_.size()); }
+
+void StrMap::insert_or_assign(std::string_view key, uint32_t value) {
+  if ((size_ + 1) * 2 > slots_.size()) grow();
+  uint64_t h = hash(key);
+  for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+    Slot& s = slots_[i];
+    if (s.hash == 0) {
+      s.hash = h;
+      s.off = uint32_t(arena_.size());
+      s.len = uint32_t(key.size());
+      s.value = value;
+      arena_.append(key);
+      ++size_;
+      return;
+    }
+    if (s.hash == h && s.len == key.size() && arena_.compare(s.off, s.len, key) == 0) {
+      s.value = value;
+      return;
+    }
+  }
+}
+
+Bpe::Bpe(const json& m, const std::vector<std::pair<std::string, int64_t>>& vocab,
+         const std::vector<std::pair<std::string, std::string>>& merges) {
   if (auto it = m.find("dropout"); it != m.end() && !it->is_null() && it->get<double>() != 0.0)
     throw InputError("BPE dropout is not supported (it makes encoding random)");
   unk_token_ = opt_string(m, "unk_token");
@@ -37,77 +78,73 @@ Bpe::Bpe(const json& m) {
   fuse_unk_ = opt_bool(m, "fuse_unk");
   ignore_merges_ = opt_bool(m, "ignore_merges");
 
-  const json& v = m.at("vocab");
-  if (!v.is_object()) throw InputError("BPE vocab must be an object");
-  vocab_.reserve(v.size());
+  vocab_.reserve(vocab.size());
   uint32_t max_id = 0;
-  for (auto it = v.begin(); it != v.end(); ++it) {
-    int64_t id = it.value().get<int64_t>();
+  size_t total = 0;
+  for (const auto& [tok, id] : vocab) {
     if (id < 0 || id >= (int64_t(1) << 26)) throw InputError("BPE vocab id out of range: " + std::to_string(id));
-    vocab_.insert_or_assign(it.key(), uint32_t(id));
+    if (tok.size() >= (size_t(1) << 30)) throw InputError("BPE vocab token too long");
+    vocab_.insert_or_assign(tok, uint32_t(id));
     max_id = std::max(max_id, uint32_t(id));
+    total += tok.size();
   }
-  id_to_token_.assign(vocab_.empty() ? 0 : size_t(max_id) + 1, nullptr);
-  for (const auto& [tok, id] : vocab_) id_to_token_[id] = &tok;
+  token_arena_.reserve(total);
+  id_to_token_.assign(vocab_.size() == 0 ? 0 : size_t(max_id) + 1, {0, 0});
+  vocab_.for_each([&](std::string_view tok, uint32_t id) {
+    id_to_token_[id] = {uint32_t(token_arena_.size()), uint32_t(tok.size() + 1)};
+    token_arena_.append(tok);
+  });
 
   size_t prefix_len = prefix_ ? prefix_->size() : 0;
-  const json& merges = m.at("merges");
-  if (!merges.is_array()) throw InputError("BPE merges must be a list");
   merges_.reserve(merges.size());
-  std::string a, b;
+  std::string merged;
   uint32_t rank = 0;
-  for (const auto& mj : merges) {
-    if (mj.is_string()) {
-      const auto& s = mj.get_ref<const std::string&>();
-      size_t sp = s.find(' ');
-      if (sp == std::string::npos) throw InputError("BPE merge \"" + s + "\" is not two tokens separated by a space");
-      a.assign(s, 0, sp);
-      b.assign(s, sp + 1);
-    } else if (mj.is_array() && mj.size() == 2) {
-      a = mj[0].get<std::string>();
-      b = mj[1].get<std::string>();
-    } else {
-      throw InputError("BPE merge must be \"a b\" or [a, b]");
-    }
-    auto ia = vocab_.find(a), ib = vocab_.find(b);
-    if (ia == vocab_.end()) throw InputError("BPE merge token not in the vocab: " + a);
-    if (ib == vocab_.end()) throw InputError("BPE merge token not in the vocab: " + b);
-    if (b.size() < prefix_len) throw InputError("BPE merge token shorter than continuing_subword_prefix: " + b);
-    std::string merged = a + b.substr(prefix_len);
-    auto im = vocab_.find(merged);
-    if (im == vocab_.end()) throw InputError("BPE merge result not in the vocab: " + merged);
-    merges_.insert_or_assign(pair_key(ia->second, ib->second), Merge{rank, im->second});
+  for (const auto& [first, second] : merges) {
+    std::string_view a = first, b = second;
+    const uint32_t* ia = vocab_.find(a);
+    const uint32_t* ib = vocab_.find(b);
+    if (!ia) throw InputError("BPE merge token not in the vocab: " + std::string(a));
+    if (!ib) throw InputError("BPE merge token not in the vocab: " + std::string(b));
+    if (b.size() < prefix_len) throw InputError("BPE merge token shorter than continuing_subword_prefix: " + std::string(b));
+    merged.assign(a);
+    merged.append(b.substr(prefix_len));
+    const uint32_t* im = vocab_.find(merged);
+    if (!im) throw InputError("BPE merge result not in the vocab: " + merged);
+    merges_.insert_or_assign(pair_key(*ia, *ib), Merge{rank, *im});
     ++rank;
   }
-  if (unk_token_ && !vocab_.count(*unk_token_)) throw InputError("BPE unk_token not in the vocab: " + *unk_token_);
+  if (unk_token_ && !vocab_.find(*unk_token_)) throw InputError("BPE unk_token not in the vocab: " + *unk_token_);
   if (byte_fallback_) {
     has_byte_ids_ = true;
     for (int i = 0; i < 256; ++i) {
       char name[8];
       std::snprintf(name, sizeof name, "<0x%02X>", i);
-      auto it = vocab_.find(std::string_view(name));
-      if (it == vocab_.end()) {
+      const uint32_t* id = vocab_.find(std::string_view(name));
+      if (!id) {
         has_byte_ids_ = false;
         break;
       }
-      byte_ids_[i] = it->second;
+      byte_ids_[i] = *id;
     }
   }
 }
 
 std::optional<uint32_t> Bpe::token_to_id(std::string_view token) const {
-  auto it = vocab_.find(token);
-  if (it == vocab_.end()) return std::nullopt;
-  return it->second;
+  const uint32_t* id = vocab_.find(token);
+  if (!id) return std::nullopt;
+  return *id;
 }
 
-const std::string* Bpe::id_to_token(uint32_t id) const { return id < id_to_token_.size() ? id_to_token_[id] : nullptr; }
+std::optional<std::string_view> Bpe::id_to_token(uint32_t id) const {
+  if (id >= id_to_token_.size() || id_to_token_[id].second == 0) return std::nullopt;
+  return std::string_view(token_arena_).substr(id_to_token_[id].first, id_to_token_[id].second - 1);
+}
 
 void Bpe::tokenize(std::string_view w, std::vector<int64_t>& out) const {
   if (w.empty()) return;
   if (ignore_merges_) {
-    if (auto it = vocab_.find(w); it != vocab_.end()) {
-      out.push_back(it->second);
+    if (const uint32_t* id = vocab_.find(w)) {
+      out.push_back(*id);
       return;
     }
   }
@@ -139,12 +176,12 @@ void Bpe::tokenize(std::string_view w, std::vector<int64_t>& out) const {
       if (last && suffix_) s += *suffix_;
       key = s;
     }
-    if (auto it = vocab_.find(key); it != vocab_.end()) {
+    if (const uint32_t* id = vocab_.find(key)) {
       if (unk) {
         add(unk->first, unk->second);
         unk.reset();
       }
-      add(it->second, byte_len);
+      add(*id, byte_len);
       continue;
     }
     if (byte_fallback_) {
@@ -158,12 +195,12 @@ void Bpe::tokenize(std::string_view w, std::vector<int64_t>& out) const {
         }
         char name[8];
         std::snprintf(name, sizeof name, "<0x%02X>", static_cast<unsigned char>(c));
-        auto it = vocab_.find(std::string_view(name));
-        if (it == vocab_.end()) {
+        const uint32_t* id = vocab_.find(std::string_view(name));
+        if (!id) {
           all = false;
           break;
         }
-        ids.push_back(it->second);
+        ids.push_back(*id);
       }
       if (all) {
         // Unlike a known character, byte tokens do not flush a pending unknown (as in tokenizers).
@@ -172,7 +209,7 @@ void Bpe::tokenize(std::string_view w, std::vector<int64_t>& out) const {
       }
     }
     if (unk_token_) {
-      uint32_t unk_id = vocab_.find(*unk_token_)->second;
+      uint32_t unk_id = *vocab_.find(*unk_token_);
       if (unk && fuse_unk_) {
         unk->second += byte_len;
       } else {
@@ -198,8 +235,7 @@ void Bpe::tokenize(std::string_view w, std::vector<int64_t>& out) const {
     std::push_heap(heap.begin(), heap.end());
   };
   for (size_t k = 0; k + 1 < syms.size(); ++k) {
-    auto it = merges_.find(pair_key(syms[k].id, syms[k + 1].id));
-    if (it != merges_.end()) heap.push_back({it->second.rank, int(k), it->second.new_id});
+    if (const Merge* mg = merges_.find(pair_key(syms[k].id, syms[k + 1].id))) heap.push_back({mg->rank, int(k), mg->new_id});
   }
   std::make_heap(heap.begin(), heap.end());
   while (!heap.empty()) {
@@ -209,20 +245,20 @@ void Bpe::tokenize(std::string_view w, std::vector<int64_t>& out) const {
     size_t pos = size_t(top.pos);
     if (syms[pos].len == 0 || syms[pos].next == -1) continue;
     size_t rpos = size_t(syms[pos].next);
-    auto it = merges_.find(pair_key(syms[pos].id, syms[rpos].id));
-    if (it == merges_.end() || it->second.new_id != top.new_id) continue;  // stale entry
+    const Merge* mg = merges_.find(pair_key(syms[pos].id, syms[rpos].id));
+    if (!mg || mg->new_id != top.new_id) continue;  // stale entry
     syms[pos].id = top.new_id;
     syms[pos].len += syms[rpos].len;
     syms[pos].next = syms[rpos].next;
     syms[rpos].len = 0;
     if (syms[pos].next != -1) syms[size_t(syms[pos].next)].prev = int(pos);
     if (syms[pos].prev >= 0) {
-      auto p = merges_.find(pair_key(syms[size_t(syms[pos].prev)].id, syms[pos].id));
-      if (p != merges_.end()) push({p->second.rank, syms[pos].prev, p->second.new_id});
+      if (const Merge* p = merges_.find(pair_key(syms[size_t(syms[pos].prev)].id, syms[pos].id)))
+        push({p->rank, syms[pos].prev, p->new_id});
     }
     if (syms[pos].next != -1) {
-      auto n = merges_.find(pair_key(syms[pos].id, syms[size_t(syms[pos].next)].id));
-      if (n != merges_.end()) push({n->second.rank, int(pos), n->second.new_id});
+      if (const Merge* n = merges_.find(pair_key(syms[pos].id, syms[size_t(syms[pos].next)].id)))
+        push({n->rank, int(pos), n->new_id});
     }
   }
   for (const auto& sym : syms)

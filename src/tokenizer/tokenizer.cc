@@ -98,6 +98,158 @@ std::optional<std::string> special_string(const json& cfg, const char* key) {
   throw InputError(std::string(key) + " must be a string or {\"content\": ...}");
 }
 
+// Parses tokenizer.json into a DOM, except model.vocab and model.merges, which are streamed into
+// vectors: building DOM nodes for 150k+ entries would dominate the load time.
+class TokenizerJsonReader : public json::json_sax_t {
+ public:
+  std::vector<std::pair<std::string, int64_t>> vocab;
+  std::vector<std::pair<std::string, std::string>> merges;
+  json root;
+  bool saw_vocab = false;
+
+  bool null() override { return value(json()); }
+  bool boolean(bool v) override { return value(json(v)); }
+  bool number_integer(number_integer_t v) override {
+    if (mode_ == Mode::Vocab) return vocab_id(v);
+    return value(json(v));
+  }
+  bool number_unsigned(number_unsigned_t v) override {
+    if (mode_ == Mode::Vocab) return vocab_id(v > uint64_t(INT64_MAX) ? -1 : int64_t(v));
+    return value(json(v));
+  }
+  bool number_float(number_float_t v, const string_t&) override {
+    if (mode_ != Mode::None) throw InputError("model.vocab ids and merges must be integers and strings");
+    return value(json(v));
+  }
+  bool string(string_t& v) override {
+    if (mode_ == Mode::Merges) {
+      if (merge_depth_ == 0) {  // legacy "a b"
+        size_t sp = v.find(' ');
+        if (sp == std::string::npos) throw InputError("BPE merge \"" + v + "\" is not two tokens separated by a space");
+        merges.emplace_back(v.substr(0, sp), v.substr(sp + 1));
+      } else if (merge_parts_ == 0) {
+        merges.emplace_back(std::move(v), std::string());
+        merge_parts_ = 1;
+      } else if (merge_parts_ == 1) {
+        merges.back().second = std::move(v);
+        merge_parts_ = 2;
+      } else {
+        throw InputError("BPE merge must be \"a b\" or [a, b]");
+      }
+      return true;
+    }
+    if (mode_ == Mode::Vocab) throw InputError("model.vocab ids must be integers");
+    return value(json(std::move(v)));
+  }
+  bool binary(binary_t&) override { throw InputError("unexpected binary value"); }
+  bool start_object(std::size_t) override {
+    if (mode_ == Mode::Merges) throw InputError("BPE merge must be \"a b\" or [a, b]");
+    if (mode_ == Mode::Vocab) throw InputError("model.vocab ids must be integers");
+    if (is_model_field("vocab")) {
+      mode_ = Mode::Vocab;
+      saw_vocab = true;
+      return true;
+    }
+    return open(json::object());
+  }
+  bool key(string_t& k) override {
+    if (mode_ == Mode::Vocab) {
+      pending_key_ = std::move(k);
+      return true;
+    }
+    key_ = std::move(k);
+    return true;
+  }
+  bool end_object() override {
+    if (mode_ == Mode::Vocab) {
+      mode_ = Mode::None;
+      return true;
+    }
+    return close();
+  }
+  bool start_array(std::size_t) override {
+    if (mode_ == Mode::Vocab) throw InputError("model.vocab ids must be integers");
+    if (mode_ == Mode::Merges) {
+      if (merge_depth_ != 0) throw InputError("BPE merge must be \"a b\" or [a, b]");
+      merge_depth_ = 1;
+      merge_parts_ = 0;
+      return true;
+    }
+    if (is_model_field("merges")) {
+      mode_ = Mode::Merges;
+      merge_depth_ = 0;
+      return true;
+    }
+    return open(json::array());
+  }
+  bool end_array() override {
+    if (mode_ == Mode::Merges) {
+      if (merge_depth_ == 1) {
+        if (merge_parts_ != 2) throw InputError("BPE merge must be \"a b\" or [a, b]");
+        merge_depth_ = 0;
+      } else {
+        mode_ = Mode::None;
+      }
+      return true;
+    }
+    return close();
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    throw InputError(std::string("malformed JSON: ") + e.what());
+  }
+
+ private:
+  enum class Mode { None, Vocab, Merges };
+  bool is_model_field(const char* name) const {
+    return stack_.size() == 2 && stack_[1]->is_object() && key_ == name && model_key_depth_ok();
+  }
+  bool model_key_depth_ok() const { return stack_key_.size() == 2 && stack_key_[1] == "model"; }
+  bool vocab_id(int64_t v) {
+    vocab.emplace_back(std::move(pending_key_), v);
+    return true;
+  }
+  bool value(json v) {
+    if (mode_ != Mode::None) throw InputError("model.vocab ids and merges must be integers and strings");
+    if (stack_.empty()) {
+      root = std::move(v);
+      return true;
+    }
+    json* top = stack_.back();
+    if (top->is_object())
+      (*top)[key_] = std::move(v);
+    else
+      top->push_back(std::move(v));
+    return true;
+  }
+  bool open(json v) {
+    json* slot;
+    std::string k = key_;
+    if (stack_.empty()) {
+      root = std::move(v);
+      slot = &root;
+    } else if (stack_.back()->is_object()) {
+      slot = &((*stack_.back())[key_] = std::move(v));
+    } else {
+      stack_.back()->push_back(std::move(v));
+      slot = &stack_.back()->back();
+    }
+    stack_.push_back(slot);
+    stack_key_.push_back(std::move(k));
+    return true;
+  }
+  bool close() {
+    stack_.pop_back();
+    stack_key_.pop_back();
+    return true;
+  }
+
+  Mode mode_ = Mode::None;
+  int merge_depth_ = 0, merge_parts_ = 0;
+  std::vector<json*> stack_;
+  std::vector<std::string> stack_key_;  // the key each open container was stored under
+  std::string key_, pending_key_;
+};
+
 std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw FileError(path, "cannot open");
@@ -126,7 +278,8 @@ struct Tokenizer::Impl {
   std::string chat_template;
   bool add_bos = false, add_eos = false;
 
-  void load(const json& j);
+  void load(const json& j, const std::vector<std::pair<std::string, int64_t>>& vocab,
+            const std::vector<std::pair<std::string, std::string>>& merges);
   void add_tokens(const json& list);
   void split_added(const Piece& p, const TokenTrie& trie, Pieces& out) const;
   void encode(std::string_view text, bool add_special, std::vector<int64_t>& out) const;
@@ -136,20 +289,21 @@ struct Tokenizer::Impl {
     if (auto id = model->token_to_id(t)) return *id;
     return std::nullopt;
   }
-  const std::string* id_to_token(int64_t id) const {
-    if (id < 0 || id > int64_t(UINT32_MAX)) return nullptr;
-    if (auto it = added_by_id.find(uint32_t(id)); it != added_by_id.end()) return &added[it->second].content;
+  std::optional<std::string_view> id_to_token(int64_t id) const {
+    if (id < 0 || id > int64_t(UINT32_MAX)) return std::nullopt;
+    if (auto it = added_by_id.find(uint32_t(id)); it != added_by_id.end()) return added[it->second].content;
     return model->id_to_token(uint32_t(id));
   }
 };
 
-void Tokenizer::Impl::load(const json& j) {
+void Tokenizer::Impl::load(const json& j, const std::vector<std::pair<std::string, int64_t>>& vocab,
+                           const std::vector<std::pair<std::string, std::string>>& merges) {
   if (!j.is_object()) throw InputError("not a JSON object");
   const json& m = j.at("model");
   if (!m.is_object()) throw InputError("\"model\" must be an object");
   std::string type = m.contains("type") ? m.at("type").get<std::string>() : (m.contains("merges") ? "BPE" : "");
   if (type != "BPE") throw InputError("unsupported model type \"" + type + "\" (only BPE is implemented)");
-  model = std::make_unique<Bpe>(m);
+  model = std::make_unique<Bpe>(m, vocab, merges);
   // truncation and padding are ignored: callers of the engine pass whole prompts, as transformers
   // does when it calls the tokenizer without truncation/padding.
   normalizer = make_normalizer(j.value("normalizer", json()));
@@ -290,7 +444,10 @@ std::shared_ptr<Tokenizer::Impl> load_tokenizer_json(const std::string& path) {
   std::string text = read_file(path);
   auto impl = std::make_shared<Tokenizer::Impl>();
   try {
-    impl->load(json::parse(text));
+    TokenizerJsonReader reader;
+    json::sax_parse(text, &reader);
+    if (!reader.saw_vocab) throw InputError("model has no \"vocab\" object");
+    impl->load(reader.root, reader.vocab, reader.merges);
   } catch (const json::exception& e) {
     throw FileError(path, std::string("malformed tokenizer.json: ") + e.what());
   } catch (const FileError&) {
@@ -363,13 +520,13 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (int64_t id : ids) {
-    const std::string* t = impl_->id_to_token(id);
+    auto t = impl_->id_to_token(id);
     if (!t) throw InputError("cannot decode token id " + std::to_string(id) + ": no such token");
     if (skip_special_tokens) {
       auto it = impl_->added_by_id.find(uint32_t(id));
       if (it != impl_->added_by_id.end() && impl_->added[it->second].special) continue;
     }
-    tokens.push_back(*t);
+    tokens.emplace_back(*t);
   }
   if (!impl_->decoder) {
     std::string out;
@@ -388,9 +545,9 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special
 std::optional<int64_t> Tokenizer::token_to_id(const std::string& token) const { return impl_->token_to_id(token); }
 
 std::optional<std::string> Tokenizer::id_to_token(int64_t id) const {
-  const std::string* t = impl_->id_to_token(id);
+  auto t = impl_->id_to_token(id);
   if (!t) return std::nullopt;
-  return *t;
+  return std::string(*t);
 }
 
 int64_t Tokenizer::vocab_size() const {
