@@ -406,10 +406,11 @@ struct MetaspacePre : PreTokenizer {
 };
 
 // `\w+|[^\w\s]+` of Rust's regex crate (word = Alphabetic, marks, Nd, Pc, joiners; space = White_Space).
+// \p{L}, \p{M} and \p{Nd} are listed beside \p{Alphabetic} so that the class translation adds the
+// letters and digits newer than PCRE2's tables.
 const char* kWhitespacePattern =
-    "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]+|"
-    "[^\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}\\x{9}-\\x{D}\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}"
-    "\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}]+";
+    "[\\p{Alphabetic}\\p{L}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]+|"
+    "[^\\p{Alphabetic}\\p{L}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}\\s]+";
 
 struct PreTokenizerSequence : PreTokenizer {
   std::vector<std::unique_ptr<PreTokenizer>> steps;
