@@ -82,7 +82,7 @@ Bpe::Bpe(const json& m, const std::vector<std::pair<std::string, int64_t>>& voca
   uint32_t max_id = 0;
   size_t total = 0;
   for (const auto& [tok, id] : vocab) {
-    if (id < 0 || id >= (int64_t(1) << 26)) throw InputError("BPE vocab id out of range: " + std::to_string(id));
+    if (id < 0 || id >= (int64_t(1) << 24)) throw InputError("BPE vocab id out of range: " + std::to_string(id));
     if (tok.size() >= (size_t(1) << 30)) throw InputError("BPE vocab token too long");
     vocab_.insert_or_assign(tok, uint32_t(id));
     max_id = std::max(max_id, uint32_t(id));

@@ -88,7 +88,7 @@ class PairMap {
   }
 
  private:
-  static constexpr uint64_t kEmpty = ~uint64_t(0);  // ids are below 2^26, so never a real key
+  static constexpr uint64_t kEmpty = ~uint64_t(0);  // ids are below 2^24, so never a real key
   size_t slot(uint64_t k) const { return size_t((k * 0x9E3779B97F4A7C15ull) >> 20) & mask_; }
   std::vector<uint64_t> keys_;
   std::vector<V> vals_;

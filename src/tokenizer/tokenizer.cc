@@ -29,6 +29,7 @@ namespace {
 
 struct AddedToken {
   std::string content;
+  std::string as_token;  // what id_to_token/decode give: tokenizers keeps normalized tokens normalized
   uint32_t id = 0;
   bool special = false, single_word = false, lstrip = false, rstrip = false, normalized = true;
 };
@@ -291,7 +292,7 @@ struct Tokenizer::Impl {
   }
   std::optional<std::string_view> id_to_token(int64_t id) const {
     if (id < 0 || id > int64_t(UINT32_MAX)) return std::nullopt;
-    if (auto it = added_by_id.find(uint32_t(id)); it != added_by_id.end()) return added[it->second].content;
+    if (auto it = added_by_id.find(uint32_t(id)); it != added_by_id.end()) return added[it->second].as_token;
     return model->id_to_token(uint32_t(id));
   }
 };
@@ -343,15 +344,14 @@ void Tokenizer::Impl::add_tokens(const json& list) {
   }
   // The tries: tokens tokenizers matches on the raw text, and normalized ones on the normalized text.
   for (size_t k = 0; k < added.size(); ++k) {
-    const auto& a = added[k];
+    auto& a = added[k];
+    a.as_token = a.content;
+    if (a.normalized && normalizer) normalizer->normalize(a.as_token);
     if (added_by_id[a.id] != k) continue;
-    if (!a.normalized) {
+    if (!a.normalized)
       raw_trie.add(a.content, int(k));
-    } else {
-      std::string c = a.content;
-      if (normalizer) normalizer->normalize(c);
-      normalized_trie.add(c, int(k));
-    }
+    else
+      normalized_trie.add(a.as_token, int(k));
   }
 }
 

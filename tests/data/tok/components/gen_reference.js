@@ -80,6 +80,11 @@ add("added_rstrip_only", {pre: BL, added: [AT(512, "<mask>", {rstrip: true, spec
 add("added_normalized", {normalizer: {type: "Lowercase"}, pre: BL, added: [AT(512, "word", {normalized: true}), AT(513, "<S>", {normalized: false, special: true})]}, addedTexts);
 add("added_longest_match", {pre: BL, added: [AT(512, "<m"), AT(513, "<mask>"), AT(514, "mask>")]}, addedTexts);
 
+add("added_bytelevel_prefix", {pre: {type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true}, added: [AT(512, "<s>", {special: true}), AT(513, "<mask>", {special: true, lstrip: true})]}, addedTexts);
+add("added_metaspace_first", {pre: withBL({type: "Metaspace", replacement: "\u2581", prepend_scheme: "first", split: true}), added: [AT(512, "<s>", {special: true}), AT(513, "<mask>", {special: true, rstrip: true})]}, addedTexts);
+add("added_metaspace_always", {pre: withBL({type: "Metaspace", replacement: "\u2581", prepend_scheme: "always", split: false}), added: [AT(512, "<s>", {special: true})]}, addedTexts);
+add("added_normalized_prepend", {normalizer: {type: "Sequence", normalizers: [{type: "Prepend", prepend: "\u2581"}, {type: "Replace", pattern: {String: " "}, content: "\u2581"}]}, pre: BL, added: [AT(512, "<s>", {special: true}), AT(513, "word", {normalized: true})]}, addedTexts);
+
 // post-processors
 const TP = {type: "TemplateProcessing", single: [{SpecialToken: {id: "<s>", type_id: 0}}, {Sequence: {id: "A", type_id: 0}}, {SpecialToken: {id: "</s>", type_id: 0}}],
   pair: [{Sequence: {id: "A", type_id: 0}}, {Sequence: {id: "B", type_id: 1}}],
