@@ -4,6 +4,8 @@
 
 #include <cstdio>
 #include <algorithm>
+#include <atomic>
+#include <unordered_map>
 
 #include "llada2/error.h"
 #include "tokenizer/unicode.h"
@@ -114,6 +116,15 @@ Bpe::Bpe(const json& m, const std::vector<std::pair<std::string, int64_t>>& voca
     ++rank;
   }
   if (unk_token_ && !vocab_.find(*unk_token_)) throw InputError("BPE unk_token not in the vocab: " + *unk_token_);
+  static std::atomic<uint64_t> instances{0};
+  instance_ = ++instances;
+  char_ids_.assign(0x10000, -1);
+  vocab_.for_each([&](std::string_view tok, uint32_t id) {
+    if (tok.empty() || tok.size() > 3) return;
+    size_t i = 0;
+    char32_t cp = next_cp(tok, i);
+    if (i == tok.size() && cp < 0x10000) char_ids_[cp] = int32_t(id);
+  });
   if (byte_fallback_) {
     has_byte_ids_ = true;
     for (int i = 0; i < 256; ++i) {
@@ -141,6 +152,30 @@ std::optional<std::string_view> Bpe::id_to_token(uint32_t id) const {
 }
 
 void Bpe::tokenize(std::string_view w, std::vector<int64_t>& out) const {
+  // Words repeat, so each thread keeps the ids of recent short words (tokenizers caches them too).
+  struct Cache {
+    uint64_t owner = 0;
+    std::unordered_map<std::string, std::vector<uint32_t>> words;
+  };
+  thread_local Cache cache;
+  if (w.size() > 64) return tokenize_uncached(w, out);
+  if (cache.owner != instance_) {
+    cache.words.clear();
+    cache.owner = instance_;
+  }
+  thread_local std::string key;
+  key.assign(w);
+  if (auto it = cache.words.find(key); it != cache.words.end()) {
+    out.insert(out.end(), it->second.begin(), it->second.end());
+    return;
+  }
+  size_t before = out.size();
+  tokenize_uncached(w, out);
+  if (cache.words.size() >= 65536) cache.words.clear();
+  cache.words.emplace(key, std::vector<uint32_t>(out.begin() + long(before), out.end()));
+}
+
+void Bpe::tokenize_uncached(std::string_view w, std::vector<int64_t>& out) const {
   if (w.empty()) return;
   if (ignore_merges_) {
     if (const uint32_t* id = vocab_.find(w)) {
@@ -169,7 +204,20 @@ void Bpe::tokenize(std::string_view w, std::vector<int64_t>& out) const {
     std::string_view ch = w.substr(b, i - b);
     bool first = b == 0, last = i == w.size();
     std::string_view key = ch;
-    if ((!first && prefix_ && !prefix_->empty()) || (last && suffix_ && !suffix_->empty())) {
+    bool affixed = (!first && prefix_ && !prefix_->empty()) || (last && suffix_ && !suffix_->empty());
+    if (!affixed && byte_len <= 3) {
+      size_t k = 0;
+      int32_t id = char_ids_[next_cp(ch, k)];
+      if (id >= 0) {
+        if (unk) {
+          add(unk->first, unk->second);
+          unk.reset();
+        }
+        add(uint32_t(id), byte_len);
+        continue;
+      }
+    }
+    if (affixed) {
       s.clear();
       if (!first && prefix_) s += *prefix_;
       s += ch;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -104,6 +105,8 @@ class Bpe {
 
   // Appends the ids of one pre-tokenized word.
   void tokenize(std::string_view word, std::vector<int64_t>& out) const;
+  // The same without the per-thread cache of recent words.
+  void tokenize_uncached(std::string_view word, std::vector<int64_t>& out) const;
 
   std::optional<uint32_t> token_to_id(std::string_view token) const;
   std::optional<std::string_view> id_to_token(uint32_t id) const;
@@ -124,6 +127,9 @@ class Bpe {
   bool byte_fallback_ = false, fuse_unk_ = false, ignore_merges_ = false;
   uint32_t byte_ids_[256];
   bool has_byte_ids_ = false;
+  // Id of each single-character token below U+10000 (-1: none): the first step of every word.
+  std::vector<int32_t> char_ids_;
+  uint64_t instance_ = 0;  // tells the per-thread word caches of different models apart
 };
 
 }  // namespace llada2::tok
