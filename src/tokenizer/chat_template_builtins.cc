@@ -130,18 +130,17 @@ List split(const std::string& s, const Value& sep, int64_t maxsplit, bool from_r
       while (k < u.size() && !py_isspace(u[k])) ++k;
       words.emplace_back(b, k);
     }
-    if (maxsplit >= 0 && int64_t(words.size()) > maxsplit + 1) {
-      // The remainder keeps its inner whitespace (trailing whitespace dropped for split,
-      // leading for rsplit).
+    if (maxsplit >= 0 && int64_t(words.size()) >= maxsplit + 1) {
+      // The remainder keeps its whitespace up to the string's end (split) or start (rsplit).
       if (!from_right) {
         size_t b = words[size_t(maxsplit)].first;
-        size_t e = words.back().second;
+        size_t e = u.size();
         words.resize(size_t(maxsplit));
         words.emplace_back(b, e);
       } else {
         size_t cut = words.size() - size_t(maxsplit);
         std::vector<std::pair<size_t, size_t>> w2;
-        w2.emplace_back(words[0].first, words[cut - 1].second);
+        w2.emplace_back(0, words[cut - 1].second);
         w2.insert(w2.end(), words.begin() + long(cut), words.end());
         words = std::move(w2);
       }
@@ -840,7 +839,13 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
     if (!v.is_number()) fail("round() needs a number, not " + type_name(v));
     double x = v.as_double();
     int64_t prec = need_int(p[0], "precision");
-    if (method == "common") return Value::real(py_round(x, prec));
+    if (method == "common") {
+      if (v.kind != Kind::Float) {  // Python's round() of an int stays an int
+        if (prec >= 0) return Value::integer(v.as_int());
+        return Value::integer(int64_t(py_round(x, prec)));
+      }
+      return Value::real(py_round(x, prec));
+    }
     if (method != "ceil" && method != "floor") fail("method must be common, ceil or floor");
     double m = std::pow(10.0, double(prec));
     return Value::real((method == "ceil" ? std::ceil(x * m) : std::floor(x * m)) / m);
@@ -918,7 +923,7 @@ bool apply_test(Renderer& r, const std::string& name, const Value& v, CallArgs& 
     return no_args(), v.kind == Kind::String || v.is_seq() || v.kind == Kind::Dict || v.is_undefined();
   if (name == "sequence")
     return no_args(), v.kind == Kind::String || v.is_seq() || v.kind == Kind::Dict || v.is_undefined();
-  if (name == "callable") return no_args(), v.kind == Kind::Callable;
+  if (name == "callable") return no_args(), v.kind == Kind::Callable || v.is_undefined();  // Undefined has __call__
   if (name == "escaped") return no_args(), false;
   if (name == "lower" || name == "upper") {
     no_args();
@@ -979,8 +984,8 @@ bool apply_test(Renderer& r, const std::string& name, const Value& v, CallArgs& 
       default: return false;
     }
   }
-  if (name == "filter") return has_filter(need_str(bind(name, a, {req("name")})[0], "filter name"));
-  if (name == "test") return has_test(need_str(bind(name, a, {req("name")})[0], "test name"));
+  if (name == "filter") return no_args(), v.kind == Kind::String && has_filter(v.sv());
+  if (name == "test") return no_args(), v.kind == Kind::String && has_test(v.sv());
   fail("no test named '" + name + "'");
 }
 
