@@ -35,7 +35,7 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const n
   if (!extra_vars.is_null() && !extra_vars.is_object()) throw InputError("chat template: extra variables must be a JSON object");
   jinja::Renderer r;
   r.limits = limits_;
-  r.frame = std::make_shared<jinja::Frame>();
+  r.frame = r.root = std::make_shared<jinja::Frame>();
   auto& vars = r.frame->vars;
   if (extra_vars.is_object())
     for (auto it = extra_vars.begin(); it != extra_vars.end(); ++it) vars[it.key()] = jinja::from_json(it.value());

@@ -1013,7 +1013,7 @@ Value global_function(const std::string& name) {
       return Value::make_list(std::move(out));
     });
   if (name == "namespace" || name == "dict")
-    return Value::callable(name, [name](Renderer&, CallArgs& a) {
+    return Value::callable(name, [name](Renderer& r, CallArgs& a) {
       Dict d;
       for (const Value& p : a.pos) {
         if (p.kind == Kind::Dict) {
@@ -1030,7 +1030,9 @@ Value global_function(const std::string& name) {
       }
       for (auto& [k, v] : a.kw) d.set(Value::str(k), v);
       if (name == "dict") return Value::make_dict(std::move(d));
-      return Value::make_object("Namespace", std::move(d));
+      Value ns = Value::make_object("Namespace", std::move(d));
+      r.namespaces.push_back(ns.obj);
+      return ns;
     });
   if (name == "raise_exception")
     return Value::callable("raise_exception", [](Renderer&, CallArgs& a) -> Value {

@@ -290,10 +290,15 @@ Value invoke(Renderer& r, const Stmt& m, const std::shared_ptr<Frame>& closure, 
   return Value::str(std::move(out));
 }
 
+// The macro holds its defining scope weakly: that scope usually holds the macro, and a strong
+// reference would be a cycle. A macro called after its scope ended sees the template globals.
 Value make_macro(Renderer& r, const Stmt& m, const std::string& name) {
-  std::shared_ptr<Frame> closure = r.frame;
+  std::weak_ptr<Frame> closure = r.frame;
   const Stmt* mp = &m;
-  return Value::callable(name, [mp, closure, name](Renderer& rr, CallArgs& a) { return invoke(rr, *mp, closure, a, name); });
+  return Value::callable(name, [mp, closure, name](Renderer& rr, CallArgs& a) {
+    std::shared_ptr<Frame> scope = closure.lock();
+    return invoke(rr, *mp, scope ? scope : rr.root, a, name);
+  });
 }
 
 // Applies a filter chain built on a placeholder literal (block set / filter block) to v.

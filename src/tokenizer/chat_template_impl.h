@@ -185,6 +185,17 @@ struct Renderer {
   uint64_t steps = 0;
   int depth = 0;
   std::shared_ptr<Frame> frame;
+  std::shared_ptr<Frame> root;
+  // Namespaces can be made to contain themselves; their attributes are cleared after the
+  // render so that such cycles do not leak.
+  std::vector<std::shared_ptr<Object>> namespaces;
+
+  Renderer() = default;
+  Renderer(const Renderer&) = delete;
+  Renderer& operator=(const Renderer&) = delete;
+  ~Renderer() {
+    for (auto& ns : namespaces) ns->attrs.items.clear();
+  }
 
   void step() {
     if (++steps > limits.max_steps) fail("template exceeded the step limit (" + std::to_string(limits.max_steps) + ")");
