@@ -56,50 +56,117 @@ int64_t need_int(const Value& v, const std::string& what) {
   return v.as_int();
 }
 
-std::u32string upper32(std::u32string s) {
-  for (char32_t& c : s) c = py_upper(c);
-  return s;
+// Python's full case mappings where they differ from the one-to-one ones (SpecialCasing.txt).
+std::u32string full_upper(char32_t c) {
+  switch (c) {
+    case 0xDF: return U"SS";
+    case 0x149: return U"\u02BCN";
+    case 0x1F0: return U"J\u030C";
+    case 0x390: return U"\u0399\u0308\u0301";
+    case 0x3B0: return U"\u03A5\u0308\u0301";
+    case 0x587: return U"\u0535\u0552";
+    case 0xFB00: return U"FF";
+    case 0xFB01: return U"FI";
+    case 0xFB02: return U"FL";
+    case 0xFB03: return U"FFI";
+    case 0xFB04: return U"FFL";
+    case 0xFB05:
+    case 0xFB06: return U"ST";
+    default: return std::u32string(1, py_upper(c));
+  }
 }
-std::u32string lower32(std::u32string s) {
-  for (char32_t& c : s) c = py_lower(c);
-  return s;
-}
-std::string upper(const std::string& s) { return to_utf8(upper32(to_u32(s))); }
-std::string lower(const std::string& s) { return to_utf8(lower32(to_u32(s))); }
-bool cased(char32_t c) { return py_upper(c) != c || py_lower(c) != c; }
 
+std::u32string full_title(char32_t c) {
+  switch (c) {
+    case 0xDF: return U"Ss";
+    case 0x149: return U"\u02BCN";
+    case 0xFB00: return U"Ff";
+    case 0xFB01: return U"Fi";
+    case 0xFB02: return U"Fl";
+    case 0xFB03: return U"Ffi";
+    case 0xFB04: return U"Ffl";
+    case 0xFB05:
+    case 0xFB06: return U"St";
+    case 0x1C4: case 0x1C5: case 0x1C6: return U"\u01C5";
+    case 0x1C7: case 0x1C8: case 0x1C9: return U"\u01C8";
+    case 0x1CA: case 0x1CB: case 0x1CC: return U"\u01CB";
+    case 0x1F1: case 0x1F2: case 0x1F3: return U"\u01F2";
+    default: return full_upper(c);
+  }
+}
+
+bool cased(char32_t c) { return py_upper(c) != c || py_lower(c) != c || full_upper(c).size() > 1; }
+
+// Lowercase of u[k], with Greek capital sigma becoming final sigma at the end of a word.
+std::u32string full_lower(const std::u32string& u, size_t k) {
+  char32_t c = u[k];
+  if (c == 0x130) return U"i\u0307";
+  if (c == 0x3A3) {
+    auto ignorable = [](char32_t x) {
+      return x == '\'' || x == '.' || x == ':' || x == '^' || x == '`' || x == 0xA8 || x == 0xAD || x == 0xAF ||
+             x == 0xB4 || x == 0xB7 || x == 0xB8 || x == 0x2018 || x == 0x2019 || (x >= 0x2B0 && x <= 0x36F) ||
+             (x >= 0x200B && x <= 0x200F) || x == 0xFEFF;
+    };
+    size_t b = k;
+    while (b > 0 && ignorable(u[b - 1])) --b;
+    size_t a = k + 1;
+    while (a < u.size() && ignorable(u[a])) ++a;
+    bool after_cased = b > 0 && cased(u[b - 1]);
+    bool before_cased = a < u.size() && cased(u[a]);
+    return std::u32string(1, after_cased && !before_cased ? char32_t(0x3C2) : char32_t(0x3C3));
+  }
+  return std::u32string(1, py_lower(c));
+}
+
+std::u32string lower_range(const std::u32string& u, size_t from) {
+  std::u32string out;
+  for (size_t k = from; k < u.size(); ++k) out += full_lower(u, k);
+  return out;
+}
+
+std::string upper(const std::string& s) {
+  std::u32string out;
+  for (char32_t c : to_u32(s)) out += full_upper(c);
+  return to_utf8(out);
+}
+std::string lower(const std::string& s) { return to_utf8(lower_range(to_u32(s), 0)); }
+
+// str.capitalize(): the first character in title case, the rest lowercased.
 std::string capitalize(const std::string& s) {
-  std::u32string u = lower32(to_u32(s));
-  if (!u.empty()) u[0] = py_upper(u[0]);
-  return to_utf8(u);
+  std::u32string u = to_u32(s);
+  if (u.empty()) return s;
+  return to_utf8(full_title(u[0]) + lower_range(u, 1));
 }
 
 // str.title(): a cased character after an uncased one starts a word.
 std::string py_title(const std::string& s) {
-  std::u32string u = to_u32(s);
+  std::u32string u = to_u32(s), out;
   bool prev_cased = false;
-  for (char32_t& c : u) {
-    bool letter = cased(c) || py_isalpha(c);
-    c = prev_cased ? py_lower(c) : py_upper(c);
-    prev_cased = letter;
+  for (size_t k = 0; k < u.size(); ++k) {
+    char32_t c = u[k];
+    out += prev_cased ? full_lower(u, k) : full_title(c);
+    prev_cased = cased(c);
   }
-  return to_utf8(u);
+  return to_utf8(out);
 }
 
 // Jinja's title filter: words begin after runs of whitespace, '-', '(', '{', '[', '<'.
 std::string jinja_title(const std::string& s) {
-  std::u32string u = to_u32(s);
-  bool start = true;
-  for (char32_t& c : u) {
-    bool sep = py_isspace(c) || c == '-' || c == '(' || c == '{' || c == '[' || c == '<';
-    if (sep) {
-      start = true;
+  std::u32string u = to_u32(s), out;
+  auto sep = [](char32_t c) { return py_isspace(c) || c == '-' || c == '(' || c == '{' || c == '[' || c == '<'; };
+  size_t k = 0;
+  while (k < u.size()) {
+    if (sep(u[k])) {
+      out.push_back(u[k++]);
       continue;
     }
-    c = start ? py_upper(c) : py_lower(c);
-    start = false;
+    size_t e = k;
+    while (e < u.size() && !sep(u[e])) ++e;
+    // word[0].upper() + word[1:].lower(), each on its own substring
+    out += full_upper(u[k]) + lower_range(u.substr(k + 1, e - k - 1), 0);
+    k = e;
   }
-  return to_utf8(u);
+  return to_utf8(out);
 }
 
 // str.strip / lstrip / rstrip with Python's optional set of characters.
@@ -398,7 +465,7 @@ Value string_method(const Value& v, const std::string& name) {
           for (char32_t c : u) {
             if (!cased(c)) continue;
             any = true;
-            if (name == "islower" ? py_lower(c) != c : py_upper(c) != c) return Value::boolean(false);
+            if (name == "islower" ? py_lower(c) != c : full_upper(c) != std::u32string(1, c)) return Value::boolean(false);
           }
           return Value::boolean(any);
         }
@@ -871,7 +938,7 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
     int64_t n = 0;
     bool in_word = false;
     for (char32_t c : to_u32(to_str(v))) {
-      bool w = py_isalpha(c) || py_isdigit(c) || c == '_' || (c >= 0x80 && !py_isspace(c) && !(c >= 0x2000 && c <= 0x206F) && !(c >= 0x3000 && c <= 0x303F));
+      bool w = py_isalpha(c) || py_isdigit(c) || c == '_';  // re's \w
       if (w && !in_word) ++n;
       in_word = w;
     }

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <cwctype>
+#include <locale.h>
 
 #include "tokenizer/chat_template_impl.h"
 
@@ -95,11 +97,18 @@ bool py_isspace(char32_t c) {
          (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
-// Case mapping for the scripts chat templates meet (Latin, Greek, Cyrillic, Armenian,
-// fullwidth Latin); other characters are left as they are.
+// One-to-one case mappings come from the C library's Unicode tables (C.UTF-8, a built-in
+// locale of glibc); if that locale is missing, a table for Latin, Greek, Cyrillic, Armenian
+// and fullwidth Latin stands in.
+static locale_t unicode_locale() {
+  static const locale_t loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", locale_t(0));
+  return loc;
+}
+
 char32_t py_upper(char32_t c) {
   if (c >= 'a' && c <= 'z') return c - 32;
   if (c < 0x80) return c;
+  if (locale_t loc = unicode_locale()) return char32_t(towupper_l(wint_t(c), loc));
   if ((c >= 0xE0 && c <= 0xFE && c != 0xF7)) return c - 32;
   if (c == 0xFF) return 0x178;
   if (c == 0xB5) return 0x39C;
@@ -126,6 +135,7 @@ char32_t py_upper(char32_t c) {
 char32_t py_lower(char32_t c) {
   if (c >= 'A' && c <= 'Z') return c + 32;
   if (c < 0x80) return c;
+  if (locale_t loc = unicode_locale()) return char32_t(towlower_l(wint_t(c), loc));
   if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 32;
   if (c == 0x178) return 0xFF;
   if (c >= 0x100 && c <= 0x17F && c != 0x130 && c != 0x131 && c != 0x138 && c != 0x149 && c != 0x17F) {
@@ -147,19 +157,29 @@ char32_t py_lower(char32_t c) {
   return c;
 }
 
-bool py_isdigit(char32_t c) { return (c >= '0' && c <= '9') || (c >= 0xFF10 && c <= 0xFF19) || (c >= 0x660 && c <= 0x669); }
+// Decimal digits of the scripts chat templates meet (Unicode category Nd).
+bool py_isdigit(char32_t c) {
+  if (c < 0x80) return c >= '0' && c <= '9';
+  static const char32_t kZeros[] = {0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6,
+                                    0xD66, 0xE50, 0xED0, 0xF20, 0x1040, 0x17E0, 0x1810, 0xFF10};
+  for (char32_t z : kZeros)
+    if (c >= z && c <= z + 9) return true;
+  return false;
+}
 
+// Letters (Unicode category L*), as str.isalpha() sees them.
 bool py_isalpha(char32_t c) {
   if (c < 0x80) return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-  if (py_isspace(c)) return false;
+  if (py_isdigit(c) || py_isspace(c)) return false;
+  if (c >= 0x24B6 && c <= 0x24E9) return false;  // circled letters are symbols (So)
+  if (c >= 0x2160 && c <= 0x2188) return false;  // Roman numerals are letter numbers (Nl)
+  if (c == 0xAD || c == 0xFEFF || (c >= 0x200B && c <= 0x200F) || (c >= 0x2060 && c <= 0x2064)) return false;
+  if (locale_t loc = unicode_locale()) return iswalpha_l(wint_t(c), loc) != 0;
   if (c == 0xAA || c == 0xB5 || c == 0xBA) return true;
-  if (c < 0xC0) return false;
-  if (c == 0xD7 || c == 0xF7) return false;
-  if (c >= 0x2000 && c <= 0x2BFF) return false;  // punctuation, symbols, arrows
-  if (c >= 0x3000 && c <= 0x303F) return false;  // CJK punctuation
-  if (c >= 0xFF00 && c <= 0xFF20) return false;
-  if (c >= 0x1F000) return false;  // emoji and pictographs
-  return !py_isdigit(c);
+  if (c < 0xC0 || c == 0xD7 || c == 0xF7) return false;
+  if ((c >= 0x2000 && c <= 0x2BFF) || (c >= 0x3000 && c <= 0x303F) || (c >= 0xFF00 && c <= 0xFF20) || c >= 0x1F000)
+    return false;
+  return true;
 }
 
 // ---- str / repr ----
