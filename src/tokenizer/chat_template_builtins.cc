@@ -938,7 +938,9 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
     int64_t n = 0;
     bool in_word = false;
     for (char32_t c : to_u32(to_str(v))) {
-      bool w = py_isalpha(c) || py_isdigit(c) || c == '_';  // re's \w
+      // re's \w: str.isalnum() (letters, digits, other numerics) or '_'
+      bool w = py_isalpha(c) || py_isdigit(c) || c == '_' || (c >= 0x2160 && c <= 0x2188) || c == 0xB2 || c == 0xB3 ||
+               c == 0xB9 || (c >= 0xBC && c <= 0xBE);
       if (w && !in_word) ++n;
       in_word = w;
     }
