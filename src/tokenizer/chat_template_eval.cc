@@ -73,6 +73,11 @@ Value binop(Renderer& r, const std::string& op, const Value& a, const Value& b) 
     r.check_size(s.size());
     return Value::str(std::move(s));
   }
+  if (op == "%" && a.kind == Kind::String) {
+    std::string out = printf_format(a.sv(), b);
+    r.check_size(out.size());
+    return Value::str(std::move(out));
+  }
   if (a.is_undefined()) fail_undefined(a);
   if (b.is_undefined()) fail_undefined(b);
   const char* o = op.c_str();
@@ -109,7 +114,6 @@ Value binop(Renderer& r, const std::string& op, const Value& a, const Value& b) 
     fail(op_error(o, a, b));
   }
   if (!nums) {
-    if (op == "%" && a.kind == Kind::String) fail("printf-style string formatting (%) is not supported; use ~ or format()");
     fail(op_error(op == "**" ? "** or pow()" : o, a, b));
   }
   if (op == "/") {
@@ -316,7 +320,10 @@ Value apply_chain(Renderer& r, const Expr& e, Value v) {
   }
 }
 
-Value loop_object(const List& items, size_t k) {
+// loop.changed(*values): true when the values differ from those of the previous call.
+using ChangedState = std::shared_ptr<std::optional<Value>>;
+
+Value loop_object(const List& items, size_t k, const ChangedState& changed) {
   size_t n = items.size();
   Dict d;
   auto add = [&](const char* key, Value v) { d.items.emplace_back(Value::str(key), std::move(v)); };
@@ -334,6 +341,12 @@ Value loop_object(const List& items, size_t k) {
   add("cycle", Value::callable("loop.cycle", [k](Renderer&, CallArgs& a) {
         if (a.pos.empty()) fail("no items for cycling given");
         return a.pos[k % a.pos.size()];
+      }));
+  add("changed", Value::callable("loop.changed", [changed](Renderer&, CallArgs& a) {
+        Value now = Value::make_list(a.pos, true);
+        if (*changed && equal(**changed, now)) return Value::boolean(false);
+        *changed = now;
+        return Value::boolean(true);
       }));
   return Value::make_object("LoopContext", std::move(d));
 }
@@ -355,11 +368,12 @@ Flow exec_for(Renderer& r, const Stmt& s, std::string& out) {
     exec(r, s.else_body, out);
     return Flow::Normal;
   }
+  auto changed = std::make_shared<std::optional<Value>>();
   for (size_t k = 0; k < items.size(); ++k) {
     r.step();
     auto f = child_frame(r.frame);
     unpack(*f, s.targets, s.targets_tuple, items[k]);
-    f->vars["loop"] = loop_object(items, k);
+    f->vars["loop"] = loop_object(items, k, changed);
     FrameGuard fg(r, f);
     Flow fl = exec(r, s.body, out);
     if (fl == Flow::Break) break;

@@ -186,8 +186,8 @@ struct Renderer {
   int depth = 0;
   std::shared_ptr<Frame> frame;
   std::shared_ptr<Frame> root;
-  // Namespaces can be made to contain themselves; their attributes are cleared after the
-  // render so that such cycles do not leak.
+  // Namespaces (and cyclers) can be made to contain themselves; their attributes are cleared
+  // after the render so that such cycles do not leak.
   std::vector<std::shared_ptr<Object>> namespaces;
 
   Renderer() = default;
@@ -218,9 +218,10 @@ bool has_filter(const std::string& name);
 bool has_test(const std::string& name);
 // A method of a str / dict / list value (e.g. "".startswith); Undefined when there is none.
 Value method_of(const Value& obj, const std::string& name);
-// Globals: range, namespace, dict, raise_exception, strftime_now, cycler, joiner.
+// Globals: range, namespace, dict, joiner, cycler, raise_exception, strftime_now.
 Value global_function(const std::string& name);
-List iterate(const Value& v);  // Python iteration: list items, dict keys, string characters
+List iterate(const Value& v);
+std::string printf_format(const std::string& fmt, const Value& args);  // Python's `fmt % args`  // Python iteration: list items, dict keys, string characters
 void render(Renderer& r, const Body& body, std::string& out);
 
 }  // namespace llada2::jinja

@@ -183,6 +183,12 @@ CASES = [
     ("call_non_callable", "{{ n() }}"),
     ("call_undefined", "{{ nope() }}"),
     ("range_too_big", "{{ range(1000000) | length }}"),
+    ("printf", "{{ '%s-%d-%05.2f-%r-%x-%%' % ('a', 3, 2.5, 'q', 255) }}|{{ '%(a)s!' % {'a': 1} }}|{{ '%s' % [1, 2] }}|{{ '%5s|%-5s|%+d|%e|%g|%.3s|%03d|%o|%#x|%c' % ('ab', 'cd', 5, 12345.678, 0.0001, 'abcdef', -7, 8, 255, 'z') }}|{{ '%s' % nope }}|{{ '%d%%' % 2.9 }}"),
+    ("printf_errors", "{{ '%s %s' % ('a',) }}"),
+    ("printf_extra", "{{ '%s' % ('a', 'b') }}"),
+    ("f_format", "{{ '%s|%s' | format(1, 'b') }} {{ '%(x)s' | format(x='kw') }} {{ '%s' | format([1]) }}"),
+    ("loop_changed", "{% for x in [1, 1, 2, 2, 1] %}{{ loop.changed(x) }}{% endfor %}"),
+    ("cycler_joiner", "{% set c = cycler('a', 'b') %}{{ c.next() }}{{ c.next() }}{{ c.next() }}{{ c.current }}{% set _ = c.reset() %}{{ c.current }}|{% set j = joiner(', ') %}{% for x in xs %}{{ j() }}{{ x }}{% endfor %}|{% set j2 = joiner() %}{{ j2() }}{{ j2() }}"),
     # truthiness
     ("truthy", "{% for v in [0, 1, '', 'a', [], [0], {}, {'a': 1}, none, 0.0, 0.1] %}{{ 'T' if v else 'F' }}{% endfor %}"),
     # more realistic fragments
