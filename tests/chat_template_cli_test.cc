@@ -101,6 +101,16 @@ TEST_F(RenderChatCli, SpecialTokensFromConfigAndOverrides) {
   EXPECT_EQ(r.out, "{\"rendered\":\"<s>hi</s>\"}\n{\"rendered\":\"<s>1\"}\n");
 }
 
+TEST_F(RenderChatCli, SpecialTokensMapFillsGaps) {
+  write(dir / "model/tokenizer_config.json", R"({"eos_token": "</s>", "chat_template": "{{ bos_token }}{{ eos_token }}{{ pad_token }}"})");
+  write(dir / "model/special_tokens_map.json",
+        R"({"bos_token": {"content": "<s>", "lstrip": false}, "eos_token": "<ignored>", "pad_token": "<pad>"})");
+  std::string input = "{\"messages\": []}\n";
+  CliResult r = run("--model '" + (dir / "model").string() + "'", &input);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "{\"rendered\":\"<s></s><pad>\"}\n");
+}
+
 TEST_F(RenderChatCli, JinjaFileBesideConfigWins) {
   write(dir / "model/tokenizer_config.json", R"({"chat_template": "from config"})");
   write(dir / "model/chat_template.jinja", "from file {{ messages | length }}\n");

@@ -127,7 +127,6 @@ class Lexer {
   bool finish_tag(bool strip_after, bool trim) {
     if (strip_after) {
       size_t p = pos_;
-      std::u32string rest;
       while (p < src_.size()) {
         size_t q = p;
         unsigned char c = (unsigned char)src_[q];

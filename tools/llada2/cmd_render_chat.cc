@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -69,15 +70,29 @@ ModelChat load_model_chat(const fs::path& dir) {
     if (t.is_object() && t.contains("content") && t["content"].is_string()) return t["content"].get<std::string>();
     return std::nullopt;
   };
-  for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}) {
-    if (!cfg.contains(key)) continue;
-    if (auto s = token_text(cfg[key])) mc.special_tokens[key] = *s;
+  // special_tokens_map.json fills in the tokens tokenizer_config.json leaves out, as in transformers.
+  ordered_json map = ordered_json::object();
+  fs::path map_path = dir / "special_tokens_map.json";
+  if (fs::exists(map_path)) {
+    try {
+      map = ordered_json::parse(read_text(map_path));
+    } catch (const ordered_json::parse_error& e) {
+      throw FileError(map_path.string(), std::string("not valid JSON: ") + e.what());
+    }
+    if (!map.is_object()) throw FileError(map_path.string(), "expected a JSON object");
   }
-  if (cfg.contains("additional_special_tokens") && cfg["additional_special_tokens"].is_array()) {
-    ordered_json list = ordered_json::array();
-    for (const auto& t : cfg["additional_special_tokens"])
-      if (auto s = token_text(t)) list.push_back(*s);
-    mc.special_tokens["additional_special_tokens"] = list;
+  for (const ordered_json* src : {&cfg, &map}) {
+    for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}) {
+      if (mc.special_tokens.contains(key) || !src->contains(key)) continue;
+      if (auto s = token_text((*src)[key])) mc.special_tokens[key] = *s;
+    }
+    if (!mc.special_tokens.contains("additional_special_tokens") && src->contains("additional_special_tokens") &&
+        (*src)["additional_special_tokens"].is_array()) {
+      ordered_json list = ordered_json::array();
+      for (const auto& t : (*src)["additional_special_tokens"])
+        if (auto s = token_text(t)) list.push_back(*s);
+      mc.special_tokens["additional_special_tokens"] = list;
+    }
   }
   return mc;
 }
@@ -89,8 +104,10 @@ int cmd_render_chat(int argc, char** argv) {
       "Render chat conversations with a checkpoint's chat template (Jinja, rendered as transformers does).\n"
       "Reads JSON lines {\"messages\": [...], \"tools\": [...] or null, \"add_generation_prompt\": bool,\n"
       "\"extra_vars\": {...}} and writes one {\"rendered\": \"...\"} line per input line. The template is\n"
-      "DIR/chat_template.jinja or the chat_template of DIR/tokenizer_config.json; bos_token, eos_token and the\n"
-      "other special tokens of tokenizer_config.json are passed to it unless extra_vars sets them.",
+      "DIR/chat_template.jinja or else the chat_template of DIR/tokenizer_config.json (a string, or a list of\n"
+      "{name, template} of which \"default\" is used). bos_token, eos_token and the other special tokens of\n"
+      "tokenizer_config.json (or special_tokens_map.json) are passed to the template unless extra_vars sets them;\n"
+      "other extra_vars keys (e.g. enable_thinking) are passed as they are.",
       "llada2 render-chat"};
   std::string model, input;
   app.add_option("--model", model, "checkpoint folder with tokenizer_config.json and/or chat_template.jinja")
