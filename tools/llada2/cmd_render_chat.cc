@@ -1,8 +1,167 @@
+// llada2 render-chat: renders conversations with a checkpoint's chat template, one JSON line
+// in, one JSON line out.
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+
+#include "cli_util.h"
 #include "commands.h"
+#include "llada2/chat_template.h"
 #include "llada2/error.h"
 
 namespace llada2::cli {
+namespace {
 
-int cmd_render_chat(int, char**) { throw InputError("render-chat: needs a chat template engine (not available in this build yet)"); }
+using nlohmann::ordered_json;
+namespace fs = std::filesystem;
+
+std::string read_text(const fs::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw FileError(path.string(), "cannot open");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// The template and the special-token variables transformers passes to it. As in transformers,
+// chat_template.jinja beside tokenizer_config.json takes precedence over the config's entry.
+struct ModelChat {
+  std::string source;
+  ordered_json special_tokens = ordered_json::object();
+};
+
+ModelChat load_model_chat(const fs::path& dir) {
+  ModelChat mc;
+  fs::path cfg_path = dir / "tokenizer_config.json", jinja_path = dir / "chat_template.jinja";
+  ordered_json cfg = ordered_json::object();
+  if (fs::exists(cfg_path)) {
+    try {
+      cfg = ordered_json::parse(read_text(cfg_path));
+    } catch (const ordered_json::parse_error& e) {
+      throw FileError(cfg_path.string(), std::string("not valid JSON: ") + e.what());
+    }
+    if (!cfg.is_object()) throw FileError(cfg_path.string(), "expected a JSON object");
+  }
+  if (fs::exists(jinja_path)) {
+    mc.source = read_text(jinja_path);
+  } else if (cfg.contains("chat_template") && !cfg["chat_template"].is_null()) {
+    const ordered_json& ct = cfg["chat_template"];
+    if (ct.is_string()) {
+      mc.source = ct.get<std::string>();
+    } else if (ct.is_array()) {
+      bool found = false;
+      for (const auto& t : ct)
+        if (t.is_object() && t.value("name", "") == "default" && t.contains("template") && t["template"].is_string()) {
+          mc.source = t["template"].get<std::string>();
+          found = true;
+        }
+      if (!found) throw FileError(cfg_path.string(), "chat_template lists no template named \"default\"");
+    } else {
+      throw FileError(cfg_path.string(), "chat_template must be a string or a list of {name, template}");
+    }
+  } else {
+    throw FileError(dir.string(), "no chat template: neither chat_template.jinja nor a chat_template entry in tokenizer_config.json");
+  }
+  auto token_text = [](const ordered_json& t) -> std::optional<std::string> {
+    if (t.is_string()) return t.get<std::string>();
+    if (t.is_object() && t.contains("content") && t["content"].is_string()) return t["content"].get<std::string>();
+    return std::nullopt;
+  };
+  // special_tokens_map.json fills in the tokens tokenizer_config.json leaves out, as in transformers.
+  ordered_json map = ordered_json::object();
+  fs::path map_path = dir / "special_tokens_map.json";
+  if (fs::exists(map_path)) {
+    try {
+      map = ordered_json::parse(read_text(map_path));
+    } catch (const ordered_json::parse_error& e) {
+      throw FileError(map_path.string(), std::string("not valid JSON: ") + e.what());
+    }
+    if (!map.is_object()) throw FileError(map_path.string(), "expected a JSON object");
+  }
+  for (const ordered_json* src : {&cfg, &map}) {
+    for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}) {
+      if (mc.special_tokens.contains(key) || !src->contains(key)) continue;
+      if (auto s = token_text((*src)[key])) mc.special_tokens[key] = *s;
+    }
+    if (!mc.special_tokens.contains("additional_special_tokens") && src->contains("additional_special_tokens") &&
+        (*src)["additional_special_tokens"].is_array()) {
+      ordered_json list = ordered_json::array();
+      for (const auto& t : (*src)["additional_special_tokens"])
+        if (auto s = token_text(t)) list.push_back(*s);
+      mc.special_tokens["additional_special_tokens"] = list;
+    }
+  }
+  return mc;
+}
+
+}  // namespace
+
+int cmd_render_chat(int argc, char** argv) {
+  CLI::App app{
+      "Render chat conversations with a checkpoint's chat template (Jinja, rendered as transformers does).\n"
+      "Reads JSON lines {\"messages\": [...], \"tools\": [...] or null, \"add_generation_prompt\": bool,\n"
+      "\"extra_vars\": {...}} and writes one {\"rendered\": \"...\"} line per input line. The template is\n"
+      "DIR/chat_template.jinja or else the chat_template of DIR/tokenizer_config.json (a string, or a list of\n"
+      "{name, template} of which \"default\" is used). bos_token, eos_token and the other special tokens of\n"
+      "tokenizer_config.json (or special_tokens_map.json) are passed to the template unless extra_vars sets them;\n"
+      "other extra_vars keys (e.g. enable_thinking) are passed as they are.",
+      "llada2 render-chat"};
+  std::string model, input;
+  app.add_option("--model", model, "checkpoint folder with tokenizer_config.json and/or chat_template.jinja")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  app.add_option("--input", input, "JSON-lines file to read (default: standard input)");
+  if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
+
+  ModelChat mc = load_model_chat(model);
+  ChatTemplate tpl(mc.source);
+
+  std::ifstream file;
+  if (!input.empty()) {
+    file.open(input, std::ios::binary);
+    if (!file) throw FileError(input, "cannot open");
+  }
+  std::istream& in = input.empty() ? std::cin : file;
+  std::string where = input.empty() ? "stdin" : input;
+  std::string line;
+  for (size_t lineno = 1; std::getline(in, line); ++lineno) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    auto bad = [&](const std::string& msg) { return InputError(where + " line " + std::to_string(lineno) + ": " + msg); };
+    ordered_json req;
+    try {
+      req = ordered_json::parse(line);
+    } catch (const ordered_json::parse_error& e) {
+      throw bad(std::string("not valid JSON: ") + e.what());
+    }
+    if (!req.is_object()) throw bad("expected a JSON object");
+    if (!req.contains("messages") || !req["messages"].is_array()) throw bad("\"messages\" must be an array");
+    ordered_json tools = req.contains("tools") ? req["tools"] : ordered_json();
+    if (!tools.is_null() && !tools.is_array()) throw bad("\"tools\" must be an array or null");
+    bool agp = false;
+    if (req.contains("add_generation_prompt")) {
+      if (!req["add_generation_prompt"].is_boolean()) throw bad("\"add_generation_prompt\" must be true or false");
+      agp = req["add_generation_prompt"].get<bool>();
+    }
+    ordered_json vars = mc.special_tokens;
+    if (req.contains("extra_vars") && !req["extra_vars"].is_null()) {
+      if (!req["extra_vars"].is_object()) throw bad("\"extra_vars\" must be an object");
+      for (auto it = req["extra_vars"].begin(); it != req["extra_vars"].end(); ++it) vars[it.key()] = it.value();
+    }
+    std::string rendered;
+    try {
+      rendered = tpl.render(req["messages"], tools, agp, vars);
+    } catch (const InputError& e) {
+      throw bad(e.what());
+    }
+    ordered_json out = {{"rendered", rendered}};
+    std::cout << out.dump(-1, ' ', false, ordered_json::error_handler_t::replace) << '\n';
+  }
+  std::cout.flush();
+  return 0;
+}
 
 }  // namespace llada2::cli

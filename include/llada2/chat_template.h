@@ -1,0 +1,50 @@
+// Chat templates: the Jinja subset that Hugging Face chat templates use, rendered the way
+// transformers renders them (trim_blocks, lstrip_blocks, its own tojson, raise_exception,
+// strftime_now, loop controls), with Python value semantics (repr, truthiness, Undefined).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace llada2 {
+
+namespace jinja {
+struct Template;
+}
+
+class ChatTemplate {
+ public:
+  // Bounds that keep a hostile template from exhausting time, memory or stack.
+  struct Limits {
+    size_t max_output_bytes = size_t(256) << 20;  // also bounds every intermediate string or list
+    uint64_t max_steps = 200'000'000;             // expressions + statements + loop iterations
+    int max_depth = 200;                          // nesting of expressions, blocks and macro calls
+  };
+
+  // Parses the template; throws InputError ("chat template line L, column C: ...") on syntax errors.
+  explicit ChatTemplate(const std::string& source);
+  ChatTemplate(const std::string& source, const Limits& limits);
+  ~ChatTemplate();
+  ChatTemplate(ChatTemplate&&) noexcept;
+  ChatTemplate& operator=(ChatTemplate&&) noexcept;
+
+  // Renders with `messages` (array), `tools` (array or null), `add_generation_prompt` and
+  // `extra_vars` (an object merged into the context: bos_token, eos_token, ... and user kwargs).
+  // Runtime errors, raise_exception(msg) included, throw InputError.
+  // ordered_json keeps the caller's key order, which `tojson` prints.
+  std::string render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
+                     bool add_generation_prompt,
+                     const nlohmann::ordered_json& extra_vars = nlohmann::ordered_json::object()) const;
+  // nlohmann::json sorts object keys, so `tojson` prints them sorted.
+  std::string render(const nlohmann::json& messages, const nlohmann::json& tools, bool add_generation_prompt,
+                     const nlohmann::json& extra_vars = nlohmann::json::object()) const;
+
+ private:
+  std::unique_ptr<jinja::Template> tpl_;
+  Limits limits_;
+};
+
+}  // namespace llada2

@@ -1,0 +1,60 @@
+// Public face of the chat-template engine: parse once, render per conversation.
+#include "llada2/chat_template.h"
+
+#include "llada2/error.h"
+#include "tokenizer/chat_template_impl.h"
+
+namespace llada2 {
+namespace {
+
+[[noreturn]] void rethrow(const jinja::TemplateError& e) {
+  if (e.user_raised) throw InputError(e.message);
+  if (e.line > 0)
+    throw InputError("chat template line " + std::to_string(e.line) + ", column " + std::to_string(e.col) + ": " + e.message);
+  throw InputError("chat template: " + e.message);
+}
+
+}  // namespace
+
+ChatTemplate::ChatTemplate(const std::string& source) : ChatTemplate(source, Limits{}) {}
+
+ChatTemplate::ChatTemplate(const std::string& source, const Limits& limits) : limits_(limits) {
+  try {
+    tpl_ = jinja::parse_template(source, limits_.max_depth);
+  } catch (const jinja::TemplateError& e) {
+    rethrow(e);
+  }
+}
+
+ChatTemplate::~ChatTemplate() = default;
+ChatTemplate::ChatTemplate(ChatTemplate&&) noexcept = default;
+ChatTemplate& ChatTemplate::operator=(ChatTemplate&&) noexcept = default;
+
+std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
+                                 bool add_generation_prompt, const nlohmann::ordered_json& extra_vars) const {
+  if (!extra_vars.is_null() && !extra_vars.is_object()) throw InputError("chat template: extra variables must be a JSON object");
+  jinja::Renderer r;
+  r.limits = limits_;
+  r.frame = r.root = std::make_shared<jinja::Frame>();
+  auto& vars = r.frame->vars;
+  if (extra_vars.is_object())
+    for (auto it = extra_vars.begin(); it != extra_vars.end(); ++it) vars[it.key()] = jinja::from_json(it.value());
+  vars["messages"] = jinja::from_json(messages);
+  vars["tools"] = jinja::from_json(tools);
+  vars["add_generation_prompt"] = jinja::Value::boolean(add_generation_prompt);
+  std::string out;
+  try {
+    jinja::render(r, tpl_->body, out);
+  } catch (const jinja::TemplateError& e) {
+    rethrow(e);
+  }
+  return out;
+}
+
+std::string ChatTemplate::render(const nlohmann::json& messages, const nlohmann::json& tools, bool add_generation_prompt,
+                                 const nlohmann::json& extra_vars) const {
+  return render(nlohmann::ordered_json(messages), nlohmann::ordered_json(tools), add_generation_prompt,
+                nlohmann::ordered_json(extra_vars));
+}
+
+}  // namespace llada2

@@ -1,0 +1,532 @@
+// Python value semantics for the chat-template engine: truthiness, str/repr, equality,
+// ordering, JSON in (from the caller) and out (transformers' tojson = json.dumps).
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <cwctype>
+#include <locale.h>
+
+#include "tokenizer/chat_template_impl.h"
+
+namespace llada2::jinja {
+
+void fail(const std::string& message) { throw TemplateError{message}; }
+
+const Value* Dict::find(const Value& key) const {
+  for (const auto& [k, v] : items)
+    if (equal(k, key)) return &v;
+  return nullptr;
+}
+
+const Value* Dict::find(std::string_view key) const {
+  for (const auto& [k, v] : items)
+    if (k.kind == Kind::String && k.sv() == key) return &v;
+  return nullptr;
+}
+
+void Dict::set(const Value& key, Value v) {
+  for (auto& [k, old] : items)
+    if (equal(k, key)) {
+      old = std::move(v);
+      return;
+    }
+  items.emplace_back(key, std::move(v));
+}
+
+// ---- UTF-8 ----
+std::u32string to_u32(std::string_view s) {
+  std::u32string out;
+  out.reserve(s.size());
+  size_t i = 0, n = s.size();
+  while (i < n) {
+    unsigned char c = (unsigned char)s[i];
+    int len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (len == 0 || i + size_t(len) > n) {  // not UTF-8: keep the byte as a code point
+      out.push_back(c);
+      ++i;
+      continue;
+    }
+    char32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+    bool ok = true;
+    for (int k = 1; k < len; ++k) {
+      unsigned char cc = (unsigned char)s[i + size_t(k)];
+      if ((cc & 0xC0) != 0x80) ok = false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if (!ok) {
+      out.push_back(c);
+      ++i;
+      continue;
+    }
+    out.push_back(cp);
+    i += size_t(len);
+  }
+  return out;
+}
+
+void append_utf8(std::string& out, char32_t c) {
+  if (c < 0x80) {
+    out.push_back(char(c));
+  } else if (c < 0x800) {
+    out.push_back(char(0xC0 | (c >> 6)));
+    out.push_back(char(0x80 | (c & 0x3F)));
+  } else if (c < 0x10000) {
+    out.push_back(char(0xE0 | (c >> 12)));
+    out.push_back(char(0x80 | ((c >> 6) & 0x3F)));
+    out.push_back(char(0x80 | (c & 0x3F)));
+  } else {
+    out.push_back(char(0xF0 | (c >> 18)));
+    out.push_back(char(0x80 | ((c >> 12) & 0x3F)));
+    out.push_back(char(0x80 | ((c >> 6) & 0x3F)));
+    out.push_back(char(0x80 | (c & 0x3F)));
+  }
+}
+
+std::string to_utf8(std::u32string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char32_t c : s) append_utf8(out, c);
+  return out;
+}
+
+// str.isspace(): the characters Python's str.split()/strip() treat as whitespace.
+bool py_isspace(char32_t c) {
+  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+// One-to-one case mappings come from the C library's Unicode tables (C.UTF-8, a built-in
+// locale of glibc); if that locale is missing, a table for Latin, Greek, Cyrillic, Armenian
+// and fullwidth Latin stands in.
+static locale_t unicode_locale() {
+  static const locale_t loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", locale_t(0));
+  return loc;
+}
+
+char32_t py_upper(char32_t c) {
+  if (c >= 'a' && c <= 'z') return c - 32;
+  if (c < 0x80) return c;
+  if (locale_t loc = unicode_locale()) return char32_t(towupper_l(wint_t(c), loc));
+  if ((c >= 0xE0 && c <= 0xFE && c != 0xF7)) return c - 32;
+  if (c == 0xFF) return 0x178;
+  if (c == 0xB5) return 0x39C;
+  if (c >= 0x100 && c <= 0x17F && c != 0x130 && c != 0x131 && c != 0x138 && c != 0x149 && c != 0x17F) {
+    bool odd_upper = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
+    if (odd_upper ? (c % 2 == 0) : (c % 2 == 1)) return c - 1;
+    return c;
+  }
+  if (c == 0x131) return 'I';
+  if (c == 0x17F) return 'S';
+  if (c >= 0x3B1 && c <= 0x3C9 && c != 0x3C2) return c - 32;
+  if (c == 0x3C2) return 0x3A3;
+  if (c >= 0x3AC && c <= 0x3AF) return c == 0x3AC ? 0x386 : c - 37;
+  if (c == 0x3CC) return 0x38C;
+  if (c == 0x3CD || c == 0x3CE) return c - 63;
+  if (c >= 0x430 && c <= 0x44F) return c - 32;
+  if (c >= 0x450 && c <= 0x45F) return c - 80;
+  if (c >= 0x460 && c <= 0x4FF && c % 2 == 1 && !(c >= 0x482 && c <= 0x489)) return c - 1;
+  if (c >= 0x561 && c <= 0x586) return c - 48;
+  if (c >= 0xFF41 && c <= 0xFF5A) return c - 32;
+  return c;
+}
+
+char32_t py_lower(char32_t c) {
+  if (c >= 'A' && c <= 'Z') return c + 32;
+  if (c < 0x80) return c;
+  if (locale_t loc = unicode_locale()) return char32_t(towlower_l(wint_t(c), loc));
+  if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 32;
+  if (c == 0x178) return 0xFF;
+  if (c >= 0x100 && c <= 0x17F && c != 0x130 && c != 0x131 && c != 0x138 && c != 0x149 && c != 0x17F) {
+    bool odd_upper = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
+    if (odd_upper ? (c % 2 == 1) : (c % 2 == 0)) return c + 1;
+    return c;
+  }
+  if (c == 0x130) return 'i';
+  if (c >= 0x391 && c <= 0x3A9 && c != 0x3A2) return c + 32;
+  if (c == 0x386) return 0x3AC;
+  if (c >= 0x388 && c <= 0x38A) return c + 37;
+  if (c == 0x38C) return 0x3CC;
+  if (c == 0x38E || c == 0x38F) return c + 63;
+  if (c >= 0x410 && c <= 0x42F) return c + 32;
+  if (c >= 0x400 && c <= 0x40F) return c + 80;
+  if (c >= 0x460 && c <= 0x4FF && c % 2 == 0 && !(c >= 0x482 && c <= 0x489)) return c + 1;
+  if (c >= 0x531 && c <= 0x556) return c + 48;
+  if (c >= 0xFF21 && c <= 0xFF3A) return c + 32;
+  return c;
+}
+
+// Decimal digits of the scripts chat templates meet (Unicode category Nd).
+bool py_isdigit(char32_t c) {
+  if (c < 0x80) return c >= '0' && c <= '9';
+  static const char32_t kZeros[] = {0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6,
+                                    0xD66, 0xE50, 0xED0, 0xF20, 0x1040, 0x17E0, 0x1810, 0xFF10};
+  for (char32_t z : kZeros)
+    if (c >= z && c <= z + 9) return true;
+  return false;
+}
+
+// Letters (Unicode category L*), as str.isalpha() sees them.
+bool py_isalpha(char32_t c) {
+  if (c < 0x80) return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+  if (py_isdigit(c) || py_isspace(c)) return false;
+  if (c >= 0x24B6 && c <= 0x24E9) return false;  // circled letters are symbols (So)
+  if (c >= 0x2160 && c <= 0x2188) return false;  // Roman numerals are letter numbers (Nl)
+  if (c == 0xAD || c == 0xFEFF || (c >= 0x200B && c <= 0x200F) || (c >= 0x2060 && c <= 0x2064)) return false;
+  if (locale_t loc = unicode_locale()) return iswalpha_l(wint_t(c), loc) != 0;
+  if (c == 0xAA || c == 0xB5 || c == 0xBA) return true;
+  if (c < 0xC0 || c == 0xD7 || c == 0xF7) return false;
+  if ((c >= 0x2000 && c <= 0x2BFF) || (c >= 0x3000 && c <= 0x303F) || (c >= 0xFF00 && c <= 0xFF20) || c >= 0x1F000)
+    return false;
+  return true;
+}
+
+// ---- str / repr ----
+bool truthy(const Value& v) {
+  switch (v.kind) {
+    case Kind::Undefined:
+    case Kind::None: return false;
+    case Kind::Bool: return v.b;
+    case Kind::Int: return v.i != 0;
+    case Kind::Float: return v.f != 0;
+    case Kind::String: return !v.sv().empty();
+    case Kind::List:
+    case Kind::Tuple: return !v.lv().empty();
+    case Kind::Dict: return !v.dv().items.empty();
+    case Kind::Object:
+    case Kind::Callable: return true;
+  }
+  return false;
+}
+
+std::string type_name(const Value& v) {
+  switch (v.kind) {
+    case Kind::Undefined: return "Undefined";
+    case Kind::None: return "NoneType";
+    case Kind::Bool: return "bool";
+    case Kind::Int: return "int";
+    case Kind::Float: return "float";
+    case Kind::String: return "str";
+    case Kind::List: return "list";
+    case Kind::Tuple: return "tuple";
+    case Kind::Dict: return "dict";
+    case Kind::Object: return v.obj->type;
+    case Kind::Callable: return "function";
+  }
+  return "object";
+}
+
+std::string float_repr(double d) {
+  if (std::isnan(d)) return "nan";
+  if (std::isinf(d)) return d < 0 ? "-inf" : "inf";
+  // Shortest round-trip digits, laid out the way Python's repr(float) does.
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+  std::string sci(buf, res.ptr);
+  bool neg = sci[0] == '-';
+  if (neg) sci.erase(0, 1);
+  size_t epos = sci.find('e');
+  std::string mant = sci.substr(0, epos);
+  int exp10 = std::atoi(sci.c_str() + epos + 1);
+  std::string digits;
+  for (char c : mant)
+    if (c != '.') digits.push_back(c);
+  while (digits.size() > 1 && digits.back() == '0') digits.pop_back();
+  int decpt = exp10 + 1;  // value = 0.digits * 10^decpt
+  std::string out = neg ? "-" : "";
+  if (decpt <= -4 || decpt > 16) {
+    out += digits[0];
+    if (digits.size() > 1) out += "." + digits.substr(1);
+    int e = decpt - 1;
+    char eb[16];
+    std::snprintf(eb, sizeof eb, "e%c%02d", e < 0 ? '-' : '+', e < 0 ? -e : e);
+    out += eb;
+  } else if (decpt <= 0) {
+    out += "0." + std::string(size_t(-decpt), '0') + digits;
+  } else if (size_t(decpt) >= digits.size()) {
+    out += digits + std::string(size_t(decpt) - digits.size(), '0') + ".0";
+  } else {
+    out += digits.substr(0, size_t(decpt)) + "." + digits.substr(size_t(decpt));
+  }
+  return out;
+}
+
+// str.isprintable() for the characters that occur in practice.
+static bool py_printable(char32_t c) {
+  if (c < 0x20 || (c >= 0x7F && c <= 0xA0) || c == 0xAD) return false;
+  if ((c >= 0x2000 && c <= 0x200F) || (c >= 0x2028 && c <= 0x202F) || (c >= 0x205F && c <= 0x206F)) return false;
+  if (c == 0x1680 || c == 0x3000 || c == 0xFEFF || (c >= 0xD800 && c <= 0xDFFF) || (c >= 0xE000 && c <= 0xF8FF))
+    return false;
+  if (c >= 0xFFF9 && c <= 0xFFFB) return false;
+  return c <= 0x10FFFF;
+}
+
+static std::string str_repr(const std::string& s) {
+  bool has_sq = s.find('\'') != std::string::npos, has_dq = s.find('"') != std::string::npos;
+  char q = has_sq && !has_dq ? '"' : '\'';
+  std::string out(1, q);
+  for (char32_t c : to_u32(s)) {
+    if (c == char32_t(q) || c == '\\') {
+      out.push_back('\\');
+      out.push_back(char(c));
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (!py_printable(c)) {
+      char b[16];
+      if (c < 0x100) std::snprintf(b, sizeof b, "\\x%02x", unsigned(c));
+      else if (c < 0x10000) std::snprintf(b, sizeof b, "\\u%04x", unsigned(c));
+      else std::snprintf(b, sizeof b, "\\U%08x", unsigned(c));
+      out += b;
+    } else {
+      append_utf8(out, c);
+    }
+  }
+  out.push_back(q);
+  return out;
+}
+
+std::string repr(const Value& v) {
+  switch (v.kind) {
+    case Kind::String: return str_repr(v.sv());
+    case Kind::Undefined: return "Undefined";
+    case Kind::List:
+    case Kind::Tuple: {
+      bool tuple = v.kind == Kind::Tuple;
+      std::string out = tuple ? "(" : "[";
+      for (size_t k = 0; k < v.lv().size(); ++k) {
+        if (k) out += ", ";
+        out += repr(v.lv()[k]);
+      }
+      if (tuple && v.lv().size() == 1) out += ",";
+      return out + (tuple ? ")" : "]");
+    }
+    case Kind::Dict: {
+      std::string out = "{";
+      bool first = true;
+      for (const auto& [k, x] : v.dv().items) {
+        if (!first) out += ", ";
+        first = false;
+        out += repr(k) + ": " + repr(x);
+      }
+      return out + "}";
+    }
+    default: return to_str(v);
+  }
+}
+
+std::string to_str(const Value& v) {
+  switch (v.kind) {
+    case Kind::Undefined: return "";
+    case Kind::None: return "None";
+    case Kind::Bool: return v.b ? "True" : "False";
+    case Kind::Int: return std::to_string(v.i);
+    case Kind::Float: return float_repr(v.f);
+    case Kind::String: return v.sv();
+    case Kind::Object: {
+      if (v.obj->type == "Namespace") {
+        Value d = Value::make_dict(v.obj->attrs);
+        return "<Namespace " + repr(d) + ">";
+      }
+      return "<" + v.obj->type + ">";
+    }
+    case Kind::Callable: return "<function " + *v.fname + ">";
+    default: return repr(v);
+  }
+}
+
+bool equal(const Value& a, const Value& b) {
+  if (a.is_number() && b.is_number()) {
+    if (a.kind == Kind::Float || b.kind == Kind::Float) return a.as_double() == b.as_double();
+    return a.as_int() == b.as_int();
+  }
+  if (a.kind != b.kind) return false;
+  switch (a.kind) {
+    case Kind::Undefined:
+    case Kind::None: return true;
+    case Kind::String: return a.sv() == b.sv();
+    case Kind::List:
+    case Kind::Tuple: {
+      if (a.lv().size() != b.lv().size()) return false;
+      for (size_t k = 0; k < a.lv().size(); ++k)
+        if (!equal(a.lv()[k], b.lv()[k])) return false;
+      return true;
+    }
+    case Kind::Dict: {
+      if (a.dv().items.size() != b.dv().items.size()) return false;
+      for (const auto& [k, x] : a.dv().items) {
+        const Value* y = b.dv().find(k);
+        if (!y || !equal(x, *y)) return false;
+      }
+      return true;
+    }
+    case Kind::Object: return a.obj == b.obj;
+    case Kind::Callable: return a.fn == b.fn;
+    default: return false;
+  }
+}
+
+int compare(const Value& a, const Value& b) {
+  if (a.is_number() && b.is_number()) {
+    if (a.kind == Kind::Float || b.kind == Kind::Float) {
+      double x = a.as_double(), y = b.as_double();
+      return x < y ? -1 : x > y ? 1 : 0;
+    }
+    int64_t x = a.as_int(), y = b.as_int();
+    return x < y ? -1 : x > y ? 1 : 0;
+  }
+  if (a.kind == Kind::String && b.kind == Kind::String) {
+    int c = a.sv().compare(b.sv());  // UTF-8 byte order = code point order
+    return c < 0 ? -1 : c > 0 ? 1 : 0;
+  }
+  if (a.is_seq() && a.kind == b.kind) {
+    const List &x = a.lv(), &y = b.lv();
+    for (size_t k = 0; k < x.size() && k < y.size(); ++k) {
+      if (equal(x[k], y[k])) continue;
+      return compare(x[k], y[k]);
+    }
+    return x.size() < y.size() ? -1 : x.size() > y.size() ? 1 : 0;
+  }
+  fail("'<' not supported between instances of '" + type_name(a) + "' and '" + type_name(b) + "'");
+}
+
+Value from_json(const nlohmann::ordered_json& j) {
+  switch (j.type()) {
+    case nlohmann::json::value_t::null: return Value::none();
+    case nlohmann::json::value_t::boolean: return Value::boolean(j.get<bool>());
+    case nlohmann::json::value_t::number_integer: return Value::integer(j.get<int64_t>());
+    case nlohmann::json::value_t::number_unsigned: {
+      uint64_t u = j.get<uint64_t>();
+      if (u <= uint64_t(INT64_MAX)) return Value::integer(int64_t(u));
+      return Value::real(double(u));
+    }
+    case nlohmann::json::value_t::number_float: return Value::real(j.get<double>());
+    case nlohmann::json::value_t::string: return Value::str(j.get<std::string>());
+    case nlohmann::json::value_t::array: {
+      List l;
+      l.reserve(j.size());
+      for (const auto& x : j) l.push_back(from_json(x));
+      return Value::make_list(std::move(l));
+    }
+    case nlohmann::json::value_t::object: {
+      Dict d;
+      d.items.reserve(j.size());
+      for (auto it = j.begin(); it != j.end(); ++it) d.items.emplace_back(Value::str(it.key()), from_json(it.value()));
+      return Value::make_dict(std::move(d));
+    }
+    default: return Value::none();
+  }
+}
+
+// json.dumps string escaping (ESCAPE / ESCAPE_ASCII of Python's json module).
+static void json_string(std::string& out, const std::string& s, bool ensure_ascii) {
+  out.push_back('"');
+  for (char32_t c : to_u32(s)) {
+    switch (c) {
+      case '"': out += "\\\""; continue;
+      case '\\': out += "\\\\"; continue;
+      case '\n': out += "\\n"; continue;
+      case '\r': out += "\\r"; continue;
+      case '\t': out += "\\t"; continue;
+      case '\b': out += "\\b"; continue;
+      case '\f': out += "\\f"; continue;
+      default: break;
+    }
+    char b[16];
+    if (c < 0x20 || (ensure_ascii && c > 0x7E && c < 0x10000)) {
+      std::snprintf(b, sizeof b, "\\u%04x", unsigned(c));
+      out += b;
+    } else if (ensure_ascii && c >= 0x10000) {
+      char32_t v = c - 0x10000;
+      std::snprintf(b, sizeof b, "\\u%04x\\u%04x", unsigned(0xD800 | (v >> 10)), unsigned(0xDC00 | (v & 0x3FF)));
+      out += b;
+    } else {
+      append_utf8(out, c);
+    }
+  }
+  out.push_back('"');
+}
+
+static std::string json_float(double d) {
+  if (std::isnan(d)) return "NaN";
+  if (std::isinf(d)) return d < 0 ? "-Infinity" : "Infinity";
+  return float_repr(d);
+}
+
+static std::string json_key(const Value& k) {
+  switch (k.kind) {
+    case Kind::String: return k.sv();
+    case Kind::Bool: return k.b ? "true" : "false";
+    case Kind::None: return "null";
+    case Kind::Int: return std::to_string(k.i);
+    case Kind::Float: return json_float(k.f);
+    default: fail("keys must be str, int, float, bool or None, not " + type_name(k));
+  }
+}
+
+static void json_dump(std::string& out, const Value& v, bool ensure_ascii, const std::string* indent,
+                      const std::string& item_sep, const std::string& key_sep, bool sort_keys, int level) {
+  if (level > 500) fail("tojson: value nested too deeply");
+  auto newline = [&](int lv) {
+    out.push_back('\n');
+    for (int k = 0; k < lv; ++k) out += *indent;
+  };
+  switch (v.kind) {
+    case Kind::None: out += "null"; return;
+    case Kind::Bool: out += v.b ? "true" : "false"; return;
+    case Kind::Int: out += std::to_string(v.i); return;
+    case Kind::Float: out += json_float(v.f); return;
+    case Kind::String: json_string(out, v.sv(), ensure_ascii); return;
+    case Kind::List:
+    case Kind::Tuple: {
+      if (v.lv().empty()) {
+        out += "[]";
+        return;
+      }
+      out.push_back('[');
+      for (size_t k = 0; k < v.lv().size(); ++k) {
+        if (k) out += item_sep;
+        if (indent) newline(level + 1);
+        json_dump(out, v.lv()[k], ensure_ascii, indent, item_sep, key_sep, sort_keys, level + 1);
+      }
+      if (indent) newline(level);
+      out.push_back(']');
+      return;
+    }
+    case Kind::Dict: {
+      if (v.dv().items.empty()) {
+        out += "{}";
+        return;
+      }
+      std::vector<std::pair<std::string, const Value*>> items;
+      for (const auto& [k, x] : v.dv().items) items.emplace_back(json_key(k), &x);
+      if (sort_keys)
+        std::stable_sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      out.push_back('{');
+      for (size_t k = 0; k < items.size(); ++k) {
+        if (k) out += item_sep;
+        if (indent) newline(level + 1);
+        json_string(out, items[k].first, ensure_ascii);
+        out += key_sep;
+        json_dump(out, *items[k].second, ensure_ascii, indent, item_sep, key_sep, sort_keys, level + 1);
+      }
+      if (indent) newline(level);
+      out.push_back('}');
+      return;
+    }
+    default: fail("Object of type " + type_name(v) + " is not JSON serializable");
+  }
+}
+
+std::string to_json(const Value& v, bool ensure_ascii, const std::string* indent, const std::string& item_sep,
+                    const std::string& key_sep, bool sort_keys) {
+  std::string out;
+  json_dump(out, v, ensure_ascii, indent, item_sep, key_sep, sort_keys, 0);
+  return out;
+}
+
+}  // namespace llada2::jinja
