@@ -66,7 +66,7 @@ struct V {
   }
   // expf to ~1 ulp (Cephes), as in the avx512 tier: 0 below ln(FLT_MIN), +inf above ln(FLT_MAX).
   static reg exp(reg x) {
-    const reg hi = set1(88.3762626647949f), lo = set1(-87.3365478515625f);
+    const reg hi = set1(88.72283935546875f), lo = set1(-87.3365478515625f);
     const reg over = _mm256_cmp_ps(x, set1(88.72283935546875f), _CMP_GT_OQ);
     const reg under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
     reg t = _mm256_max_ps(lo, _mm256_min_ps(hi, x));  // NaN passes through (second operand)
@@ -80,8 +80,11 @@ struct V {
     p = _mm256_fmadd_ps(p, t, set1(1.6666665459e-1f));
     p = _mm256_fmadd_ps(p, t, set1(5.0000001201e-1f));
     p = _mm256_fmadd_ps(p, _mm256_mul_ps(t, t), _mm256_add_ps(t, set1(1.0f)));
+    const reg top = _mm256_cmp_ps(fx, set1(127.5f), _CMP_GT_OQ);  // 2^128 = 2^127 * 2
+    fx = _mm256_min_ps(set1(127.f), fx);
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
     reg r = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    r = _mm256_mul_ps(r, _mm256_blendv_ps(set1(1.f), set1(2.f), top));
     r = _mm256_andnot_ps(under, r);
     return _mm256_blendv_ps(r, set1(std::numeric_limits<float>::infinity()), over);
   }

@@ -58,9 +58,9 @@ struct V {
   }
   // expf to ~1 ulp (Cephes): 2^round(x/ln2) times a degree-6 polynomial of the remainder.
   // Below ln(FLT_MIN) it returns 0 (std::exp would give a subnormal), above ln(FLT_MAX) +inf;
-  // NaN stays NaN.
+  // NaN stays NaN. 2^128 (x near ln(FLT_MAX)) is applied as 2^127 * 2.
   static reg exp(reg x) {
-    const reg hi = set1(88.3762626647949f), lo = set1(-87.3365478515625f);
+    const reg hi = set1(88.72283935546875f), lo = set1(-87.3365478515625f);
     const __mmask16 over = _mm512_cmp_ps_mask(x, set1(88.72283935546875f), _CMP_GT_OQ);
     const __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
     reg t = _mm512_max_ps(lo, _mm512_min_ps(hi, x));  // NaN passes through (second operand)
@@ -74,8 +74,11 @@ struct V {
     p = _mm512_fmadd_ps(p, t, set1(1.6666665459e-1f));
     p = _mm512_fmadd_ps(p, t, set1(5.0000001201e-1f));
     p = _mm512_fmadd_ps(p, _mm512_mul_ps(t, t), _mm512_add_ps(t, set1(1.0f)));
+    const __mmask16 top = _mm512_cmp_ps_mask(fx, set1(127.5f), _CMP_GT_OQ);
+    fx = _mm512_min_ps(set1(127.f), fx);
     __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
     reg r = _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+    r = _mm512_mask_mul_ps(r, top, r, set1(2.f));
     r = _mm512_mask_mov_ps(r, under, zero());
     return _mm512_mask_mov_ps(r, over, set1(std::numeric_limits<float>::infinity()));
   }
