@@ -34,9 +34,10 @@ void hsum4(__m512 a, __m512 b, __m512 c, __m512 d, float* out) {
 __m512 dp(__m512 acc, __m512i x, __m512i w) { return _mm512_dpbf16_ps(acc, (__m512bh)x, (__m512bh)w); }
 
 // Rows m .. m+MR of a.xb (bf16, row stride K) against weight rows n .. n+NR; each
-// vdpbf16ps step multiplies 32 bf16 pairs into 16 float lanes.
+// vdpbf16ps step multiplies 32 bf16 pairs into 16 float lanes. pf, when set, is the next
+// tile's weights, fetched into L2 meanwhile.
 template <int MR, int NR>
-void tile(const LinearArgs& a, int64_t m, int64_t n) {
+void tile(const LinearArgs& a, int64_t m, int64_t n, const uint16_t* pf) {
   const int64_t K = a.K;
   const uint16_t* x = a.xb + m * K;
   const uint16_t* w = static_cast<const uint16_t*>(a.w) + n * K;
@@ -50,6 +51,10 @@ void tile(const LinearArgs& a, int64_t m, int64_t n) {
     __m512i wv[NR];
 #pragma GCC unroll 8
     for (int j = 0; j < NR; ++j) wv[j] = _mm512_loadu_si512(w + j * K + k);
+    if (pf) {
+#pragma GCC unroll 8
+      for (int j = 0; j < kNR; ++j) _mm_prefetch(reinterpret_cast<const char*>(pf + j * K + k), _MM_HINT_T1);
+    }
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       __m512i xv = _mm512_loadu_si512(x + i * K + k);
@@ -79,7 +84,7 @@ void tile(const LinearArgs& a, int64_t m, int64_t n) {
   }
 }
 
-using TileFn = void (*)(const LinearArgs&, int64_t, int64_t);
+using TileFn = void (*)(const LinearArgs&, int64_t, int64_t, const uint16_t*);
 
 template <int MR, int... J>
 constexpr std::array<TileFn, sizeof...(J)> tile_row(std::integer_sequence<int, J...>) {
@@ -95,9 +100,10 @@ void linear_bf16dot(const LinearArgs& a, int64_t n0, int64_t n1) {
   static constexpr auto table = tile_table(std::make_integer_sequence<int, kMR>());
   for (int64_t n = n0; n < n1; n += kNR) {
     const int nr = int(std::min<int64_t>(kNR, n1 - n));
+    const uint16_t* next = n + 2 * kNR <= n1 ? static_cast<const uint16_t*>(a.w) + (n + kNR) * a.K : nullptr;
     for (int64_t m = 0; m < a.M; m += kMR) {
       const int mr = int(std::min<int64_t>(kMR, a.M - m));
-      table[size_t(mr - 1)][size_t(nr - 1)](a, m, n);
+      table[size_t(mr - 1)][size_t(nr - 1)](a, m, n, m == 0 ? next : nullptr);
     }
   }
 }
