@@ -1,5 +1,9 @@
 #include "kernels/kernels.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -173,6 +177,16 @@ const Ops& scalar_ops() {
 
 namespace {
 
+#if defined(__x86_64__) || defined(__i386__)
+// F16C and AVX512_BF16 straight from cpuid: not every compiler's __builtin_cpu_supports
+// knows them. Their register state is the one the avx2 / avx512f checks already cover.
+bool cpuid_bit(unsigned leaf, unsigned subleaf, int reg, unsigned bit) {
+  unsigned r[4];
+  if (!__get_cpuid_count(leaf, subleaf, &r[0], &r[1], &r[2], &r[3])) return false;
+  return (r[reg] >> bit) & 1u;
+}
+#endif
+
 bool cpu_has(Isa isa) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
@@ -180,12 +194,13 @@ bool cpu_has(Isa isa) {
     case Isa::Scalar:
       return true;
     case Isa::Avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             cpuid_bit(1, 0, 2, 29);  // ecx.F16C
     case Isa::Avx512:
       return cpu_has(Isa::Avx2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl");
     case Isa::Avx512Bf16:
-      return cpu_has(Isa::Avx512) && __builtin_cpu_supports("avx512bf16");
+      return cpu_has(Isa::Avx512) && cpuid_bit(7, 1, 0, 5);  // eax.AVX512_BF16
   }
 #endif
   return isa == Isa::Scalar;
