@@ -36,9 +36,10 @@ inline typename V::reg load_w_tail(const void* base, int64_t off, int rem) {
   }
 }
 
-// One MR x NR tile: rows m .. m+MR of x against weight rows n .. n+NR.
+// One MR x NR tile: rows m .. m+MR of x against weight rows n .. n+NR. pf, when set, is
+// the next tile's first weight row, fetched into L2 meanwhile (rows are dsize * K bytes).
 template <DType DT, int MR, int NR>
-void linear_tile(const LinearArgs& a, int64_t m, int64_t n) {
+void linear_tile(const LinearArgs& a, int64_t m, int64_t n, const char* pf) {
   using reg = typename V::reg;
   const int64_t K = a.K;
   const float* x = a.x + m * a.ldx;
@@ -52,6 +53,11 @@ void linear_tile(const LinearArgs& a, int64_t m, int64_t n) {
     reg w[NR];
 #pragma GCC unroll 8
     for (int j = 0; j < NR; ++j) w[j] = load_w<DT>(a.w, (n + j) * K + k);
+    if (pf) {
+      constexpr int64_t dsize = DT == DType::F32 ? 4 : 2;
+#pragma GCC unroll 8
+      for (int j = 0; j < V::NR; ++j) _mm_prefetch(pf + (j * K + k) * dsize, _MM_HINT_T1);
+    }
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       reg xv = V::load(x + i * a.ldx + k);
@@ -81,7 +87,7 @@ void linear_tile(const LinearArgs& a, int64_t m, int64_t n) {
   }
 }
 
-using TileFn = void (*)(const LinearArgs&, int64_t, int64_t);
+using TileFn = void (*)(const LinearArgs&, int64_t, int64_t, const char*);
 
 template <DType DT, int MR, int... J>
 constexpr std::array<TileFn, sizeof...(J)> tile_row(std::integer_sequence<int, J...>) {
@@ -96,11 +102,13 @@ constexpr std::array<std::array<TileFn, V::NR>, sizeof...(I)> tile_table(std::in
 template <DType DT>
 void linear_range_dt(const LinearArgs& a, int64_t n0, int64_t n1) {
   static constexpr auto table = tile_table<DT>(std::make_integer_sequence<int, V::MR>());
+  constexpr int64_t dsize = DT == DType::F32 ? 4 : 2;
   for (int64_t n = n0; n < n1; n += V::NR) {
     const int nr = int(std::min<int64_t>(V::NR, n1 - n));
+    const char* next = n + 2 * V::NR <= n1 ? static_cast<const char*>(a.w) + (n + V::NR) * a.K * dsize : nullptr;
     for (int64_t m = 0; m < a.M; m += V::MR) {
       const int mr = int(std::min<int64_t>(V::MR, a.M - m));
-      table[size_t(mr - 1)][size_t(nr - 1)](a, m, n);
+      table[size_t(mr - 1)][size_t(nr - 1)](a, m, n, m == 0 ? next : nullptr);
     }
   }
 }
