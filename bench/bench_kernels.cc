@@ -1,6 +1,6 @@
 // Kernel throughput per instruction-set tier at the shapes of LLaDA2-mini:
 //   lm_head  M=32 (a 32-token block), K=2048, N=157184
-//   qkv      M=32, K=2048, N=3072
+//   qkv      M=32 and 256 (8 sequences of a 32-token block), K=2048, N=3072
 //   expert gate/up  M=1..32 rows routed to one expert, K=2048, N=512
 //   expert down     M=1..32, K=512, N=2048
 // Counters: GFLOP/s (2*M*N*K per call) and weight GB/s (the weight matrix read once per call),
@@ -130,7 +130,7 @@ int register_all() {
     std::string name;
     int64_t M, K, N;
   };
-  std::vector<Shape> shapes = {{"lm_head", 32, 2048, 157184}, {"qkv", 32, 2048, 3072}};
+  std::vector<Shape> shapes = {{"lm_head", 32, 2048, 157184}, {"qkv", 32, 2048, 3072}, {"qkv", 256, 2048, 3072}};
   for (int64_t M : {1, 4, 8, 16, 32}) shapes.push_back({"expert_up", M, 2048, 512});
   for (int64_t M : {1, 4, 8, 16, 32}) shapes.push_back({"expert_down", M, 512, 2048});
   for (const Shape& s : shapes) {
