@@ -149,6 +149,29 @@ TEST(KernelsLinear, TiersMatchScalarOnOddShapes) {
   }
 }
 
+// Degenerate shapes: K = 0 gives the bias (or 0); M = 0 or N = 0 writes nothing.
+TEST(KernelsLinear, EmptyShapes) {
+  TierGuard guard;
+  const float bias[3] = {1.f, -2.f, 3.f};
+  const float x[4] = {};
+  for (k::Isa isa : {k::Isa::Scalar, k::Isa::Avx2, k::Isa::Avx512, k::Isa::Avx512Bf16}) {
+    if (!k::set_isa(isa)) continue;
+    for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
+      const uint32_t dummy = 0;
+      float y[6] = {7, 7, 7, 7, 7, 7};
+      k::linear(x, 2, 0, k::Weight{&dummy, dt, 3, 0}, bias, y, 3);
+      EXPECT_EQ(std::vector<float>(y, y + 6), (std::vector<float>{1, -2, 3, 1, -2, 3})) << k::isa_name(isa);
+      k::linear(x, 2, 0, k::Weight{&dummy, dt, 3, 0}, nullptr, y, 3);
+      EXPECT_EQ(std::vector<float>(y, y + 6), (std::vector<float>(6, 0.f))) << k::isa_name(isa);
+      float z[2] = {5, 5};
+      k::linear(x, 0, 4, k::Weight{&dummy, dt, 2, 4}, nullptr, z, 2);
+      k::linear(x, 1, 4, k::Weight{&dummy, dt, 0, 4}, nullptr, z, 2);
+      EXPECT_EQ(z[0], 5.f);
+      EXPECT_EQ(z[1], 5.f);
+    }
+  }
+}
+
 // A model-sized shape spanning several threads' chunks.
 TEST(KernelsLinear, TiersMatchScalarAtModelWidth) {
   TierGuard guard;
