@@ -343,7 +343,7 @@ void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float
   auto run = o.linear;
   if (w.dtype != DType::F32 && w.dtype != DType::BF16 && w.dtype != DType::F16) run = scalar_ops().linear;
   std::vector<uint16_t> xb;
-  if (w.dtype == DType::BF16 && o.linear_bf16dot && K > 0 && bf16_activations()) {
+  if (w.dtype == DType::BF16 && bf16_activations() && o.linear_bf16dot && K > 0) {
     xb.resize(size_t(M * K));
     for (int64_t m = 0; m < M; ++m) o.to_bf16(x + m * ldx, K, xb.data() + m * K);
     a.xb = xb.data();
