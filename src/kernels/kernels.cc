@@ -1,12 +1,21 @@
 #include "kernels/kernels.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/ops.h"
 
 namespace llada2::kernels {
 
@@ -75,18 +84,22 @@ uint16_t f32_to_f16(float f) {
   return uint16_t(h);
 }
 
-void to_f32(DType dtype, const void* src, int64_t offset, int64_t n, float* dst) {
+// ---- scalar tier: the reference twin of every SIMD kernel ----
+
+namespace {
+
+void scalar_to_f32(DType dtype, const void* src, int64_t n, float* dst) {
   switch (dtype) {
     case DType::F32:
-      std::memcpy(dst, static_cast<const float*>(src) + offset, size_t(n) * 4);
+      std::memcpy(dst, src, size_t(n) * 4);
       return;
     case DType::BF16: {
-      const uint16_t* s = static_cast<const uint16_t*>(src) + offset;
+      const uint16_t* s = static_cast<const uint16_t*>(src);
       for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
       return;
     }
     case DType::F16: {
-      const uint16_t* s = static_cast<const uint16_t*>(src) + offset;
+      const uint16_t* s = static_cast<const uint16_t*>(src);
       for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
       return;
     }
@@ -96,56 +109,48 @@ void to_f32(DType dtype, const void* src, int64_t offset, int64_t n, float* dst)
   std::fill(dst, dst + n, std::numeric_limits<float>::quiet_NaN());
 }
 
-float dot(const float* a, const float* b, int64_t n) {
+float scalar_dot(const float* a, const float* b, int64_t n) {
   float s = 0.f;
 #pragma omp simd reduction(+ : s)
   for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
   return s;
 }
 
-void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float* bias, float* y, int64_t ldy) {
-  const int64_t N = w.rows, K = w.cols;
-  // Split the output features across threads; each thread widens one weight row
-  // at a time and reuses it for all M input rows.
-  int64_t min_chunk = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, K * M));
-  parallel_for(
-      N,
-      [&](int64_t n0, int64_t n1) {
-        std::vector<float> row(K);
-        for (int64_t n = n0; n < n1; ++n) {
-          const float* wr;
-          if (w.dtype == DType::F32) {
-            wr = static_cast<const float*>(w.data) + n * K;
-          } else {
-            to_f32(w.dtype, w.data, n * K, K, row.data());
-            wr = row.data();
-          }
-          float b = bias ? bias[n] : 0.f;
-          for (int64_t m = 0; m < M; ++m) y[m * ldy + n] = dot(x + m * ldx, wr, K) + b;
-        }
-      },
-      min_chunk);
-}
-
-void rms_norm(float* x, int64_t M, int64_t n, const Weight& w, float eps) {
-  std::vector<float> wf(n);
-  to_f32(w.dtype, w.data, 0, n, wf.data());
-  for (int64_t m = 0; m < M; ++m) {
-    float* r = x + m * n;
-    float ss = dot(r, r, n);
-    float inv = 1.0f / std::sqrt(ss / float(n) + eps);
-    for (int64_t i = 0; i < n; ++i) r[i] = wf[size_t(i)] * (r[i] * inv);
+// Widens one weight row at a time and reuses it for all M input rows.
+void scalar_linear(const LinearArgs& a, int64_t n0, int64_t n1) {
+  const int64_t K = a.K;
+  std::vector<float> row(size_t(a.dtype == DType::F32 ? 0 : K));
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* wr;
+    if (a.dtype == DType::F32) {
+      wr = static_cast<const float*>(a.w) + n * K;
+    } else {
+      to_f32(a.dtype, a.w, n * K, K, row.data());
+      wr = row.data();
+    }
+    float b = a.bias ? a.bias[n] : 0.f;
+    for (int64_t m = 0; m < a.M; ++m) a.y[m * a.ldy + n] = scalar_dot(a.x + m * a.ldx, wr, K) + b;
   }
 }
 
-void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
+void scalar_axpy(float alpha, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+void scalar_rms_norm_row(float* x, const float* w, int64_t n, float eps) {
+  float ss = scalar_dot(x, x, n);
+  float inv = 1.0f / std::sqrt(ss / float(n) + eps);
+  for (int64_t i = 0; i < n; ++i) x[i] = w[i] * (x[i] * inv);
+}
+
+void scalar_silu_mul(const float* gate, const float* up, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     float g = gate[i];
     out[i] = (g / (1.0f + std::exp(-g))) * up[i];
   }
 }
 
-void softmax(float* x, int64_t n) {
+void scalar_softmax(float* x, int64_t n) {
   float mx = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
   if (mx == -std::numeric_limits<float>::infinity()) {
@@ -159,5 +164,214 @@ void softmax(float* x, int64_t n) {
   }
   for (int64_t i = 0; i < n; ++i) x[i] /= sum;
 }
+
+}  // namespace
+
+const Ops& scalar_ops() {
+  static constexpr Ops ops{&scalar_linear, nullptr,           &scalar_to_f32,   nullptr,       &scalar_dot,
+                           &scalar_axpy,   &scalar_rms_norm_row, &scalar_silu_mul, &scalar_softmax};
+  return ops;
+}
+
+// ---- tier selection ----
+
+namespace {
+
+#if defined(__x86_64__) || defined(__i386__)
+// F16C and AVX512_BF16 straight from cpuid: not every compiler's __builtin_cpu_supports
+// knows them. Their register state is the one the avx2 / avx512f checks already cover.
+bool cpuid_bit(unsigned leaf, unsigned subleaf, int reg, unsigned bit) {
+  unsigned r[4];
+  if (!__get_cpuid_count(leaf, subleaf, &r[0], &r[1], &r[2], &r[3])) return false;
+  return (r[reg] >> bit) & 1u;
+}
+#endif
+
+bool cpu_has(Isa isa) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  switch (isa) {
+    case Isa::Scalar:
+      return true;
+    case Isa::Avx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             cpuid_bit(1, 0, 2, 29);  // ecx.F16C
+    case Isa::Avx512:
+      return cpu_has(Isa::Avx2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl");
+    case Isa::Avx512Bf16:
+      return cpu_has(Isa::Avx512) && cpuid_bit(7, 1, 0, 5);  // eax.AVX512_BF16
+  }
+#endif
+  return isa == Isa::Scalar;
+}
+
+const Ops& ops_of(Isa isa) {
+  switch (isa) {
+    case Isa::Avx2:
+      return avx2_ops();
+    case Isa::Avx512:
+      return avx512_ops();
+    case Isa::Avx512Bf16:
+      return avx512bf16_ops();
+    case Isa::Scalar:
+      break;
+  }
+  return scalar_ops();
+}
+
+std::atomic<const Ops*> g_ops{nullptr};
+std::atomic<int> g_isa{-1};
+std::atomic<int> g_bf16{-1};  // -1: LLADA2_BF16_DOT not read yet
+
+const Ops& resolve_ops() {
+  Isa isa = best_isa();
+  const char* env = std::getenv("LLADA2_ISA");
+  if (env && *env && std::strcmp(env, "auto") != 0) {
+    Isa cap;
+    if (!parse_isa(env, &cap))
+      throw std::invalid_argument(std::string("LLADA2_ISA=") + env +
+                                  ": unknown instruction set tier (expected auto, avx512bf16, avx512, avx2 or scalar)");
+    isa = std::min(isa, cap);
+  }
+  set_isa(isa);
+  return *g_ops.load(std::memory_order_acquire);
+}
+
+inline const Ops& ops() {
+  const Ops* o = g_ops.load(std::memory_order_acquire);
+  return o ? *o : resolve_ops();
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar:
+      return "scalar";
+    case Isa::Avx2:
+      return "avx2";
+    case Isa::Avx512:
+      return "avx512";
+    case Isa::Avx512Bf16:
+      return "avx512bf16";
+  }
+  return "?";
+}
+
+bool parse_isa(const char* name, Isa* out) {
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16}) {
+    if (std::strcmp(name, isa_name(isa)) == 0) {
+      *out = isa;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool isa_supported(Isa isa) {
+  static const bool has[4] = {true, cpu_has(Isa::Avx2), cpu_has(Isa::Avx512), cpu_has(Isa::Avx512Bf16)};
+  int i = int(isa);
+  return i >= 0 && i < 4 && has[i];
+}
+
+Isa best_isa() {
+  for (Isa isa : {Isa::Avx512Bf16, Isa::Avx512, Isa::Avx2})
+    if (isa_supported(isa)) return isa;
+  return Isa::Scalar;
+}
+
+Isa current_isa() {
+  ops();
+  return Isa(g_isa.load(std::memory_order_acquire));
+}
+
+const char* active_isa() { return isa_name(current_isa()); }
+
+bool set_isa(Isa isa) {
+  if (!isa_supported(isa)) return false;
+  g_isa.store(int(isa), std::memory_order_release);
+  g_ops.store(&ops_of(isa), std::memory_order_release);
+  return true;
+}
+
+void set_bf16_activations(bool on) { g_bf16.store(on ? 1 : 0, std::memory_order_release); }
+
+bool bf16_activations() {
+  int v = g_bf16.load(std::memory_order_acquire);
+  if (v < 0) {
+    const char* env = std::getenv("LLADA2_BF16_DOT");
+    std::string s = env ? env : "";
+    if (s.empty() || s == "0" || s == "false" || s == "off") {
+      v = 0;
+    } else if (s == "1" || s == "true" || s == "on") {
+      v = 1;
+    } else {
+      throw std::invalid_argument("LLADA2_BF16_DOT=" + s + ": expected 0 or 1");
+    }
+    g_bf16.store(v, std::memory_order_release);
+  }
+  return v == 1;
+}
+
+// ---- public entry points ----
+
+void to_f32(DType dtype, const void* src, int64_t offset, int64_t n, float* dst) {
+  if (n <= 0) return;
+  switch (dtype) {
+    case DType::F32:
+      std::memcpy(dst, static_cast<const float*>(src) + offset, size_t(n) * 4);
+      return;
+    case DType::BF16:
+    case DType::F16:
+      ops().to_f32(dtype, static_cast<const uint16_t*>(src) + offset, n, dst);
+      return;
+    default:
+      std::fill(dst, dst + n, std::numeric_limits<float>::quiet_NaN());
+  }
+}
+
+float dot(const float* a, const float* b, int64_t n) { return ops().dot(a, b, n); }
+
+void axpy(float a, const float* x, float* y, int64_t n) { ops().axpy(a, x, y, n); }
+
+void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float* bias, float* y, int64_t ldy) {
+  const Ops& o = ops();
+  const int64_t N = w.rows, K = w.cols;
+  if (M <= 0 || N <= 0) return;
+  LinearArgs a{x, M, ldx, w.data, w.dtype, N, K, bias, y, ldy};
+  auto run = o.linear;
+  if (w.dtype != DType::F32 && w.dtype != DType::BF16 && w.dtype != DType::F16) run = scalar_ops().linear;
+  std::vector<uint16_t> xb;
+  if (w.dtype == DType::BF16 && bf16_activations() && o.linear_bf16dot && K > 0) {
+    xb.resize(size_t(M * K));
+    for (int64_t m = 0; m < M; ++m) o.to_bf16(x + m * ldx, K, xb.data() + m * K);
+    a.xb = xb.data();
+    run = o.linear_bf16dot;
+  }
+  // Threads split the outputs in units of 16 (a multiple of the tile widths), each unit
+  // big enough to be worth waking a worker for.
+  constexpr int64_t kUnit = 16;
+  const int64_t units = (N + kUnit - 1) / kUnit;
+  const int64_t min_chunk = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, kUnit * M * K));
+  parallel_for(
+      units, [&](int64_t u0, int64_t u1) { run(a, u0 * kUnit, std::min(N, u1 * kUnit)); }, min_chunk);
+}
+
+void rms_norm(float* x, int64_t M, int64_t n, const Weight& w, float eps) {
+  const Ops& o = ops();
+  std::vector<float> wf;
+  const float* wp = static_cast<const float*>(w.data);
+  if (w.dtype != DType::F32) {
+    wf.resize(size_t(n));
+    to_f32(w.dtype, w.data, 0, n, wf.data());
+    wp = wf.data();
+  }
+  for (int64_t m = 0; m < M; ++m) o.rms_norm_row(x + m * n, wp, n, eps);
+}
+
+void silu_mul(const float* gate, const float* up, float* out, int64_t n) { ops().silu_mul(gate, up, out, n); }
+
+void softmax(float* x, int64_t n) { ops().softmax(x, n); }
 
 }  // namespace llada2::kernels

@@ -1,5 +1,11 @@
 // Numeric kernels of the forward pass. Each takes float32 activations; weights
 // stay in their file dtype (F32 / BF16 / F16) and are widened inside the kernel.
+//
+// Every kernel exists in several instruction-set tiers, picked at run time:
+// avx512bf16 > avx512 > avx2 (with FMA and F16C) > scalar. The scalar tier is the
+// reference twin the others are tested against. LLADA2_ISA=avx512bf16|avx512|avx2|scalar
+// caps the tier (a tier above what the CPU has means the best it has); any other value
+// makes the first kernel call throw std::invalid_argument. set_isa() overrides both.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +22,29 @@ struct Weight {
   int64_t cols = 0;
 };
 
+enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2, Avx512Bf16 = 3 };
+
+const char* isa_name(Isa isa);
+// Parses "scalar" / "avx2" / "avx512" / "avx512bf16"; false if unknown.
+bool parse_isa(const char* name, Isa* out);
+// Whether this CPU (and this build) can run the tier.
+bool isa_supported(Isa isa);
+// The best tier this CPU can run.
+Isa best_isa();
+// The tier the kernels use now (resolving LLADA2_ISA on first use; throws if it is invalid).
+Isa current_isa();
+const char* active_isa();
+// Selects a tier for the whole process; returns false and changes nothing if unsupported.
+bool set_isa(Isa isa);
+
+// Opt-in, numerics-changing: with BF16 weights on the avx512bf16 tier, linear() rounds the
+// activations to bf16 (round to nearest even) and multiplies with vdpbf16ps, accumulating in
+// float32. About twice the FMA throughput, but results differ from float32 compute by ~1e-3
+// relative, so the float32 goldens are not reproduced. Off by default; LLADA2_BF16_DOT=1 turns
+// it on at first use. Has no effect on other tiers or weight dtypes.
+void set_bf16_activations(bool on);
+bool bf16_activations();
+
 float bf16_to_f32(uint16_t v);
 uint16_t f32_to_bf16(float v);  // round to nearest even
 float f16_to_f32(uint16_t v);
@@ -25,6 +54,7 @@ uint16_t f32_to_f16(float v);
 void to_f32(DType dtype, const void* src, int64_t offset, int64_t n, float* dst);
 
 // y[m, 0..rows) = x[m, 0..cols) @ W^T (+ bias), for m in [0, M). x has row stride ldx, y row stride ldy.
+// Parallel over the output features on the process thread pool.
 void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float* bias, float* y, int64_t ldy);
 
 // In place over each of M rows of length n: x = w * (x / sqrt(mean(x^2) + eps)); w may be F32/BF16/F16.
@@ -37,5 +67,8 @@ void silu_mul(const float* gate, const float* up, float* out, int64_t n);
 void softmax(float* x, int64_t n);
 
 float dot(const float* a, const float* b, int64_t n);
+
+// y[i] += a * x[i]
+void axpy(float a, const float* x, float* y, int64_t n);
 
 }  // namespace llada2::kernels

@@ -1,0 +1,165 @@
+// Kernel throughput per instruction-set tier at the shapes of LLaDA2-mini:
+//   lm_head  M=32 (a 32-token block), K=2048, N=157184
+//   qkv      M=32 and 256 (8 sequences of a 32-token block), K=2048, N=3072
+//   expert gate/up  M=1..32 rows routed to one expert, K=2048, N=512
+//   expert down     M=1..32, K=512, N=2048
+// Counters: GFLOP/s (2*M*N*K per call) and weight GB/s (the weight matrix read once per call),
+// per second of process CPU time (all pool threads together), so they read as per-core rates
+// and stay meaningful on a shared machine; the Time column is wall time. Multiply by the
+// threads counter for the whole-machine rate when the cores are otherwise idle.
+// The "+bf16dot" rows use the opt-in vdpbf16ps path (activations rounded to bf16).
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels/kernels.h"
+
+namespace {
+
+using namespace llada2;
+namespace k = llada2::kernels;
+
+// Cheap deterministic values in [-1, 1): the timings do not depend on them.
+float pseudo(uint64_t i) {
+  uint64_t z = (i + 1) * 0x9E3779B97F4A7C15ull;
+  z ^= z >> 29;
+  z *= 0xBF58476D1CE4E5B9ull;
+  return float(int64_t(z >> 40) - (int64_t(1) << 23)) / float(int64_t(1) << 23);
+}
+
+// Copies of one weight matrix per shape and dtype, together at least 96 MB, so that
+// cycling through them reads weights from memory as the model does (each layer's and
+// expert's weights are cold), not from the 32 MB L3.
+const std::vector<std::vector<uint16_t>>& weights(DType dt, int64_t N, int64_t K) {
+  static std::map<std::tuple<int, int64_t, int64_t>, std::vector<std::vector<uint16_t>>> cache;
+  auto& copies = cache[{int(dt), N, K}];
+  if (copies.empty()) {
+    const size_t n = size_t(N * K), halves = n * (dt == DType::F32 ? 2 : 1);
+    const size_t count = std::max<size_t>(1, (size_t(96) << 20) / (halves * 2) + 1);
+    std::vector<uint16_t> one(halves);
+    for (size_t i = 0; i < n; ++i) {
+      const float v = pseudo(i);
+      if (dt == DType::F32) {
+        std::memcpy(&one[2 * i], &v, 4);
+      } else {
+        one[i] = dt == DType::BF16 ? k::f32_to_bf16(v) : k::f32_to_f16(v);
+      }
+    }
+    copies.assign(count, one);
+  }
+  return copies;
+}
+
+void BM_linear(benchmark::State& state, k::Isa isa, bool bf16dot, DType dt, int64_t M, int64_t K, int64_t N) {
+  if (!k::set_isa(isa)) {
+    state.SkipWithError("tier not supported");
+    return;
+  }
+  k::set_bf16_activations(bf16dot);
+  const auto& copies = weights(dt, N, K);
+  std::vector<float> x(size_t(M * K)), y(size_t(M * N));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = pseudo(i + 7);
+  size_t next = 0;
+  for (auto _ : state) {
+    const k::Weight w{copies[next].data(), dt, N, K};
+    next = (next + 1) % copies.size();
+    k::linear(x.data(), M, K, w, nullptr, y.data(), N);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  k::set_bf16_activations(false);
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  const double bytes = double(N) * double(K) * double(dtype_size(dt));
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["wGB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = num_threads();
+}
+
+void BM_attention_row(benchmark::State& state, k::Isa isa) {
+  // One query head against W=256 keys of D=128: scores (dot), softmax, weighted V sum (axpy).
+  if (!k::set_isa(isa)) {
+    state.SkipWithError("tier not supported");
+    return;
+  }
+  const int64_t W = 256, D = 128;
+  std::vector<float> q(D), kv(size_t(2 * W * D)), p(W), o(D);
+  for (size_t i = 0; i < kv.size(); ++i) kv[i] = pseudo(i);
+  for (int64_t i = 0; i < D; ++i) q[size_t(i)] = pseudo(size_t(i) + 99);
+  for (auto _ : state) {
+    for (int64_t s = 0; s < W; ++s) p[size_t(s)] = k::dot(q.data(), kv.data() + s * D, D) * 0.088f;
+    k::softmax(p.data(), W);
+    std::fill(o.begin(), o.end(), 0.f);
+    for (int64_t s = 0; s < W; ++s) k::axpy(p[size_t(s)], kv.data() + (W + s) * D, o.data(), D);
+    benchmark::DoNotOptimize(o.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(4.0 * W * D * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_norm_silu(benchmark::State& state, k::Isa isa) {
+  // rms_norm over 32 rows of 2048, silu_mul over 32 x 512 expert activations.
+  if (!k::set_isa(isa)) {
+    state.SkipWithError("tier not supported");
+    return;
+  }
+  const int64_t M = 32, H = 2048, I = 512;
+  std::vector<uint16_t> nw(H);
+  for (int64_t i = 0; i < H; ++i) nw[size_t(i)] = k::f32_to_bf16(1.f + 0.1f * pseudo(size_t(i)));
+  std::vector<float> x(size_t(M * H)), g(size_t(M * I)), u(size_t(M * I)), out(size_t(M * I));
+  for (size_t i = 0; i < g.size(); ++i) g[i] = 4.f * pseudo(i), u[i] = pseudo(i + 3);
+  for (auto _ : state) {
+    for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 97) * 0.01f;
+    k::rms_norm(x.data(), M, H, k::Weight{nw.data(), DType::BF16, 1, H}, 1e-6f);
+    k::silu_mul(g.data(), u.data(), out.data(), M * I);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::DoNotOptimize(x.data());
+  }
+}
+
+int register_all() {
+  std::vector<std::pair<std::string, k::Isa>> tiers;
+  for (k::Isa isa : {k::Isa::Scalar, k::Isa::Avx2, k::Isa::Avx512, k::Isa::Avx512Bf16})
+    if (k::isa_supported(isa)) tiers.emplace_back(k::isa_name(isa), isa);
+  struct Shape {
+    std::string name;
+    int64_t M, K, N;
+  };
+  std::vector<Shape> shapes = {{"lm_head", 32, 2048, 157184}, {"qkv", 32, 2048, 3072}, {"qkv", 256, 2048, 3072}};
+  for (int64_t M : {1, 4, 8, 16, 32}) shapes.push_back({"expert_up", M, 2048, 512});
+  for (int64_t M : {1, 4, 8, 16, 32}) shapes.push_back({"expert_down", M, 512, 2048});
+  for (const Shape& s : shapes) {
+    for (const auto& [tname, isa] : tiers) {
+      for (DType dt : {DType::BF16, DType::F32}) {
+        if (dt == DType::F32 && s.name != "qkv") continue;  // the model ships bf16; f32 once for reference
+        for (bool bf16dot : {false, true}) {
+          if (bf16dot && (isa != k::Isa::Avx512Bf16 || dt != DType::BF16)) continue;
+          std::string name = "linear/" + s.name + "/" + dtype_name(dt) + "/M=" + std::to_string(s.M) +
+                             "/K=" + std::to_string(s.K) + "/N=" + std::to_string(s.N) + "/" + tname +
+                             (bf16dot ? "+bf16dot" : "");
+          auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_linear, isa, bf16dot, dt, s.M, s.K, s.N);
+          b->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime();
+          if (s.name == "lm_head") b->MinTime(isa == k::Isa::Scalar ? 0.1 : 1.0);
+        }
+      }
+    }
+  }
+  for (const auto& [tname, isa] : tiers) {
+    benchmark::RegisterBenchmark(("attention_row/W=256/D=128/" + tname).c_str(), BM_attention_row, isa)
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("rms_norm+silu_mul/" + tname).c_str(), BM_norm_silu, isa)
+        ->Unit(benchmark::kMicrosecond);
+  }
+  return 0;
+}
+
+const int registered = register_all();
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,105 @@
+// The avx2 tier (AVX2 + FMA + F16C, 8 float lanes). Only reached after kernels.cc has
+// checked the CPU; see simd_impl.h for the kernels themselves.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "kernels/ops.h"
+#include "kernels/target.h"
+
+LLADA2_TARGET_BEGIN("avx2,fma,f16c")
+
+namespace llada2::kernels {
+namespace {
+
+struct V {
+  using reg = __m256;
+  static constexpr int L = 8;
+  // 4 x 3 tile: 12 accumulators + 3 weight vectors + 1 input vector = the 16 registers.
+  static constexpr int MR = 4;
+  static constexpr int NR = 3;
+
+  static __m256i mask(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
+  static reg zero() { return _mm256_setzero_ps(); }
+  static reg set1(float v) { return _mm256_set1_ps(v); }
+  static reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static reg load_tail(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
+  static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
+  static __m128i load16(const uint16_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+  static __m128i load16_tail(const uint16_t* p, int n) {
+    alignas(16) uint16_t buf[8] = {};
+    std::memcpy(buf, p, size_t(n) * 2);
+    return _mm_load_si128(reinterpret_cast<const __m128i*>(buf));
+  }
+  static reg widen_bf16(__m128i h) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); }
+  static reg load_bf16(const uint16_t* p) { return widen_bf16(load16(p)); }
+  static reg load_bf16_tail(const uint16_t* p, int n) { return widen_bf16(load16_tail(p, n)); }
+  static reg load_f16(const uint16_t* p) { return _mm256_cvtph_ps(load16(p)); }
+  static reg load_f16_tail(const uint16_t* p, int n) { return _mm256_cvtph_ps(load16_tail(p, n)); }
+  static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
+  static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
+  static reg div(reg a, reg b) { return _mm256_div_ps(a, b); }
+  static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
+  static float reduce(reg v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static float reduce_max(reg v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  // out[0..4) = horizontal sums of a, b, c, d.
+  static void hsum4(reg a, reg b, reg c, reg d, float* out) {
+    __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
+  }
+  // expf to ~1 ulp (Cephes), as in the avx512 tier: 0 below ln(FLT_MIN), +inf above ln(FLT_MAX).
+  static reg exp(reg x) {
+    const reg hi = set1(88.72283935546875f), lo = set1(-87.3365478515625f);
+    const reg over = _mm256_cmp_ps(x, set1(88.72283935546875f), _CMP_GT_OQ);
+    const reg under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    reg t = _mm256_max_ps(lo, _mm256_min_ps(hi, x));  // NaN passes through (second operand)
+    reg fx = _mm256_round_ps(_mm256_mul_ps(t, set1(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    t = _mm256_fnmadd_ps(fx, set1(0.693359375f), t);
+    t = _mm256_fnmadd_ps(fx, set1(-2.12194440e-4f), t);
+    reg p = set1(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, t, set1(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, t, set1(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, t, set1(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, t, set1(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, t, set1(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(t, t), _mm256_add_ps(t, set1(1.0f)));
+    const reg top = _mm256_cmp_ps(fx, set1(127.5f), _CMP_GT_OQ);  // 2^128 = 2^127 * 2
+    fx = _mm256_min_ps(set1(127.f), fx);
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    reg r = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    r = _mm256_mul_ps(r, _mm256_blendv_ps(set1(1.f), set1(2.f), top));
+    r = _mm256_andnot_ps(under, r);
+    return _mm256_blendv_ps(r, set1(std::numeric_limits<float>::infinity()), over);
+  }
+};
+
+#define LLADA2_SIMD_IMPL_TIER
+#include "kernels/simd_impl.h"
+
+}  // namespace
+
+const Ops& avx2_ops() {
+  static constexpr Ops ops = simd_ops();
+  return ops;
+}
+
+}  // namespace llada2::kernels
+
+LLADA2_TARGET_END

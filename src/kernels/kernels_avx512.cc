@@ -1,0 +1,99 @@
+// The avx512 tier (AVX-512 F/BW/VL, 16 float lanes). Only reached after kernels.cc has
+// checked the CPU; see simd_impl.h for the kernels themselves.
+// GCC 12 flags the deliberately undefined lanes inside its own AVX-512 intrinsics.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "kernels/ops.h"
+#include "kernels/target.h"
+
+LLADA2_TARGET_BEGIN("avx512f,avx512bw,avx512vl,avx2,fma,f16c")
+
+namespace llada2::kernels {
+namespace {
+
+struct V {
+  using reg = __m512;
+  static constexpr int L = 16;
+  // 4 x 4 tile: 16 accumulators + 4 weight vectors + 1 input vector of the 32 registers.
+  static constexpr int MR = 4;
+  static constexpr int NR = 4;
+
+  static __mmask16 mask(int n) { return __mmask16((1u << n) - 1u); }
+  static reg zero() { return _mm512_setzero_ps(); }
+  static reg set1(float v) { return _mm512_set1_ps(v); }
+  static reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static reg load_tail(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
+  static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
+  static reg widen_bf16(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+  static reg load_bf16(const uint16_t* p) { return widen_bf16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static reg load_bf16_tail(const uint16_t* p, int n) { return widen_bf16(_mm256_maskz_loadu_epi16(mask(n), p)); }
+  static reg load_f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static reg load_f16_tail(const uint16_t* p, int n) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask(n), p)); }
+  static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  static reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
+  static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
+  static reg div(reg a, reg b) { return _mm512_div_ps(a, b); }
+  static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
+  static float reduce(reg v) { return _mm512_reduce_add_ps(v); }
+  static float reduce_max(reg v) { return _mm512_reduce_max_ps(v); }
+  static __m256 half_sum(reg v) {
+    return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  }
+  // out[0..4) = horizontal sums of a, b, c, d.
+  static void hsum4(reg a, reg b, reg c, reg d, float* out) {
+    __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(half_sum(a), half_sum(b)), _mm256_hadd_ps(half_sum(c), half_sum(d)));
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
+  }
+  // expf to ~1 ulp (Cephes): 2^round(x/ln2) times a degree-6 polynomial of the remainder.
+  // Below ln(FLT_MIN) it returns 0 (std::exp would give a subnormal), above ln(FLT_MAX) +inf;
+  // NaN stays NaN. 2^128 (x near ln(FLT_MAX)) is applied as 2^127 * 2.
+  static reg exp(reg x) {
+    const reg hi = set1(88.72283935546875f), lo = set1(-87.3365478515625f);
+    const __mmask16 over = _mm512_cmp_ps_mask(x, set1(88.72283935546875f), _CMP_GT_OQ);
+    const __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+    reg t = _mm512_max_ps(lo, _mm512_min_ps(hi, x));  // NaN passes through (second operand)
+    reg fx = _mm512_roundscale_ps(_mm512_mul_ps(t, set1(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    t = _mm512_fnmadd_ps(fx, set1(0.693359375f), t);
+    t = _mm512_fnmadd_ps(fx, set1(-2.12194440e-4f), t);
+    reg p = set1(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, t, set1(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, t, set1(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, t, set1(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, t, set1(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, t, set1(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(t, t), _mm512_add_ps(t, set1(1.0f)));
+    const __mmask16 top = _mm512_cmp_ps_mask(fx, set1(127.5f), _CMP_GT_OQ);
+    fx = _mm512_min_ps(set1(127.f), fx);
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
+    reg r = _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+    r = _mm512_mask_mul_ps(r, top, r, set1(2.f));
+    r = _mm512_mask_mov_ps(r, under, zero());
+    return _mm512_mask_mov_ps(r, over, set1(std::numeric_limits<float>::infinity()));
+  }
+};
+
+#define LLADA2_SIMD_IMPL_TIER
+#include "kernels/simd_impl.h"
+
+}  // namespace
+
+const Ops& avx512_ops() {
+  static constexpr Ops ops = simd_ops();
+  return ops;
+}
+
+}  // namespace llada2::kernels
+
+LLADA2_TARGET_END

@@ -1,0 +1,43 @@
+// The table of per-tier kernel entry points behind kernels.h. Each tier lives in its own
+// file, compiled for its instruction set with a target pragma; kernels.cc checks the CPU
+// before handing out a table, so no wide instruction runs on a CPU without it.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/kernels.h"
+
+namespace llada2::kernels {
+
+struct LinearArgs {
+  const float* x;
+  int64_t M, ldx;
+  const void* w;  // [N, K] in dtype
+  DType dtype;
+  int64_t N, K;
+  const float* bias;  // may be null
+  float* y;
+  int64_t ldy;
+  const uint16_t* xb = nullptr;  // x rounded to bf16, [M, K] dense (bf16 activations path only)
+};
+
+struct Ops {
+  // Computes outputs [n0, n1) of every row.
+  void (*linear)(const LinearArgs& a, int64_t n0, int64_t n1);
+  // Same from a.xb with vdpbf16ps (bf16 weights only); null where the tier has none.
+  void (*linear_bf16dot)(const LinearArgs& a, int64_t n0, int64_t n1);
+  void (*to_f32)(DType dtype, const void* src, int64_t n, float* dst);
+  void (*to_bf16)(const float* src, int64_t n, uint16_t* dst);
+  float (*dot)(const float* a, const float* b, int64_t n);
+  void (*axpy)(float a, const float* x, float* y, int64_t n);
+  void (*rms_norm_row)(float* x, const float* w, int64_t n, float eps);
+  void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n);
+  void (*softmax)(float* x, int64_t n);
+};
+
+const Ops& scalar_ops();
+const Ops& avx2_ops();
+const Ops& avx512_ops();
+const Ops& avx512bf16_ops();
+
+}  // namespace llada2::kernels

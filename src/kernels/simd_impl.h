@@ -1,0 +1,228 @@
+// Kernels written once over a vector traits class V (lanes L, load/fma/hsum/exp...).
+// Each tier file includes this inside an anonymous namespace, after its target pragma and
+// its V, so every instantiation has internal linkage and the tier's instruction set.
+//
+// linear: y[m, n] = sum_k x[m, k] * W[n, k]. The weight matrix is [N, K] with K contiguous,
+// so the micro-kernel keeps an MR x NR tile of vector accumulators (MR input rows times NR
+// weight rows), loads NR weight vectors per step (widened from bf16/f16 in registers) and
+// reuses each for all MR rows, and reduces the tile horizontally once at the end. The
+// outer loop walks weight tiles and, inside, all input rows, so each weight row is read
+// from memory once per call while x (at most a few hundred KB) stays in L2.
+#pragma once
+
+#ifndef LLADA2_SIMD_IMPL_TIER
+#error "include simd_impl.h only from a kernel tier file"
+#endif
+
+template <DType DT>
+inline typename V::reg load_w(const void* base, int64_t off) {
+  if constexpr (DT == DType::F32) {
+    return V::load(static_cast<const float*>(base) + off);
+  } else if constexpr (DT == DType::BF16) {
+    return V::load_bf16(static_cast<const uint16_t*>(base) + off);
+  } else {
+    return V::load_f16(static_cast<const uint16_t*>(base) + off);
+  }
+}
+
+template <DType DT>
+inline typename V::reg load_w_tail(const void* base, int64_t off, int rem) {
+  if constexpr (DT == DType::F32) {
+    return V::load_tail(static_cast<const float*>(base) + off, rem);
+  } else if constexpr (DT == DType::BF16) {
+    return V::load_bf16_tail(static_cast<const uint16_t*>(base) + off, rem);
+  } else {
+    return V::load_f16_tail(static_cast<const uint16_t*>(base) + off, rem);
+  }
+}
+
+// One MR x NR tile: rows m .. m+MR of x against weight rows n .. n+NR. pf, when set, is
+// the next tile's first weight row, fetched into L2 meanwhile (rows are dsize * K bytes).
+template <DType DT, int MR, int NR>
+void linear_tile(const LinearArgs& a, int64_t m, int64_t n, const char* pf) {
+  using reg = typename V::reg;
+  const int64_t K = a.K;
+  const float* x = a.x + m * a.ldx;
+  reg acc[MR][NR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) acc[i][j] = V::zero();
+  int64_t k = 0;
+  for (; k + V::L <= K; k += V::L) {
+    reg w[NR];
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) w[j] = load_w<DT>(a.w, (n + j) * K + k);
+    if (pf) {
+      constexpr int64_t dsize = DT == DType::F32 ? 4 : 2;
+#pragma GCC unroll 8
+      for (int j = 0; j < V::NR; ++j) _mm_prefetch(pf + (j * K + k) * dsize, _MM_HINT_T1);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      reg xv = V::load(x + i * a.ldx + k);
+#pragma GCC unroll 8
+      for (int j = 0; j < NR; ++j) acc[i][j] = V::fma(xv, w[j], acc[i][j]);
+    }
+  }
+  if (k < K) {
+    const int rem = int(K - k);
+    reg w[NR];
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) w[j] = load_w_tail<DT>(a.w, (n + j) * K + k, rem);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      reg xv = V::load_tail(x + i * a.ldx + k, rem);
+#pragma GCC unroll 8
+      for (int j = 0; j < NR; ++j) acc[i][j] = V::fma(xv, w[j], acc[i][j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    float out[4];
+    V::hsum4(acc[i][0], NR > 1 ? acc[i][1 % NR] : V::zero(), NR > 2 ? acc[i][2 % NR] : V::zero(),
+             NR > 3 ? acc[i][3 % NR] : V::zero(), out);
+    float* yr = a.y + (m + i) * a.ldy + n;
+    for (int j = 0; j < NR; ++j) yr[j] = out[j] + (a.bias ? a.bias[n + j] : 0.f);
+  }
+}
+
+using TileFn = void (*)(const LinearArgs&, int64_t, int64_t, const char*);
+
+template <DType DT, int MR, int... J>
+constexpr std::array<TileFn, sizeof...(J)> tile_row(std::integer_sequence<int, J...>) {
+  return {&linear_tile<DT, MR, J + 1>...};
+}
+
+template <DType DT, int... I>
+constexpr std::array<std::array<TileFn, V::NR>, sizeof...(I)> tile_table(std::integer_sequence<int, I...>) {
+  return {tile_row<DT, I + 1>(std::make_integer_sequence<int, V::NR>())...};
+}
+
+template <DType DT>
+void linear_range_dt(const LinearArgs& a, int64_t n0, int64_t n1) {
+  static constexpr auto table = tile_table<DT>(std::make_integer_sequence<int, V::MR>());
+  constexpr int64_t dsize = DT == DType::F32 ? 4 : 2;
+  for (int64_t n = n0; n < n1; n += V::NR) {
+    const int nr = int(std::min<int64_t>(V::NR, n1 - n));
+    const char* next = n + 2 * V::NR <= n1 ? static_cast<const char*>(a.w) + (n + V::NR) * a.K * dsize : nullptr;
+    for (int64_t m = 0; m < a.M; m += V::MR) {
+      const int mr = int(std::min<int64_t>(V::MR, a.M - m));
+      table[size_t(mr - 1)][size_t(nr - 1)](a, m, n, m == 0 ? next : nullptr);
+    }
+  }
+}
+
+void simd_linear(const LinearArgs& a, int64_t n0, int64_t n1) {
+  switch (a.dtype) {
+    case DType::F32:
+      return linear_range_dt<DType::F32>(a, n0, n1);
+    case DType::BF16:
+      return linear_range_dt<DType::BF16>(a, n0, n1);
+    case DType::F16:
+      return linear_range_dt<DType::F16>(a, n0, n1);
+    default:
+      return scalar_ops().linear(a, n0, n1);
+  }
+}
+
+void simd_to_f32(DType dtype, const void* src, int64_t n, float* dst) {
+  const uint16_t* s = static_cast<const uint16_t*>(src);
+  int64_t i = 0;
+  if (dtype == DType::BF16) {
+    for (; i + V::L <= n; i += V::L) V::store(dst + i, V::load_bf16(s + i));
+    for (; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
+  } else if (dtype == DType::F16) {
+    for (; i + V::L <= n; i += V::L) V::store(dst + i, V::load_f16(s + i));
+    for (; i < n; ++i) dst[i] = f16_to_f32(s[i]);
+  } else {
+    scalar_ops().to_f32(dtype, src, n, dst);
+  }
+}
+
+float simd_dot(const float* a, const float* b, int64_t n) {
+  typename V::reg s0 = V::zero(), s1 = V::zero();
+  int64_t i = 0;
+  for (; i + 2 * V::L <= n; i += 2 * V::L) {
+    s0 = V::fma(V::load(a + i), V::load(b + i), s0);
+    s1 = V::fma(V::load(a + i + V::L), V::load(b + i + V::L), s1);
+  }
+  if (i + V::L <= n) {
+    s0 = V::fma(V::load(a + i), V::load(b + i), s0);
+    i += V::L;
+  }
+  if (i < n) s1 = V::fma(V::load_tail(a + i, int(n - i)), V::load_tail(b + i, int(n - i)), s1);
+  return V::reduce(V::add(s0, s1));
+}
+
+void simd_axpy(float alpha, const float* x, float* y, int64_t n) {
+  const typename V::reg va = V::set1(alpha);
+  int64_t i = 0;
+  for (; i + V::L <= n; i += V::L) V::store(y + i, V::fma(va, V::load(x + i), V::load(y + i)));
+  for (; i < n; ++i) y[i] += alpha * x[i];
+}
+
+void simd_rms_norm_row(float* x, const float* w, int64_t n, float eps) {
+  const float ss = simd_dot(x, x, n);
+  const float inv = 1.0f / std::sqrt(ss / float(n) + eps);
+  const typename V::reg vi = V::set1(inv);
+  int64_t i = 0;
+  for (; i + V::L <= n; i += V::L) V::store(x + i, V::mul(V::load(w + i), V::mul(V::load(x + i), vi)));
+  for (; i < n; ++i) x[i] = w[i] * (x[i] * inv);
+}
+
+void simd_silu_mul(const float* gate, const float* up, float* out, int64_t n) {
+  const typename V::reg one = V::set1(1.0f), zero = V::zero();
+  int64_t i = 0;
+  for (; i + V::L <= n; i += V::L) {
+    typename V::reg g = V::load(gate + i);
+    typename V::reg s = V::div(g, V::add(one, V::exp(V::sub(zero, g))));
+    V::store(out + i, V::mul(s, V::load(up + i)));
+  }
+  for (; i < n; ++i) {
+    float g = gate[i];
+    out[i] = (g / (1.0f + std::exp(-g))) * up[i];
+  }
+}
+
+void simd_softmax(float* x, int64_t n) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  typename V::reg vm = V::set1(kNegInf);
+  int64_t i = 0;
+  for (; i + V::L <= n; i += V::L) vm = V::max(V::load(x + i), vm);
+  float mx = V::reduce_max(vm);
+  for (; i < n; ++i) mx = std::max(mx, x[i]);
+  if (mx == kNegInf) {
+    std::fill(x, x + n, 0.f);
+    return;
+  }
+  const typename V::reg vmx = V::set1(mx);
+  typename V::reg vs = V::zero();
+  for (i = 0; i + V::L <= n; i += V::L) {
+    typename V::reg e = V::exp(V::sub(V::load(x + i), vmx));
+    V::store(x + i, e);
+    vs = V::add(vs, e);
+  }
+  float sum = V::reduce(vs);
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const typename V::reg vsum = V::set1(sum);
+  for (i = 0; i + V::L <= n; i += V::L) V::store(x + i, V::div(V::load(x + i), vsum));
+  for (; i < n; ++i) x[i] /= sum;
+}
+
+constexpr Ops simd_ops() {
+  Ops o{};
+  o.linear = &simd_linear;
+  o.linear_bf16dot = nullptr;
+  o.to_f32 = &simd_to_f32;
+  o.to_bf16 = nullptr;
+  o.dot = &simd_dot;
+  o.axpy = &simd_axpy;
+  o.rms_norm_row = &simd_rms_norm_row;
+  o.silu_mul = &simd_silu_mul;
+  o.softmax = &simd_softmax;
+  return o;
+}

@@ -1,0 +1,454 @@
+// Every kernel tier this CPU runs against the scalar twin, on random and odd shapes; the
+// bf16 / f16 conversions on every bit pattern; tier selection through the API and env.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "kernels/kernels.h"
+#include "test_util.h"
+
+namespace llada2::testing {
+namespace {
+
+namespace k = kernels;
+
+// Restores the process-wide tier and bf16 switch when a test ends.
+struct TierGuard {
+  k::Isa isa = k::current_isa();
+  bool bf16 = k::bf16_activations();
+  ~TierGuard() {
+    k::set_isa(isa);
+    k::set_bf16_activations(bf16);
+  }
+};
+
+std::vector<k::Isa> simd_tiers() {
+  std::vector<k::Isa> out;
+  for (k::Isa isa : {k::Isa::Avx2, k::Isa::Avx512, k::Isa::Avx512Bf16})
+    if (k::isa_supported(isa)) out.push_back(isa);
+  return out;
+}
+
+std::vector<float> random_floats(size_t n, std::mt19937& rng, float scale = 1.f) {
+  std::uniform_real_distribution<float> d(-scale, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// A weight matrix in dtype with its float values (what the kernels must widen to).
+struct TestWeight {
+  std::vector<float> f32;
+  std::vector<uint16_t> half;
+  k::Weight w;
+};
+
+TestWeight make_weight(DType dt, int64_t N, int64_t K, std::mt19937& rng) {
+  TestWeight t;
+  t.f32 = random_floats(size_t(N * K), rng);
+  if (dt != DType::F32) {
+    t.half.resize(t.f32.size());
+    for (size_t i = 0; i < t.f32.size(); ++i) {
+      t.half[i] = dt == DType::BF16 ? k::f32_to_bf16(t.f32[i]) : k::f32_to_f16(t.f32[i]);
+      t.f32[i] = dt == DType::BF16 ? k::bf16_to_f32(t.half[i]) : k::f16_to_f32(t.half[i]);
+    }
+  }
+  t.w = {dt == DType::F32 ? static_cast<const void*>(t.f32.data()) : t.half.data(), dt, N, K};
+  return t;
+}
+
+TEST(KernelsIsa, NamesParseAndSelection) {
+  TierGuard guard;
+  for (k::Isa isa : {k::Isa::Scalar, k::Isa::Avx2, k::Isa::Avx512, k::Isa::Avx512Bf16}) {
+    k::Isa parsed;
+    ASSERT_TRUE(k::parse_isa(k::isa_name(isa), &parsed));
+    EXPECT_EQ(parsed, isa);
+    if (k::isa_supported(isa)) {
+      EXPECT_TRUE(k::set_isa(isa));
+      EXPECT_EQ(k::current_isa(), isa);
+      EXPECT_STREQ(k::active_isa(), k::isa_name(isa));
+    } else {
+      k::Isa before = k::current_isa();
+      EXPECT_FALSE(k::set_isa(isa));
+      EXPECT_EQ(k::current_isa(), before);
+    }
+  }
+  k::Isa parsed;
+  EXPECT_FALSE(k::parse_isa("avx9000", &parsed));
+  EXPECT_FALSE(k::parse_isa("", &parsed));
+  EXPECT_TRUE(k::isa_supported(k::Isa::Scalar));
+  EXPECT_TRUE(k::isa_supported(k::best_isa()));
+}
+
+TEST(KernelsIsa, Bf16ActivationsAreOffByDefault) {
+  if (std::getenv("LLADA2_BF16_DOT")) GTEST_SKIP() << "LLADA2_BF16_DOT is set";
+  EXPECT_FALSE(k::bf16_activations());
+}
+
+// y = x W^T + b on every tier vs the scalar twin, with padded strides; the padding must
+// stay untouched. Tolerance: reordered float sums, relative to sum |x w|.
+TEST(KernelsLinear, TiersMatchScalarOnOddShapes) {
+  TierGuard guard;
+  k::set_bf16_activations(false);
+  std::mt19937 rng(1234);
+  const float kPad = 12345.f;
+  for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
+    for (int64_t K : {1, 7, 16, 100, 513}) {
+      for (int64_t N : {1, 3, 31, 65, 257}) {
+        TestWeight tw = make_weight(dt, N, K, rng);
+        std::vector<float> bias = random_floats(size_t(N), rng);
+        for (int64_t M : {1, 2, 3, 5, 17, 33}) {
+          const int64_t ldx = K + 3, ldy = N + 5;
+          std::vector<float> x = random_floats(size_t(M * ldx), rng);
+          for (bool with_bias : {false, true}) {
+            const float* b = with_bias ? bias.data() : nullptr;
+            ASSERT_TRUE(k::set_isa(k::Isa::Scalar));
+            std::vector<float> ref(size_t(M * ldy), kPad);
+            k::linear(x.data(), M, ldx, tw.w, b, ref.data(), ldy);
+            for (int64_t m = 0; m < M; ++m) {
+              for (int64_t n = 0; n < N; ++n) {
+                double exact = with_bias ? bias[size_t(n)] : 0.0;
+                for (int64_t kk = 0; kk < K; ++kk) exact += double(x[size_t(m * ldx + kk)]) * tw.f32[size_t(n * K + kk)];
+                ASSERT_NEAR(ref[size_t(m * ldy + n)], exact, 1e-4) << "scalar m=" << m << " n=" << n;
+              }
+            }
+            for (k::Isa isa : simd_tiers()) {
+              ASSERT_TRUE(k::set_isa(isa));
+              std::vector<float> y(size_t(M * ldy), kPad);
+              k::linear(x.data(), M, ldx, tw.w, b, y.data(), ldy);
+              for (int64_t m = 0; m < M; ++m) {
+                for (int64_t n = 0; n < ldy; ++n) {
+                  const float got = y[size_t(m * ldy + n)], want = ref[size_t(m * ldy + n)];
+                  if (n >= N) {
+                    ASSERT_EQ(got, kPad) << "padding written, " << k::isa_name(isa);
+                    continue;
+                  }
+                  double mag = with_bias ? std::fabs(bias[size_t(n)]) : 0.0;
+                  for (int64_t kk = 0; kk < K; ++kk)
+                    mag += std::fabs(double(x[size_t(m * ldx + kk)]) * tw.f32[size_t(n * K + kk)]);
+                  ASSERT_NEAR(got, want, 1e-5 * mag + 1e-7)
+                      << k::isa_name(isa) << " " << dtype_name(dt) << " M=" << M << " K=" << K << " N=" << N
+                      << " m=" << m << " n=" << n << " bias=" << with_bias;
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Degenerate shapes: K = 0 gives the bias (or 0); M = 0 or N = 0 writes nothing.
+TEST(KernelsLinear, EmptyShapes) {
+  TierGuard guard;
+  const float bias[3] = {1.f, -2.f, 3.f};
+  const float x[4] = {};
+  for (k::Isa isa : {k::Isa::Scalar, k::Isa::Avx2, k::Isa::Avx512, k::Isa::Avx512Bf16}) {
+    if (!k::set_isa(isa)) continue;
+    for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
+      const uint32_t dummy = 0;
+      float y[6] = {7, 7, 7, 7, 7, 7};
+      k::linear(x, 2, 0, k::Weight{&dummy, dt, 3, 0}, bias, y, 3);
+      EXPECT_EQ(std::vector<float>(y, y + 6), (std::vector<float>{1, -2, 3, 1, -2, 3})) << k::isa_name(isa);
+      k::linear(x, 2, 0, k::Weight{&dummy, dt, 3, 0}, nullptr, y, 3);
+      EXPECT_EQ(std::vector<float>(y, y + 6), (std::vector<float>(6, 0.f))) << k::isa_name(isa);
+      float z[2] = {5, 5};
+      k::linear(x, 0, 4, k::Weight{&dummy, dt, 2, 4}, nullptr, z, 2);
+      k::linear(x, 1, 4, k::Weight{&dummy, dt, 0, 4}, nullptr, z, 2);
+      EXPECT_EQ(z[0], 5.f);
+      EXPECT_EQ(z[1], 5.f);
+    }
+  }
+}
+
+// A model-sized shape spanning several threads' chunks.
+TEST(KernelsLinear, TiersMatchScalarAtModelWidth) {
+  TierGuard guard;
+  k::set_bf16_activations(false);
+  std::mt19937 rng(99);
+  const int64_t M = 37, K = 2048, N = 300;
+  for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
+    TestWeight tw = make_weight(dt, N, K, rng);
+    std::vector<float> x = random_floats(size_t(M * K), rng);
+    ASSERT_TRUE(k::set_isa(k::Isa::Scalar));
+    std::vector<float> ref(size_t(M * N));
+    k::linear(x.data(), M, K, tw.w, nullptr, ref.data(), N);
+    for (k::Isa isa : simd_tiers()) {
+      ASSERT_TRUE(k::set_isa(isa));
+      std::vector<float> y(size_t(M * N));
+      k::linear(x.data(), M, K, tw.w, nullptr, y.data(), N);
+      // Also within the logits tolerance of the spec, 1e-4 * max(1, |ref|).
+      float worst = 0.f;
+      for (size_t i = 0; i < y.size(); ++i) worst = std::max(worst, std::fabs(y[i] - ref[i]) / std::max(1.f, std::fabs(ref[i])));
+      EXPECT_LT(worst, 1e-4f) << k::isa_name(isa) << " " << dtype_name(dt);
+      for (int64_t m = 0; m < M; ++m) {
+        for (int64_t n = 0; n < N; ++n) {
+          double mag = 0;
+          for (int64_t kk = 0; kk < K; ++kk) mag += std::fabs(double(x[size_t(m * K + kk)]) * tw.f32[size_t(n * K + kk)]);
+          ASSERT_NEAR(y[size_t(m * N + n)], ref[size_t(m * N + n)], 1e-5 * mag) << k::isa_name(isa) << " " << dtype_name(dt);
+        }
+      }
+    }
+  }
+}
+
+// The opt-in vdpbf16ps path equals float math on bf16-rounded activations, and only runs
+// when asked for.
+TEST(KernelsLinear, Bf16ActivationsPath) {
+  if (!k::isa_supported(k::Isa::Avx512Bf16)) GTEST_SKIP() << "no avx512bf16 on this CPU";
+  TierGuard guard;
+  ASSERT_TRUE(k::set_isa(k::Isa::Avx512Bf16));
+  std::mt19937 rng(7);
+  for (int64_t K : {1, 7, 16, 33, 100, 513, 2048}) {
+    for (int64_t N : {1, 3, 65}) {
+      for (int64_t M : {1, 2, 5, 17}) {
+        TestWeight tw = make_weight(DType::BF16, N, K, rng);
+        std::vector<float> bias = random_floats(size_t(N), rng);
+        const int64_t ldx = K + 1, ldy = N + 2;
+        std::vector<float> x = random_floats(size_t(M * ldx), rng);
+        std::vector<float> y32(size_t(M * ldy)), y16(size_t(M * ldy));
+        k::set_bf16_activations(false);
+        k::linear(x.data(), M, ldx, tw.w, bias.data(), y32.data(), ldy);
+        k::set_bf16_activations(true);
+        k::linear(x.data(), M, ldx, tw.w, bias.data(), y16.data(), ldy);
+        bool differs = false;
+        for (int64_t m = 0; m < M; ++m) {
+          for (int64_t n = 0; n < N; ++n) {
+            double exact = bias[size_t(n)], mag = std::fabs(bias[size_t(n)]);
+            for (int64_t kk = 0; kk < K; ++kk) {
+              double p = double(k::bf16_to_f32(k::f32_to_bf16(x[size_t(m * ldx + kk)]))) * tw.f32[size_t(n * K + kk)];
+              exact += p;
+              mag += std::fabs(p);
+            }
+            ASSERT_NEAR(y16[size_t(m * ldy + n)], exact, 1e-5 * mag + 1e-7) << "M=" << M << " K=" << K << " N=" << N;
+            differs |= y16[size_t(m * ldy + n)] != y32[size_t(m * ldy + n)];
+          }
+        }
+        if (K >= 100) {
+          EXPECT_TRUE(differs) << "bf16 path not taken, K=" << K;
+        }
+      }
+    }
+  }
+}
+
+const std::vector<int64_t> kLengths = {0, 1, 7, 15, 16, 17, 100, 128, 513};
+
+TEST(KernelsVector, DotAndAxpyMatchScalar) {
+  TierGuard guard;
+  std::mt19937 rng(5);
+  for (int64_t n : kLengths) {
+    std::vector<float> a = random_floats(size_t(n) + 1, rng), b = random_floats(size_t(n) + 1, rng);
+    std::vector<float> y0 = random_floats(size_t(n) + 1, rng);
+    ASSERT_TRUE(k::set_isa(k::Isa::Scalar));
+    const float ref = k::dot(a.data(), b.data(), n);
+    std::vector<float> yref = y0;
+    k::axpy(0.37f, a.data(), yref.data(), n);
+    double mag = 0;
+    for (int64_t i = 0; i < n; ++i) mag += std::fabs(double(a[size_t(i)]) * b[size_t(i)]);
+    for (k::Isa isa : simd_tiers()) {
+      ASSERT_TRUE(k::set_isa(isa));
+      EXPECT_NEAR(k::dot(a.data(), b.data(), n), ref, 1e-5 * mag + 1e-7) << k::isa_name(isa) << " n=" << n;
+      std::vector<float> y = y0;
+      k::axpy(0.37f, a.data(), y.data(), n);
+      for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], yref[i], 1e-6f) << k::isa_name(isa) << " n=" << n;
+      EXPECT_EQ(y[size_t(n)], y0[size_t(n)]);
+    }
+  }
+}
+
+TEST(KernelsVector, RmsNormMatchesScalar) {
+  TierGuard guard;
+  std::mt19937 rng(6);
+  for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
+    for (int64_t n : {1, 7, 16, 100, 128, 513, 2048}) {
+      const int64_t M = 3;
+      TestWeight tw = make_weight(dt, 1, n, rng);
+      std::vector<float> x0 = random_floats(size_t(M * n), rng, 4.f);
+      ASSERT_TRUE(k::set_isa(k::Isa::Scalar));
+      std::vector<float> ref = x0;
+      k::rms_norm(ref.data(), M, n, tw.w, 1e-6f);
+      for (k::Isa isa : simd_tiers()) {
+        ASSERT_TRUE(k::set_isa(isa));
+        std::vector<float> x = x0;
+        k::rms_norm(x.data(), M, n, tw.w, 1e-6f);
+        for (size_t i = 0; i < x.size(); ++i)
+          ASSERT_NEAR(x[i], ref[i], 1e-5f * std::max(1.f, std::fabs(ref[i]))) << k::isa_name(isa) << " n=" << n;
+      }
+    }
+  }
+}
+
+TEST(KernelsVector, SiluMulMatchesScalar) {
+  TierGuard guard;
+  std::mt19937 rng(8);
+  for (int64_t n : kLengths) {
+    std::vector<float> g = random_floats(size_t(n), rng, 12.f), u = random_floats(size_t(n), rng, 3.f);
+    // Extremes the exp must survive: underflow, overflow, signed zero.
+    const float special[] = {-100.f, 100.f, -88.5f, 88.5f, -87.f, 87.f, 0.f, -0.f, 1e-30f, -1e-30f, -88.7f, 88.7f, -89.f, 1000.f, -1000.f, -87.5f};
+    for (size_t i = 0; i < g.size() && i < std::size(special); ++i) g[i * 7 % g.size()] = special[i];
+    ASSERT_TRUE(k::set_isa(k::Isa::Scalar));
+    std::vector<float> ref(static_cast<size_t>(n));
+    k::silu_mul(g.data(), u.data(), ref.data(), n);
+    for (k::Isa isa : simd_tiers()) {
+      ASSERT_TRUE(k::set_isa(isa));
+      std::vector<float> out(static_cast<size_t>(n));
+      k::silu_mul(g.data(), u.data(), out.data(), n);
+      for (size_t i = 0; i < out.size(); ++i)
+        ASSERT_NEAR(out[i], ref[i], 2e-6f * std::max(1e-30f, std::fabs(ref[i])) + 1e-37f)
+            << k::isa_name(isa) << " g=" << g[i];
+    }
+    // In place (out aliases gate), as the model calls it.
+    for (k::Isa isa : simd_tiers()) {
+      ASSERT_TRUE(k::set_isa(isa));
+      std::vector<float> inplace = g;
+      k::silu_mul(inplace.data(), u.data(), inplace.data(), n);
+      for (size_t i = 0; i < inplace.size(); ++i) ASSERT_NEAR(inplace[i], ref[i], 2e-6f * std::fabs(ref[i]) + 1e-37f);
+    }
+  }
+}
+
+TEST(KernelsVector, SoftmaxMatchesScalar) {
+  TierGuard guard;
+  std::mt19937 rng(9);
+  const float kNegInf = -std::numeric_limits<float>::infinity();
+  for (int64_t n : kLengths) {
+    for (int variant = 0; variant < 3; ++variant) {
+      std::vector<float> x0 = random_floats(size_t(n), rng, 30.f);
+      if (variant == 1)  // masked keys, as attention passes them
+        for (size_t i = 0; i < x0.size(); i += 3) x0[i] = kNegInf;
+      if (variant == 2) std::fill(x0.begin(), x0.end(), kNegInf);
+      ASSERT_TRUE(k::set_isa(k::Isa::Scalar));
+      std::vector<float> ref = x0;
+      k::softmax(ref.data(), n);
+      for (k::Isa isa : simd_tiers()) {
+        ASSERT_TRUE(k::set_isa(isa));
+        std::vector<float> x = x0;
+        k::softmax(x.data(), n);
+        double sum = 0;
+        for (size_t i = 0; i < x.size(); ++i) {
+          if (x0[i] == kNegInf) {
+            ASSERT_EQ(x[i], 0.f) << "masked entry must be exactly 0";
+          }
+          ASSERT_NEAR(x[i], ref[i], 2e-6f * ref[i] + 1e-37f) << k::isa_name(isa) << " n=" << n << " i=" << i;
+          sum += x[i];
+        }
+        if (std::any_of(x0.begin(), x0.end(), [&](float v) { return v != kNegInf; })) {
+          EXPECT_NEAR(sum, 1.0, 1e-5);
+        }
+      }
+    }
+  }
+}
+
+// bf16 -> f32 -> bf16 and f16 -> f32 -> f16 are exact for every non-NaN bit pattern
+// (subnormals and infinities included); NaN stays NaN. Bulk to_f32 on every tier equals
+// the scalar conversion bit for bit.
+TEST(KernelsConvert, RoundTripsEveryBitPattern) {
+  TierGuard guard;
+  std::vector<uint16_t> all(65536);
+  for (uint32_t i = 0; i < 65536; ++i) all[i] = uint16_t(i);
+  for (uint32_t i = 0; i < 65536; ++i) {
+    const uint16_t h = uint16_t(i);
+    const float b = k::bf16_to_f32(h), f = k::f16_to_f32(h);
+    if (std::isnan(b)) {
+      EXPECT_TRUE(std::isnan(k::bf16_to_f32(k::f32_to_bf16(b)))) << i;
+    } else {
+      ASSERT_EQ(k::f32_to_bf16(b), h) << i;
+    }
+    if (std::isnan(f)) {
+      EXPECT_TRUE(std::isnan(k::f16_to_f32(k::f32_to_f16(f)))) << i;
+    } else {
+      ASSERT_EQ(k::f32_to_f16(f), h) << i;
+    }
+  }
+  for (DType dt : {DType::BF16, DType::F16}) {
+    ASSERT_TRUE(k::set_isa(k::Isa::Scalar));
+    std::vector<float> ref(all.size() + 3);
+    k::to_f32(dt, all.data(), 3, int64_t(all.size()) - 3, ref.data());
+    for (k::Isa isa : simd_tiers()) {
+      ASSERT_TRUE(k::set_isa(isa));
+      std::vector<float> got(all.size() + 3);
+      k::to_f32(dt, all.data(), 3, int64_t(all.size()) - 3, got.data());
+      for (size_t i = 0; i + 3 < all.size(); ++i) {
+        if (std::isnan(ref[i])) {
+          ASSERT_TRUE(std::isnan(got[i])) << k::isa_name(isa) << " " << i;
+        } else {
+          uint32_t rb, gb;
+          std::memcpy(&rb, &ref[i], 4);
+          std::memcpy(&gb, &got[i], 4);
+          ASSERT_EQ(gb, rb) << k::isa_name(isa) << " " << dtype_name(dt) << " pattern " << i + 3;
+        }
+      }
+    }
+  }
+}
+
+TEST(KernelsConvert, RoundingAndSpecialValues) {
+  // bf16: ties to even, overflow to inf, NaN stays NaN.
+  EXPECT_EQ(k::f32_to_bf16(1.0f + 0x1p-8f), 0x3F80);  // halfway, even below
+  EXPECT_EQ(k::f32_to_bf16(1.0f + 0x1p-7f + 0x1p-8f), 0x3F82);  // halfway, even above
+  EXPECT_EQ(k::f32_to_bf16(std::numeric_limits<float>::max()), 0x7F80);
+  EXPECT_EQ(k::f32_to_bf16(-std::numeric_limits<float>::infinity()), 0xFF80);
+  EXPECT_TRUE(std::isnan(k::bf16_to_f32(k::f32_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_EQ(k::f32_to_bf16(std::numeric_limits<float>::denorm_min()), 0x0000);
+  EXPECT_EQ(k::bf16_to_f32(0x0001), 0x1p-133f);  // bf16 subnormal
+  // f16: largest finite, overflow, subnormals, ties to even.
+  EXPECT_EQ(k::f32_to_f16(65504.f), 0x7BFF);
+  EXPECT_EQ(k::f32_to_f16(65520.f), 0x7C00);
+  EXPECT_EQ(k::f32_to_f16(0x1p-24f), 0x0001);
+  EXPECT_EQ(k::f32_to_f16(0x1p-25f), 0x0000);            // tie to even: 0
+  EXPECT_EQ(k::f32_to_f16(0x1.8p-24f), 0x0002);          // tie to even: 2
+  EXPECT_EQ(k::f32_to_f16(0x1.0p-14f - 0x1p-25f), 0x0400);  // rounds up into the normals
+  EXPECT_EQ(k::f16_to_f32(0x03FF), 0x3FFp-24f);
+  EXPECT_EQ(k::f32_to_f16(-0.0f), 0x8000);
+  EXPECT_TRUE(std::isnan(k::f16_to_f32(k::f32_to_f16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_EQ(k::f16_to_f32(0xFC00), -std::numeric_limits<float>::infinity());
+}
+
+// LLADA2_ISA reaches a fresh process: a known tier reproduces a golden case, an unknown one
+// is a clear error rather than a silent fallback.
+TEST(KernelsIsa, EnvVarCapsTheTierInTheCli) {
+  k::active_isa();  // resolve this process's tier before touching the environment
+  const nlohmann::json cj = read_json(golden_path("v0.40.0+blockcausal/a_batch2_eos_stop/case.json"));
+  nlohmann::json call = cj["call"];
+  call["scheduler"] = cj["scheduler_config"];
+  char path[] = "/tmp/llada2_isa_callXXXXXX";
+  close(mkstemp(path));
+  std::ofstream(path) << call.dump();
+  const std::string args = "generate --model " + golden_path("models/tiny-a-f32") + " --call " + path + " --json";
+  const char* saved = std::getenv("LLADA2_ISA");
+  const std::string saved_value = saved ? saved : "";
+  for (const char* tier : {"scalar", "avx2", "avx512"}) {
+    setenv("LLADA2_ISA", tier, 1);
+    std::string out, err;
+    int rc = run_cli(args, &out, &err);
+    ASSERT_EQ(rc, 0) << tier << ": " << err;
+    EXPECT_EQ(nlohmann::json::parse(out)["sequences"], cj["expected"]["sequences"]) << tier;
+  }
+  setenv("LLADA2_ISA", "avx9000", 1);
+  std::string out, err;
+  int rc = run_cli(args, &out, &err);
+  if (saved) {
+    setenv("LLADA2_ISA", saved_value.c_str(), 1);
+  } else {
+    unsetenv("LLADA2_ISA");
+  }
+  unlink(path);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(err.find("LLADA2_ISA=avx9000"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace llada2::testing
