@@ -93,7 +93,7 @@ TEST(Validation, EveryErrorOfTheSpec) {
   EXPECT_ERROR_CONTAINS(o, "`attention_mask` shape torch.Size([1, 3]) must match `input_ids` shape torch.Size([1, 6])");  // 17
   o = base_options();
   o.mask_token_id.reset();  // tiny-a's config.json has no mask id
-  EXPECT_ERROR_CONTAINS(o, "`mask_token_id` must be provided (or available on the tokenizer).");  // 22
+  EXPECT_ERROR_CONTAINS(o, "`mask_token_id` must be provided (or available on the tokenizer)");  // 22
   o = base_options();
   o.gen_length = 2;
   o.minimal_topk = 3;  // S = min(4, 2 // 3) = 0

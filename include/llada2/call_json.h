@@ -16,7 +16,7 @@ struct CallSpec {
 
 // Parses a call object; `base` supplies the scheduler config fields the object leaves out.
 // Unknown keys and wrong types are InputErrors naming the key.
-CallSpec parse_call_json(const nlohmann::json& call, const SchedulerConfig& base = {});
+CallSpec parse_call_json(const nlohmann::ordered_json& call, const SchedulerConfig& base = {});
 
 // {"sequences": [[...]], "texts": [...] | null, "stats": {...}}
 nlohmann::json output_to_json(const PipelineOutput& out);

@@ -12,8 +12,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "llada2/chat_template.h"
 #include "llada2/model.h"
 #include "llada2/scheduler.h"
+#include "llada2/tokenizer.h"
 #include "llada2/types.h"
 
 namespace llada2 {
@@ -51,7 +53,7 @@ const std::vector<std::string>& allowed_callback_tensor_names();
 // Keyword arguments of LLaDA2Pipeline.__call__; std::nullopt plays Python's None.
 struct GenerateOptions {
   std::optional<std::variant<std::string, std::vector<std::string>>> prompt;
-  std::optional<nlohmann::json> messages;  // one conversation: [{role, content}, ...]
+  std::optional<nlohmann::ordered_json> messages;  // one conversation: [{role, content}, ...]
   std::optional<IdTensor> input_ids;
   std::optional<IdTensor> attention_mask;
   bool use_chat_template = true;
@@ -96,9 +98,16 @@ struct PipelineOutput {
 
 class Pipeline {
  public:
-  Pipeline(std::shared_ptr<const Model> model, SchedulerConfig scheduler = {});
+  // `tokenizer` may be null: then only `input_ids` calls work and `texts` is None.
+  Pipeline(std::shared_ptr<const Model> model, SchedulerConfig scheduler = {},
+           std::shared_ptr<const Tokenizer> tokenizer = nullptr);
+
+  // Loads DIR's model and, when DIR has a tokenizer.json, its tokenizer and chat template.
+  static Pipeline from_pretrained(const std::string& dir, SchedulerConfig scheduler = {});
 
   const Model& model() const { return *model_; }
+  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
+  const ChatTemplate* chat_template() const { return chat_template_.get(); }
   const SchedulerConfig& scheduler_config() const { return scheduler_; }
 
   // Runs one call; throws InputError for invalid arguments (SPEC §2.4).
@@ -107,6 +116,8 @@ class Pipeline {
  private:
   std::shared_ptr<const Model> model_;
   SchedulerConfig scheduler_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  std::shared_ptr<const ChatTemplate> chat_template_;
 };
 
 }  // namespace llada2

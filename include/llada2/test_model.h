@@ -53,6 +53,10 @@ struct TestModelOptions {
   DType dtype = DType::BF16;
   uint64_t seed = 0;
   uint64_t max_shard_bytes = kDefaultMaxShardBytes;
+  // A folder with tokenizer.json (+ tokenizer_config.json, special_tokens_map.json,
+  // chat_template.jinja) to copy beside the weights; the vocabulary grows to cover it and the
+  // mask / EOS ids then come from the tokenizer instead of config.json.
+  std::string tokenizer_dir;
   // Called after each written piece with bytes written so far and the total.
   std::function<void(uint64_t done, uint64_t total)> progress;
 };

@@ -10,6 +10,7 @@
 
 #include "core/thread_pool.h"
 #include "llada2/error.h"
+#include "llada2/tokenizer.h"
 
 namespace llada2 {
 
@@ -230,8 +231,34 @@ void test_model_values(const TestTensor& t, uint64_t seed, int64_t first, int64_
   }
 }
 
+namespace {
+
+// Grows the vocabulary to the tokenizer's (rounded up to 64) and drops the config's special ids.
+std::string with_tokenizer(const std::string& config_text, const std::string& tokenizer_dir) {
+  const Tokenizer tok = Tokenizer::from_dir(tokenizer_dir);
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(config_text);
+  const int64_t need = (tok.vocab_size() + 63) / 64 * 64;
+  if (j["vocab_size"].get<int64_t>() < need) j["vocab_size"] = need;
+  j.erase("mask_token_id");
+  j.erase("eos_token_id");
+  return j.dump(2) + "\n";
+}
+
+void copy_tokenizer_files(const std::string& from, const std::string& dir) {
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"}) {
+    const fs::path src = fs::path(from) / f;
+    std::error_code ec;
+    if (!fs::exists(src, ec)) continue;
+    fs::copy_file(src, fs::path(dir) / f, fs::copy_options::overwrite_existing, ec);
+    if (ec) throw FileError(src.string(), "cannot copy into " + dir + ": " + ec.message());
+  }
+}
+
+}  // namespace
+
 void write_test_model(const std::string& dir, const TestModelOptions& o) {
-  const std::string config_text = test_model_config_json(o.shape, o.dtype);
+  std::string config_text = test_model_config_json(o.shape, o.dtype);
+  if (!o.tokenizer_dir.empty()) config_text = with_tokenizer(config_text, o.tokenizer_dir);
   const ModelConfig config = ModelConfig::from_json_text(config_text, o.shape + " config");
   const std::vector<TestTensor> tensors = test_model_tensors(config, o.dtype);
 
@@ -253,6 +280,8 @@ void write_test_model(const std::string& dir, const TestModelOptions& o) {
     out.close();
     if (!out) throw FileError(path, "cannot write");
   }
+
+  if (!o.tokenizer_dir.empty()) copy_tokenizer_files(o.tokenizer_dir, dir);
 
   std::vector<TensorSpec> specs;
   for (const TestTensor& t : tensors) specs.push_back(t.spec);

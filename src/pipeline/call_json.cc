@@ -8,7 +8,7 @@
 
 namespace llada2 {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 namespace {
 
@@ -187,10 +187,10 @@ CallSpec parse_call_json(const json& call, const SchedulerConfig& base) {
   return spec;
 }
 
-json output_to_json(const PipelineOutput& out) {
-  json j;
+nlohmann::json output_to_json(const PipelineOutput& out) {
+  nlohmann::json j;
   j["sequences"] = out.sequences.to_rows();
-  j["texts"] = out.texts ? json(*out.texts) : json(nullptr);
+  j["texts"] = out.texts ? nlohmann::json(*out.texts) : nlohmann::json(nullptr);
   j["stats"] = {{"forwards", out.stats.forwards},
                 {"generated_tokens", out.stats.generated_tokens},
                 {"seconds", out.stats.seconds},

@@ -7,6 +7,9 @@
 #include <sstream>
 
 #include "llada2/error.h"
+#include "pipeline/prompt.h"
+
+#include <filesystem>
 
 namespace llada2 {
 
@@ -53,7 +56,8 @@ void require_positive(const char* name, int64_t v) {
 }
 
 // check_inputs (SPEC §2.4 #1–#14), in the original's order.
-void check_inputs(const GenerateOptions& o, int64_t K, int64_t steps, int64_t minimal_topk, double threshold) {
+void check_inputs(const GenerateOptions& o, bool has_tokenizer, int64_t K, int64_t steps, int64_t minimal_topk,
+                  double threshold) {
   if (!o.prompt && !o.messages && !o.input_ids) throw InputError("Provide one of `prompt`, `messages`, or `input_ids`.");
   if (o.prompt && o.messages) throw InputError("Provide either `prompt` or `messages`, not both.");
   if (o.input_ids) {
@@ -61,7 +65,7 @@ void check_inputs(const GenerateOptions& o, int64_t K, int64_t steps, int64_t mi
       throw InputError("`input_ids` must be 1D or 2D, got shape " + shape_str(o.input_ids->shape) + ".");
     if (o.input_ids->dtype != "int64")
       throw InputError("`input_ids` must be int64 token IDs, got dtype=" + o.input_ids->dtype + ".");
-  } else {
+  } else if (!has_tokenizer) {
     throw InputError("Tokenizer is required when `input_ids` is not provided.");
   }
   require_positive("gen_length", o.gen_length);
@@ -109,8 +113,20 @@ CallbackTensor float_tensor(const Matrix<float>& m) {
 
 }  // namespace
 
-Pipeline::Pipeline(std::shared_ptr<const Model> model, SchedulerConfig scheduler)
-    : model_(std::move(model)), scheduler_(scheduler) {}
+Pipeline::Pipeline(std::shared_ptr<const Model> model, SchedulerConfig scheduler,
+                   std::shared_ptr<const Tokenizer> tokenizer)
+    : model_(std::move(model)), scheduler_(scheduler), tokenizer_(std::move(tokenizer)) {
+  if (tokenizer_ && !tokenizer_->chat_template().empty())
+    chat_template_ = std::make_shared<const ChatTemplate>(tokenizer_->chat_template());
+}
+
+Pipeline Pipeline::from_pretrained(const std::string& dir, SchedulerConfig scheduler) {
+  std::shared_ptr<const Model> model = Model::load(dir);
+  std::shared_ptr<const Tokenizer> tok;
+  if (std::filesystem::exists(std::filesystem::path(dir) / "tokenizer.json"))
+    tok = std::make_shared<const Tokenizer>(Tokenizer::from_dir(dir));
+  return Pipeline(std::move(model), scheduler, std::move(tok));
+}
 
 PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
   const auto t_start = std::chrono::steady_clock::now();
@@ -119,15 +135,25 @@ PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
   const int64_t steps_arg = o.num_inference_steps.value_or(scheduler_.num_inference_steps);
   const int64_t minimal_topk = o.minimal_topk.value_or(scheduler_.minimal_topk);
   const double threshold = o.threshold.value_or(scheduler_.threshold);
-  check_inputs(o, K, steps_arg, minimal_topk, threshold);
+  check_inputs(o, tokenizer_ != nullptr, K, steps_arg, minimal_topk, threshold);
 
-  // Prompt ids [B, P] and their 2-D mask.
-  const IdTensor& ids = *o.input_ids;
+  // Prompt ids [B, P] and their 2-D mask: given, or from the tokenizer (+ chat template).
+  IdTensor ids;
+  Matrix<int64_t> prompt_mask;
+  if (o.input_ids) {
+    ids = *o.input_ids;
+  } else {
+    PreparedPrompt pp = prepare_prompt(o, *tokenizer_, chat_template_.get());
+    ids.shape = {pp.ids.rows, pp.ids.cols};
+    ids.values = pp.ids.data;
+    prompt_mask = pp.mask;
+  }
   const int64_t B = ids.shape.size() == 2 ? ids.shape[0] : 1;
   const int64_t P = ids.shape.back();
   if (B <= 0) throw InputError("`input_ids` has no rows.");
-  Matrix<int64_t> prompt_mask(B, P, 1);
-  if (o.attention_mask) {
+  if (P <= 0) throw InputError("`input_ids` has no columns: the prompt needs at least one token.");
+  if (o.input_ids) prompt_mask = Matrix<int64_t>(B, P, 1);
+  if (o.input_ids && o.attention_mask) {
     const IdTensor& am = *o.attention_mask;
     std::vector<int64_t> am_shape = am.shape.size() == 1 ? std::vector<int64_t>{1, am.shape[0]} : am.shape;
     if (am_shape != std::vector<int64_t>{B, P})
@@ -135,9 +161,15 @@ PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
                        shape_str({B, P}) + ".");
     prompt_mask.data = am.values;
   }
-  const std::optional<int64_t> mask_id = o.mask_token_id ? o.mask_token_id : cfg.mask_token_id;
-  if (!mask_id) throw InputError("`mask_token_id` must be provided (or available on the tokenizer).");
-  const std::optional<int64_t> eos_id = o.eos_token_id ? o.eos_token_id : cfg.eos_token_id;
+  // SPEC A5: the call, else the tokenizer, else config.json.
+  std::optional<int64_t> mask_id = o.mask_token_id, eos_id = o.eos_token_id;
+  if (!mask_id && tokenizer_) mask_id = tokenizer_->mask_token_id();
+  if (!mask_id) mask_id = cfg.mask_token_id;
+  if (!eos_id && tokenizer_) eos_id = tokenizer_->eos_token_id();
+  if (!eos_id) eos_id = cfg.eos_token_id;
+  if (!mask_id)
+    throw InputError("`mask_token_id` must be provided (or available on the tokenizer): pass mask_token_id / "
+                     "--mask-token-id, or add mask_token to tokenizer_config.json or mask_token_id to config.json.");
   const int64_t V = cfg.vocab_size;
   if (*mask_id < 0 || *mask_id >= V)
     throw InputError("`mask_token_id` " + std::to_string(*mask_id) + " is outside the vocabulary [0, " + std::to_string(V) + ")");
@@ -308,6 +340,19 @@ PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
     std::copy_n(x.row(b) + P, G, out.sequences.row(b));
     for (int64_t j = 0; j < G; ++j)
       if (out.sequences.at(b, j) != *mask_id) ++out.stats.generated_tokens;
+  }
+  if (o.output_type == "text" && tokenizer_) {
+    // Cut after the first EOS (kept, then skipped as a special token) and decode.
+    std::vector<std::string> texts;
+    for (int64_t b = 0; b < B; ++b) {
+      std::vector<int64_t> row(out.sequences.row(b), out.sequences.row(b) + G);
+      if (eos_id) {
+        auto it = std::find(row.begin(), row.end(), *eos_id);
+        if (it != row.end()) row.erase(it + 1, row.end());
+      }
+      texts.push_back(tokenizer_->decode(row, true));
+    }
+    out.texts = std::move(texts);
   }
   out.stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return out;

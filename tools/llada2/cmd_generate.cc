@@ -9,25 +9,24 @@
 #include "core/thread_pool.h"
 #include "llada2/call_json.h"
 #include "llada2/error.h"
-#include "llada2/model.h"
 #include "llada2/pipeline.h"
 
 namespace llada2::cli {
 
 namespace {
 
-nlohmann::json read_json_file(const std::string& path) {
+nlohmann::ordered_json read_json_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path + ": cannot open");
   try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+    return nlohmann::ordered_json::parse(in);
+  } catch (const nlohmann::ordered_json::parse_error& e) {
     throw InputError(path + ": not valid JSON: " + e.what());
   }
 }
 
 // "none"/"null" -> JSON null, otherwise a number.
-nlohmann::json number_or_null(const std::string& flag, const std::string& s) {
+nlohmann::ordered_json number_or_null(const std::string& flag, const std::string& s) {
   if (s == "none" || s == "None" || s == "null") return nullptr;
   try {
     size_t pos = 0;
@@ -97,12 +96,12 @@ int cmd_generate(int argc, char** argv) {
   app.add_option("-t,--threads", threads, "worker threads (default: all cores)");
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
 
-  nlohmann::json call = call_file.empty() ? nlohmann::json::object() : read_json_file(call_file);
+  nlohmann::ordered_json call = call_file.empty() ? nlohmann::ordered_json::object() : read_json_file(call_file);
   if (!call.is_object()) throw InputError(call_file + ": must contain a JSON object of pipeline arguments");
   if (!attention.empty()) call["attention"] = attention;
   if (!prompt.empty()) call["prompt"] = prompt;
   if (!messages_file.empty()) call["messages"] = read_json_file(messages_file);
-  if (!input_ids.empty()) call["input_ids"] = nlohmann::json::array({parse_id_list(input_ids)});
+  if (!input_ids.empty()) call["input_ids"] = nlohmann::ordered_json::array({parse_id_list(input_ids)});
   if (app.count("--gen-length")) call["gen_length"] = gen_length;
   if (app.count("--block-length")) call["block_length"] = block_length;
   if (app.count("--num-inference-steps")) call["num_inference_steps"] = steps;
@@ -122,8 +121,7 @@ int cmd_generate(int argc, char** argv) {
   if (threads > 0) set_num_threads(threads);
 
   CallSpec spec = parse_call_json(call);
-  std::shared_ptr<const Model> model = Model::load(model_dir);
-  Pipeline pipe(model, spec.scheduler.value_or(SchedulerConfig{}));
+  Pipeline pipe = Pipeline::from_pretrained(model_dir, spec.scheduler.value_or(SchedulerConfig{}));
   nlohmann::json steps_log = nlohmann::json::array();
   if (spec.options.callback_on_step_end_tensor_inputs) {
     spec.options.callback_on_step_end = [&](int64_t step, int64_t timestep,

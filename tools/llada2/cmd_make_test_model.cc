@@ -56,7 +56,7 @@ int cmd_make_test_model(int argc, char** argv) {
       "for tests and benchmarks. Weights are deterministic for a seed: linear layers N(0, 1/in_features),\n"
       "embeddings N(0, 1), norms 1 + N(0, 0.02^2), expert_bias F32 N(0, 0.01^2).",
       "llada2 make-test-model"};
-  std::string shape, dtype = "bf16", out, shard = "4GB", seed_text = "0";
+  std::string shape, dtype = "bf16", out, shard = "4GB", seed_text = "0", tokenizer;
   bool force = false, quiet = false;
   app.add_option("--shape", shape,
                  "tiny-a | tiny-b (the golden tiny models' configs, with mask/eos ids) | mini-L<n> (real "
@@ -74,6 +74,10 @@ int cmd_make_test_model(int argc, char** argv) {
                  "split the weights into model-0000N-of-0000M.safetensors shards + index above this size "
                  "(default 4GB; units B, KB, MB, GB, KiB, MiB, GiB)")
       ->type_name("SIZE");
+  app.add_option("--tokenizer", tokenizer,
+                 "copy this folder's tokenizer.json (+ tokenizer_config.json, chat template) beside the weights; "
+                 "the vocabulary grows to cover it and the mask/EOS ids come from the tokenizer")
+      ->type_name("DIR");
   app.add_flag("--quiet", quiet, "no progress on stderr");
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
 
@@ -82,6 +86,7 @@ int cmd_make_test_model(int argc, char** argv) {
   o.dtype = parse_test_model_dtype(dtype);
   o.seed = parse_seed(seed_text);
   o.max_shard_bytes = parse_size(shard);
+  o.tokenizer_dir = tokenizer;
   test_model_config_json(shape, o.dtype);  // rejects a bad shape before touching the folder
 
   namespace fs = std::filesystem;

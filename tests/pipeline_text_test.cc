@@ -1,0 +1,180 @@
+// Text in, text out: prompts and chat messages through the tokenizer and chat template
+// (SPEC B §2.3, A5, A9), on a tiny random model carrying the Ling-style synthetic tokenizer.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "llada2/error.h"
+#include "llada2/pipeline.h"
+#include "llada2/test_model.h"
+#include "pipeline/prompt.h"
+#include "test_util.h"
+
+namespace llada2::testing {
+namespace {
+
+const Pipeline& text_pipeline() {
+  static const Pipeline* pipe = [] {
+    const std::string dir = ::testing::TempDir() + "llada2_text_model";
+    TestModelOptions o;
+    o.shape = "tiny-b";
+    o.dtype = DType::F32;
+    o.seed = 7;
+    o.tokenizer_dir = data_path("tok/ling-synth");
+    write_test_model(dir, o);
+    return new Pipeline(Pipeline::from_pretrained(dir));
+  }();
+  return *pipe;
+}
+
+GenerateOptions small(GenerateOptions o = {}) {
+  o.gen_length = 16;
+  o.block_length = 8;
+  o.num_inference_steps = 8;
+  o.editing_threshold = std::nullopt;
+  o.seed = 1;
+  return o;
+}
+
+Matrix<int64_t> run_ids(const GenerateOptions& o) { return text_pipeline()(o).sequences; }
+
+TEST(TextPipeline, TokenizerSuppliesMaskAndEos) {
+  const Tokenizer& tok = *text_pipeline().tokenizer();
+  ASSERT_EQ(tok.mask_token_id(), 8002);
+  ASSERT_EQ(tok.eos_token_id(), 8001);
+  GenerateOptions o = small();
+  o.input_ids = IdTensor::from_rows({tok.encode("hello world", false)});
+  GenerateOptions explicit_ids = o;
+  explicit_ids.mask_token_id = 8002;
+  explicit_ids.eos_token_id = 8001;
+  EXPECT_EQ(run_ids(o).data, run_ids(explicit_ids).data);
+}
+
+TEST(TextPipeline, StringPromptIsWrappedAsAUserMessage) {
+  const Pipeline& pipe = text_pipeline();
+  ASSERT_NE(pipe.chat_template(), nullptr);
+  GenerateOptions a = small();
+  a.prompt = std::string("What is 2+2?");
+  GenerateOptions b = small();
+  b.messages = nlohmann::ordered_json::parse(R"([{"role": "user", "content": "What is 2+2?"}])");
+  GenerateOptions c = small();
+  std::string rendered = pipe.chat_template()->render(*b.messages, nullptr, true, special_token_vars(*pipe.tokenizer()));
+  EXPECT_EQ(rendered, "<role>SYSTEM</role>detailed thinking off<|role_end|><role>HUMAN</role>What is 2+2?<|role_end|><role>ASSISTANT</role>");
+  c.input_ids = IdTensor::from_rows({pipe.tokenizer()->encode(rendered, false)});
+  EXPECT_EQ(run_ids(a).data, run_ids(c).data);
+  EXPECT_EQ(run_ids(b).data, run_ids(c).data);
+  // add_generation_prompt=false drops the assistant header.
+  b.add_generation_prompt = false;
+  PreparedPrompt pp = prepare_prompt(b, *pipe.tokenizer(), pipe.chat_template());
+  EXPECT_EQ(pipe.tokenizer()->decode(pp.ids.data, false),
+            "<role>SYSTEM</role>detailed thinking off<|role_end|><role>HUMAN</role>What is 2+2?<|role_end|>");
+}
+
+TEST(TextPipeline, PlainTokenizationWithoutChatTemplate) {
+  const Pipeline& pipe = text_pipeline();
+  GenerateOptions a = small();
+  a.prompt = std::string("plain text prompt");
+  a.use_chat_template = false;
+  GenerateOptions b = small();
+  b.input_ids = IdTensor::from_rows({pipe.tokenizer()->encode("plain text prompt", true)});
+  EXPECT_EQ(run_ids(a).data, run_ids(b).data);
+}
+
+TEST(TextPipeline, ListPromptsArePaddedLikeTheTokenizer) {
+  const Pipeline& pipe = text_pipeline();
+  const Tokenizer& tok = *pipe.tokenizer();
+  GenerateOptions a = small();
+  a.prompt = std::vector<std::string>{"a much longer first prompt here", "short"};
+  a.use_chat_template = false;
+  PreparedPrompt pp = prepare_prompt(a, tok, pipe.chat_template());
+  std::vector<int64_t> r0 = tok.encode("a much longer first prompt here"), r1 = tok.encode("short");
+  ASSERT_GT(r0.size(), r1.size());
+  ASSERT_EQ(pp.ids.cols, int64_t(r0.size()));
+  const bool left = tok.padding_side() == "left";
+  std::vector<int64_t> want1(r0.size(), *tok.pad_token_id()), mask1(r0.size(), 0);
+  for (size_t j = 0; j < r1.size(); ++j) {
+    size_t at = left ? r0.size() - r1.size() + j : j;
+    want1[at] = r1[j];
+    mask1[at] = 1;
+  }
+  EXPECT_EQ(std::vector<int64_t>(pp.ids.row(1), pp.ids.row(1) + pp.ids.cols), want1);
+  EXPECT_EQ(std::vector<int64_t>(pp.mask.row(1), pp.mask.row(1) + pp.mask.cols), mask1);
+  GenerateOptions b = small();
+  b.input_ids = IdTensor::from_rows({r0, want1});
+  b.attention_mask = IdTensor::from_rows({std::vector<int64_t>(r0.size(), 1), mask1});
+  EXPECT_EQ(run_ids(a).data, run_ids(b).data);
+}
+
+TEST(TextPipeline, ErrorsOfPromptPreparation) {
+  GenerateOptions o = small();
+  o.prompt = std::vector<std::string>{"a", "b"};
+  try {
+    text_pipeline()(o);
+    FAIL() << "expected an error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("`prompt` must be a string when `use_chat_template=True`."), std::string::npos);
+  }
+}
+
+TEST(TextPipeline, TextsAreCutAtTheFirstEosAndSkipSpecials) {
+  const Pipeline& pipe = text_pipeline();
+  GenerateOptions o = small();
+  o.prompt = std::string("Tell me a story");
+  o.gen_length = 24;
+  o.temperature = 1.0;
+  o.seed = 5;
+  o.eos_early_stop = false;
+  PipelineOutput out = pipe(o);
+  ASSERT_TRUE(out.texts.has_value());
+  for (int64_t b = 0; b < out.sequences.rows; ++b) {
+    std::vector<int64_t> row(out.sequences.row(b), out.sequences.row(b) + out.sequences.cols);
+    auto it = std::find(row.begin(), row.end(), 8001);
+    if (it != row.end()) row.erase(it + 1, row.end());
+    EXPECT_EQ((*out.texts)[size_t(b)], pipe.tokenizer()->decode(row, true));
+  }
+  o.output_type = "seq";
+  EXPECT_FALSE(pipe(o).texts.has_value());
+}
+
+// With the EOS forced into the first generated cell, the text is empty (everything after it is cut).
+TEST(TextPipeline, TextAfterEosIsDropped) {
+  GenerateOptions o = small();
+  o.prompt = std::string("hi");
+  o.callback_on_step_end_tensor_inputs = std::vector<std::string>{"block_x"};
+  int64_t P = int64_t(prepare_prompt(o, *text_pipeline().tokenizer(), text_pipeline().chat_template()).ids.cols);
+  o.callback_on_step_end = [P](int64_t step, int64_t, const std::map<std::string, CallbackTensor>& t) {
+    CallbackResult r;
+    if (step == 0) {
+      Matrix<int64_t> m(t.at("block_x").shape[0], t.at("block_x").shape[1]);
+      m.data = t.at("block_x").ints;
+      if (P < m.cols) m.at(0, P) = 8001;
+      r.block_x = m;
+    }
+    return r;
+  };
+  o.eos_early_stop = false;
+  PipelineOutput out = text_pipeline()(o);
+  ASSERT_EQ(out.sequences.at(0, 0), 8001);
+  EXPECT_EQ((*out.texts)[0], "");
+}
+
+TEST(TextPipeline, CliPromptAndMessages) {
+  const std::string dir = ::testing::TempDir() + "llada2_text_model";
+  text_pipeline();
+  std::string out, err;
+  ASSERT_EQ(run_cli("generate -m " + dir + " -p \"Hello there\" --gen-length 16 --block-length 8 --seed 1 --json", &out, &err), 0) << err;
+  nlohmann::json j = nlohmann::json::parse(out);
+  ASSERT_TRUE(j["texts"].is_array());
+  const std::string msgs = ::testing::TempDir() + "llada2_msgs.json";
+  std::ofstream(msgs) << R"([{"role": "user", "content": "Hello there"}])";
+  std::string out2;
+  ASSERT_EQ(run_cli("generate -m " + dir + " --messages " + msgs + " --gen-length 16 --block-length 8 --seed 1 --json", &out2, &err), 0) << err;
+  EXPECT_EQ(nlohmann::json::parse(out2)["sequences"], j["sequences"]);
+  std::string text;
+  ASSERT_EQ(run_cli("generate -m " + dir + " -p \"Hello there\" --gen-length 16 --block-length 8 --seed 1", &text, &err), 0) << err;
+  EXPECT_EQ(text, j["texts"][0].get<std::string>() + "\n");
+}
+
+}  // namespace
+}  // namespace llada2::testing
