@@ -27,6 +27,7 @@ struct Recorded {
 };
 
 // Runs one case through the library; records per-step commits, edits and the block after the step.
+// rec == nullptr: no callback, so the LM head only runs for the cells the scheduler needs.
 PipelineOutput run_case(const nlohmann::json& cj, const std::string& attention, Recorded* rec) {
   CallSpec spec = parse_call_json(cj["call"], SchedulerConfig{});
   SchedulerConfig sc;
@@ -37,6 +38,7 @@ PipelineOutput run_case(const nlohmann::json& cj, const std::string& attention, 
   if (!s["editing_threshold"].is_null()) sc.editing_threshold = s["editing_threshold"].get<double>();
   sc.minimal_topk = s["minimal_topk"];
   spec.options.attention = parse_attention_mode(attention);
+  if (!rec) return Pipeline(golden_model(cj["model_dir"]), sc)(spec.options);
   spec.options.callback_on_step_end_tensor_inputs =
       std::vector<std::string>{"block_x", "transfer_index", "editing_transfer_index", "sampled_tokens"};
   const int64_t K = spec.options.block_length.value_or(sc.block_length);
@@ -85,6 +87,9 @@ TEST_P(GoldenPipeline, Reproduces) {
   }
   EXPECT_EQ(out.sequences.to_rows(), expected);
   EXPECT_EQ(out.stats.forwards, cj["expected"]["num_model_calls"].get<int64_t>());
+  PipelineOutput lean = run_case(cj, gc.attention, nullptr);
+  EXPECT_EQ(lean.sequences.to_rows(), expected) << "without a callback (LM head on the needed cells only)";
+  EXPECT_EQ(lean.stats.forwards, out.stats.forwards);
   const auto& steps = cj["steps"];
   ASSERT_EQ(rec.steps.size(), steps.size());
   for (size_t i = 0; i < steps.size(); ++i) {

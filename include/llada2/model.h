@@ -25,6 +25,8 @@ struct ForwardBatch {
   // With a KV cache: positions [cache.length, W) are computed, earlier keys/values come from the
   // cache, and afterwards positions [0, commit_to) are cached (they must be final: whole blocks).
   int64_t commit_to = 0;
+  // Optional [B, W - logits_from]: only rows marked non-zero get logits (others are left untouched).
+  const uint8_t* logits_rows = nullptr;
 };
 
 // Keys and values of final positions, per layer, for the exact prefix cache of block_causal mode.

@@ -44,9 +44,11 @@ struct SchedulerStepOutput {
   Matrix<float> sampled_probs;             // [B, K] confidence of each sampled token
 };
 
-// Draws one token per position from logits [n, V]; writes token and confidence.
+// Draws one token per position from logits [n, V]; writes token and confidence. With `active`,
+// positions marked 0 are skipped (their outputs untouched; a random draw is still consumed so the
+// stream does not depend on which positions were skipped).
 void sample_tokens(const float* logits, int64_t n, int64_t vocab, const SamplingParams& params, Rng* rng,
-                   int64_t* tokens, float* probs);
+                   int64_t* tokens, float* probs, const uint8_t* active = nullptr);
 
 class BlockRefinementScheduler {
  public:
@@ -64,10 +66,13 @@ class BlockRefinementScheduler {
 
   // logits: [B, K, V]; sample: [B, K] the block before the step; prompt_mask: [K].
   // threshold / editing_threshold: nullopt falls back to the config.
+  // needed: cells whose logits were computed (all when null); the others keep their token, with
+  // confidence 0, and can be neither committed nor edited. Masked cells, and editable cells while
+  // editing is on, must be needed.
   SchedulerStepOutput step(const float* logits, int64_t vocab, int64_t timestep, const Matrix<int64_t>& sample,
                            int64_t mask_token_id, const SamplingParams& sampling, std::optional<double> threshold,
                            std::optional<double> editing_threshold, const std::vector<uint8_t>& prompt_mask,
-                           Rng* rng) const;
+                           Rng* rng, const Matrix<uint8_t>* needed = nullptr) const;
 
   // SPEC §2.10: marks rows that wrote an EOS this step with every generated cell before it filled.
   static void check_eos_finished(const Matrix<int64_t>& window, const Matrix<int64_t>& sampled_tokens,

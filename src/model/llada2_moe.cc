@@ -460,19 +460,30 @@ void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace, 
   }
   if (cache != &scratch) cache->length = fb.commit_to;
 
-  // Final norm and LM head only for the rows the caller consumes.
+  // Final norm and LM head only for the rows the caller consumes (and of those, the selected ones).
   const int64_t rows = W - fb.logits_from;
-  std::vector<float> sel;
   if (trace) {
     kernels::rms_norm(h.data(), N, H, m.final_norm, eps);
     trace->hidden.push_back(h);
   }
   if (rows == 0) return;
-  sel.resize(size_t(B * rows * H));
-  for (int64_t b = 0; b < B; ++b)
-    std::copy_n(h.data() + (b * n + fb.logits_from - start) * H, rows * H, sel.data() + b * rows * H);
-  if (!trace) kernels::rms_norm(sel.data(), B * rows, H, m.final_norm, eps);
-  m.linear(sel.data(), B * rows, H, m.lm_head, nullptr, logits, V);
+  std::vector<int64_t> picked;  // index into the [B, rows] logits
+  for (int64_t r = 0; r < B * rows; ++r)
+    if (!fb.logits_rows || fb.logits_rows[r]) picked.push_back(r);
+  if (picked.empty()) return;
+  std::vector<float> sel(picked.size() * size_t(H));
+  for (size_t i = 0; i < picked.size(); ++i) {
+    const int64_t b = picked[i] / rows, r = picked[i] % rows;
+    std::copy_n(h.data() + (b * n + fb.logits_from - start + r) * H, H, sel.data() + int64_t(i) * H);
+  }
+  if (!trace) kernels::rms_norm(sel.data(), int64_t(picked.size()), H, m.final_norm, eps);
+  if (int64_t(picked.size()) == B * rows) {
+    m.linear(sel.data(), B * rows, H, m.lm_head, nullptr, logits, V);
+    return;
+  }
+  std::vector<float> out(picked.size() * size_t(V));
+  m.linear(sel.data(), int64_t(picked.size()), H, m.lm_head, nullptr, out.data(), V);
+  for (size_t i = 0; i < picked.size(); ++i) std::copy_n(out.data() + int64_t(i) * V, V, logits + picked[i] * V);
 }
 
 }  // namespace llada2

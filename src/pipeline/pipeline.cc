@@ -193,6 +193,12 @@ PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
   const std::optional<double> editing_threshold = o.editing_threshold ? o.editing_threshold : scheduler_.editing_threshold;
   const bool editing_enabled = editing_threshold && *editing_threshold > 0.0;
   const std::vector<std::string> cb_names = o.callback_on_step_end_tensor_inputs.value_or(std::vector<std::string>{"block_x"});
+  // Logits are needed for masked cells, for editable cells while editing is on, and for every cell
+  // when the callback asks for the sampled tokens or probabilities.
+  const bool callback_reads_samples =
+      o.callback_on_step_end && std::any_of(cb_names.begin(), cb_names.end(), [](const std::string& n) {
+        return n == "sampled_tokens" || n == "sampled_probs" || n == "x0" || n == "x0_p" || n == "confidence";
+      });
   Rng rng(o.seed ? *o.seed : random_seed());
 
   // Canvas [B, T]: prompt, then mask ids; the 2-D key mask covers prompt padding and the tail.
@@ -259,6 +265,11 @@ PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
           if (blk.at(b, j) == *mask_id) masks_remaining = true;
         }
       if (!masks_remaining) ++post_steps;
+      Matrix<uint8_t> needed(B, K, 1);
+      if (!callback_reads_samples)
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t j = 0; j < K; ++j)
+            needed.at(b, j) = blk.at(b, j) == *mask_id || (editing_enabled && !prompt_flag[size_t(j)]);
 
       ForwardBatch fb;
       fb.batch = B;
@@ -269,6 +280,7 @@ PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
       fb.block_length = K;
       fb.logits_from = W - K;
       fb.commit_to = W - K;
+      fb.logits_rows = needed.data.data();
       logits.resize(size_t(B * K * V));
       if (cached) {
         prefill(window, wmask, W - K);
@@ -279,7 +291,7 @@ PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
       ++out.stats.forwards;
 
       SchedulerStepOutput so = scheduler.step(logits.data(), V, step_idx, blk, *mask_id, sampling, threshold,
-                                              editing_threshold, prompt_flag, &rng);
+                                              editing_threshold, prompt_flag, &rng, &needed);
       Matrix<uint8_t> active(B, K);
       Matrix<uint8_t> final_transfer(B, K);
       for (int64_t b = 0; b < B; ++b)

@@ -108,17 +108,24 @@ void sample_one(const float* l, int64_t V, const SamplingParams& p, Rng* rng, st
 }  // namespace
 
 void sample_tokens(const float* logits, int64_t n, int64_t vocab, const SamplingParams& params, Rng* rng,
-                   int64_t* tokens, float* probs) {
+                   int64_t* tokens, float* probs, const uint8_t* active) {
   if (!params.samples()) {
     parallel_for(n, [&](int64_t a, int64_t b) {
-      for (int64_t i = a; i < b; ++i) greedy_one(logits + i * vocab, vocab, tokens + i, probs + i);
+      for (int64_t i = a; i < b; ++i)
+        if (!active || active[i]) greedy_one(logits + i * vocab, vocab, tokens + i, probs + i);
     });
     return;
   }
   // Draws stay sequential in position order so a seed reproduces the run.
   std::vector<float> z;
   std::vector<int32_t> order;
-  for (int64_t i = 0; i < n; ++i) sample_one(logits + i * vocab, vocab, params, rng, z, order, tokens + i, probs + i);
+  for (int64_t i = 0; i < n; ++i) {
+    if (active && !active[i]) {
+      rng->uniform();
+      continue;
+    }
+    sample_one(logits + i * vocab, vocab, params, rng, z, order, tokens + i, probs + i);
+  }
 }
 
 }  // namespace llada2

@@ -25,16 +25,18 @@ SchedulerStepOutput BlockRefinementScheduler::step(const float* logits, int64_t 
                                                    const Matrix<int64_t>& sample, int64_t mask_token_id,
                                                    const SamplingParams& sampling, std::optional<double> threshold,
                                                    std::optional<double> editing_threshold,
-                                                   const std::vector<uint8_t>& prompt_mask, Rng* rng) const {
+                                                   const std::vector<uint8_t>& prompt_mask, Rng* rng,
+                                                   const Matrix<uint8_t>* needed) const {
   sampling.validate();
   const int64_t B = sample.rows, K = sample.cols;
   SchedulerStepOutput out;
   out.prev_sample = sample;
   out.transfer_index = Matrix<uint8_t>(B, K, 0);
   out.editing_transfer_index = Matrix<uint8_t>(B, K, 0);
-  out.sampled_tokens = Matrix<int64_t>(B, K, 0);
+  out.sampled_tokens = sample;
   out.sampled_probs = Matrix<float>(B, K, 0.f);
-  sample_tokens(logits, B * K, vocab, sampling, rng, out.sampled_tokens.data.data(), out.sampled_probs.data.data());
+  sample_tokens(logits, B * K, vocab, sampling, rng, out.sampled_tokens.data.data(), out.sampled_probs.data.data(),
+                needed ? needed->data.data() : nullptr);
 
   // torch compares a float32 tensor with a Python float after rounding the float to float32.
   const float thr = float(threshold.value_or(config_.threshold));
