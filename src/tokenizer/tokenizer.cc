@@ -11,7 +11,6 @@
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
-#include <unordered_set>
 #include <utf8proc.h>
 
 #include "core/utf8.h"
