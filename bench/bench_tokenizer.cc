@@ -75,6 +75,20 @@ void BM_Encode(benchmark::State& state, const std::string& name) {
   state.counters["corpus_MB"] = double(bytes) / 1e6;
 }
 
+// Like BM_Encode but with a freshly loaded tokenizer each iteration, so its word cache starts empty.
+void BM_EncodeCold(benchmark::State& state, const std::string& name) {
+  std::vector<std::string> texts = corpus(name);
+  size_t bytes = 0;
+  for (const auto& t : texts) bytes += t.size();
+  for (auto _ : state) {
+    state.PauseTiming();
+    llada2::Tokenizer tok = llada2::Tokenizer::from_file(tokenizer_path(name));
+    state.ResumeTiming();
+    for (const auto& t : texts) benchmark::DoNotOptimize(tok.encode(t, true).data());
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(bytes));
+}
+
 void BM_Load(benchmark::State& state, const std::string& name) {
   for (auto _ : state) benchmark::DoNotOptimize(llada2::Tokenizer::from_file(tokenizer_path(name)));
 }
@@ -82,6 +96,9 @@ void BM_Load(benchmark::State& state, const std::string& name) {
 const int kRegistered = [] {
   for (const char* n : {"ling-synth", "qwen3", "llama3", "deepseek_v3", "gemma3"})
     benchmark::RegisterBenchmark(("encode/" + std::string(n)).c_str(), BM_Encode, std::string(n))->Unit(benchmark::kMillisecond);
+  for (const char* n : {"ling-synth", "qwen3"})
+    benchmark::RegisterBenchmark(("encode_cold_cache/" + std::string(n)).c_str(), BM_EncodeCold, std::string(n))
+        ->Unit(benchmark::kMillisecond);
   for (const char* n : {"qwen3", "gemma3"})
     benchmark::RegisterBenchmark(("load/" + std::string(n)).c_str(), BM_Load, std::string(n))->Unit(benchmark::kMillisecond);
   return 0;

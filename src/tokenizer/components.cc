@@ -8,6 +8,7 @@
 #include <tuple>
 #include <utility>
 
+#include "core/utf8.h"
 #include "llada2/error.h"
 #include "tokenizer/regex.h"
 #include "tokenizer/unicode.h"
@@ -100,8 +101,19 @@ struct Strip : Normalizer {
   }
 };
 
+// Removes nonspacing marks (general category Mn).
 struct StripAccents : Normalizer {
-  void normalize(std::string& s) const override;
+  void normalize(std::string& s) const override {
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size();) {
+      size_t b = i;
+      char32_t cp = next_cp(s, i);
+      if (cp >= 0x300 && is_nonspacing_mark(cp)) continue;
+      out.append(s, b, i - b);
+    }
+    s = std::move(out);
+  }
 };
 
 struct Replace : Normalizer {
@@ -152,19 +164,6 @@ std::unique_ptr<Normalizer> make_normalizer(const json& j) {
 }
 
 namespace {
-
-void StripAccents::normalize(std::string& s) const {
-  // Removes nonspacing marks (general category Mn), like tokenizers' StripAccents.
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size();) {
-    size_t b = i;
-    char32_t cp = next_cp(s, i);
-    if (cp >= 0x300 && is_nonspacing_mark(cp)) continue;
-    out.append(s, b, i - b);
-  }
-  s = std::move(out);
-}
 
 // ---------------------------------------------------------------- splitting
 
@@ -561,8 +560,6 @@ std::optional<unsigned char> byte_token(const std::string& t) {
   return static_cast<unsigned char>(hi * 16 + lo);
 }
 
-bool utf8_strict(std::string_view s);
-
 struct ByteFallbackDec : Decoder {
   void decode_chain(std::vector<std::string>& tokens) const override {
     std::vector<std::string> out;
@@ -571,7 +568,7 @@ struct ByteFallbackDec : Decoder {
     size_t pending_n = 0;
     auto flush = [&] {
       if (pending_n == 0) return;
-      if (utf8_strict(pending)) {
+      if (utf8_valid(pending)) {
         out.push_back(pending);
       } else {
         for (size_t k = 0; k < pending_n; ++k) out.emplace_back("\xEF\xBF\xBD");
@@ -665,8 +662,6 @@ struct DecoderSequence : Decoder {
     for (const auto& d : steps) d->decode_chain(tokens);
   }
 };
-
-bool utf8_strict(std::string_view s) { return utf8_lossy(s) == s; }
 
 }  // namespace
 

@@ -11,7 +11,6 @@
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
-#include <unordered_set>
 #include <utf8proc.h>
 
 #include "core/utf8.h"
@@ -316,6 +315,7 @@ void Tokenizer::Impl::load(const json& j, const std::vector<std::pair<std::strin
 
 void Tokenizer::Impl::add_tokens(const json& list) {
   if (!list.is_array()) throw InputError("\"added_tokens\" must be a list");
+  std::optional<uint32_t> max_added;
   for (const auto& t : list) {
     AddedToken a;
     a.content = t.at("content").get<std::string>();
@@ -330,14 +330,9 @@ void Tokenizer::Impl::add_tokens(const json& list) {
       a.id = *id;
     } else {
       uint32_t vs = uint32_t(model->vocab_size());
-      if (added_by_content.empty()) {
-        a.id = vs;
-      } else {
-        uint32_t mx = 0;
-        for (const auto& [c, id2] : added_by_content) mx = std::max(mx, id2);
-        a.id = (mx >= vs || vs == 0) ? mx + 1 : vs;
-      }
+      a.id = !max_added ? vs : (*max_added >= vs || vs == 0) ? *max_added + 1 : vs;
     }
+    max_added = std::max(max_added.value_or(0), a.id);
     added_by_content.emplace(a.content, a.id);
     added_by_id[a.id] = added.size();
     added.push_back(a);

@@ -1,4 +1,5 @@
-import json
+# Turns ref.json (written by gen_reference.js) into tests/tokenizer_components_cases.h.
+import json, os
 ref = json.load(open('ref.json'))
 def lit(x):
     s = json.dumps(x, ensure_ascii=True, separators=(',', ':'))
@@ -41,5 +42,5 @@ struct ComponentCase {
 
 inline const ComponentCase kComponentCases[] = {
 ''' + '\n'.join(cases) + '\n};\n'
-open('/work/wt-tok/tests/tokenizer_components_cases.h', 'w').write(hdr)
+open(os.path.join(os.path.dirname(os.path.abspath(__file__)), '../../../tokenizer_components_cases.h'), 'w').write(hdr)
 print(len(cases))

@@ -49,7 +49,11 @@ for (const t of ["NFC", "NFD", "NFKC", "NFKD"]) add("unicode_edges_" + t, {norma
 add("unicode_edges_classes", {pre: withBL({type: "Split", pattern: {Regex: "\\p{L}+|\\p{N}+|\\p{P}+|\\p{S}+|\\p{M}+|\\s+|\\w+"}, behavior: "Isolated", invert: false})}, EDGE);
 add("unicode_edges_whitespace_pre", {pre: withBL({type: "Whitespace"})}, EDGE);
 
+add("normalizer_strip_accents", {normalizer: {type: "Sequence", normalizers: [{type: "NFD"}, {type: "StripAccents"}]}, pre: BL});
+
 // pre-tokenizers
+add("pre_bert", {pre: withBL({type: "BertPreTokenizer"})});
+add("pre_char_delimiter", {pre: withBL({type: "CharDelimiterSplit", delimiter: "a"})});
 add("pre_bytelevel_regex", {pre: {type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true}});
 add("pre_bytelevel_prefix", {pre: {type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true}});
 add("pre_bytelevel_noregex_prefix", {pre: {type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: false}});
@@ -93,6 +97,8 @@ const sAdded = [AT(512, "<s>", {special: true}), AT(513, "</s>", {special: true}
 const postTexts = ["hi there", "", "<s>x</s>"];
 add("post_template", {pre: BL, post: TP, added: sAdded, decoder: {type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true}}, postTexts, [[512, 104, 513]]);
 add("post_bytelevel", {pre: BL, post: {type: "ByteLevel", add_prefix_space: true, trim_offsets: false, use_regex: true}}, postTexts);
+add("post_bert", {pre: BL, post: {type: "BertProcessing", sep: ["</s>", 513], cls: ["<s>", 512]}, added: sAdded}, postTexts);
+add("post_roberta", {pre: BL, post: {type: "RobertaProcessing", sep: ["</s>", 513], cls: ["<s>", 512], trim_offsets: true, add_prefix_space: true}, added: sAdded}, postTexts);
 add("post_sequence", {pre: BL, post: {type: "Sequence", processors: [{type: "ByteLevel", add_prefix_space: true, trim_offsets: false, use_regex: true}, TP]}, added: sAdded}, postTexts);
 
 // BPE options (char-level vocab, no byte level)
@@ -124,6 +130,7 @@ const decs = {
   strip: {type: "Strip", content: "_", start: 2, stop: 1},
   replace: {type: "Replace", pattern: {String: "\u2581"}, content: " "},
   replace_regex: {type: "Replace", pattern: {Regex: "_+"}, content: "-"},
+  bpe_decoder: {type: "BPEDecoder", suffix: "__"},
   sequence_sentencepiece: {type: "Sequence", decoders: [{type: "Replace", pattern: {String: "\u2581"}, content: " "}, {type: "ByteFallback"}, {type: "Fuse"}, {type: "Strip", content: " ", start: 1, stop: 0}]},
 };
 for (const [n, d] of Object.entries(decs)) add("decoder_" + n, {model: decModel, decoder: d, added: decAdded}, [], decIds);
