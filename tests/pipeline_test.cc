@@ -312,3 +312,24 @@ TEST(Scheduler, TransferScheduleFrontLoadsRemainder) {
 
 }  // namespace
 }  // namespace llada2::testing
+
+namespace llada2::testing {
+namespace {
+
+TEST(Callback, StopEndsTheGeneration) {
+  GenerateOptions o = base_options();
+  int calls = 0;
+  o.callback_on_step_end = [&](int64_t, int64_t, const std::map<std::string, CallbackTensor>&) {
+    CallbackResult r;
+    r.stop = ++calls == 2;
+    return r;
+  };
+  PipelineOutput out = Pipeline(golden_model(kModel))(o);
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(out.stats.forwards, 2);
+  EXPECT_TRUE(out.stats.stopped);
+  EXPECT_EQ(out.sequences.cols, 12);
+}
+
+}  // namespace
+}  // namespace llada2::testing

@@ -41,6 +41,7 @@ struct CallbackTensor {
 
 struct CallbackResult {
   std::optional<Matrix<int64_t>> block_x;  // replaces the window for the rest of the block
+  bool stop = false;                       // end the generation now (e.g. the client went away)
 };
 
 // fn(step = global step, timestep = block-local step index, tensors by requested name).
@@ -83,6 +84,7 @@ struct GenerateOptions {
 };
 
 struct GenerationStats {
+  bool stopped = false;  // a callback ended the generation early
   int64_t forwards = 0;
   int64_t generated_tokens = 0;  // non-mask cells of `sequences`
   double seconds = 0.0;

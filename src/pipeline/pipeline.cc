@@ -335,8 +335,10 @@ PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
           }
           window = *r.block_x;
         }
+        if (r.stop) out.stats.stopped = true;
       }
       ++global_step;
+      if (out.stats.stopped) break;
       if (masks_remaining) ++step_idx;
       if (!BlockRefinementScheduler::check_block_should_continue(step_idx, masks_remaining, editing_enabled,
                                                                  so.editing_transfer_index, post_steps,
@@ -344,6 +346,7 @@ PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
         break;
     }
     for (int64_t b = 0; b < B; ++b) std::copy_n(window.row(b), W, x.row(b));
+    if (out.stats.stopped) break;
     if (o.eos_early_stop && std::all_of(finished.begin(), finished.end(), [](uint8_t f) { return f != 0; })) break;
   }
 
