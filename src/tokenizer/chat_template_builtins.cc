@@ -119,6 +119,17 @@ std::u32string full_lower(const std::u32string& u, size_t k) {
   return std::u32string(1, py_lower(c));
 }
 
+// str.islower() / str.isupper(): some cased character, none of the other case.
+bool is_case(const std::u32string& u, bool want_lower) {
+  bool any = false;
+  for (char32_t c : u) {
+    if (!cased(c)) continue;
+    any = true;
+    if (want_lower ? py_lower(c) != c : full_upper(c) != std::u32string(1, c)) return false;
+  }
+  return any;
+}
+
 std::u32string lower_range(const std::u32string& u, size_t from) {
   std::u32string out;
   for (size_t k = from; k < u.size(); ++k) out += full_lower(u, k);
@@ -588,15 +599,7 @@ Value string_method(const Value& v, const std::string& name) {
         bind(name, a, {});
         std::u32string u = to_u32(self.sv());
         if (u.empty()) return Value::boolean(false);
-        if (name == "islower" || name == "isupper") {
-          bool any = false;
-          for (char32_t c : u) {
-            if (!cased(c)) continue;
-            any = true;
-            if (name == "islower" ? py_lower(c) != c : full_upper(c) != std::u32string(1, c)) return Value::boolean(false);
-          }
-          return Value::boolean(any);
-        }
+        if (name == "islower" || name == "isupper") return Value::boolean(is_case(u, name == "islower"));
         for (char32_t c : u) {
           bool ok = name == "isdigit" ? py_isdigit(c) : name == "isalpha" ? py_isalpha(c) : name == "isspace" ? py_isspace(c)
                                                                                                                : (py_isalpha(c) || py_isdigit(c));
@@ -750,7 +753,7 @@ Value select_items(Renderer& r, const Value& v, CallArgs& a, bool want, bool by_
     bool ok = test ? apply_test(r, *test, x, targs) : truthy(x);
     if (ok == want) out.push_back(item);
   }
-  return Value::make_list(std::move(out));
+  return Value::generator(std::move(out));
 }
 
 Value to_list_value(const Value& v) { return Value::make_list(iterate(v)); }
@@ -781,6 +784,7 @@ List iterate(const Value& v) {
 }
 
 Value method_of(const Value& obj, const std::string& name) {
+  if (obj.lazy) return Value();
   switch (obj.kind) {
     case Kind::String: return string_method(obj, name);
     case Kind::Dict: {
@@ -816,6 +820,7 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
   r.step();
   if (name == "length" || name == "count") {
     bind(name, a, {});
+    if (v.lazy) fail("object of type 'generator' has no len()");
     switch (v.kind) {
       case Kind::String: return Value::integer(int64_t(to_u32(v.sv()).size()));
       case Kind::List:
@@ -842,6 +847,7 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
       key_sep = need_str(p[2].lv()[1], "separator");
     }
     if (v.is_undefined()) fail("Object of type Undefined is not JSON serializable");
+    if (v.lazy) fail("Object of type generator is not JSON serializable");
     return Value::str(to_json(v, truthy(p[0]), indent_ptr, item_sep, key_sep, truthy(p[3])));
   }
   if (name == "trim") {
@@ -853,7 +859,7 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
   if (name == "capitalize") return bind(name, a, {}), Value::str(capitalize(to_str(v)));
   if (name == "title") return bind(name, a, {}), Value::str(jinja_title(to_str(v)));
   if (name == "string") return bind(name, a, {}), v.kind == Kind::String ? v : Value::str(to_str(v));
-  if (name == "safe") return bind(name, a, {}), v;
+  if (name == "safe") return bind(name, a, {}), v.kind == Kind::String ? v : Value::str(to_str(v));  // Markup(str(v))
   if (name == "e" || name == "escape" || name == "forceescape") return bind(name, a, {}), Value::str(html_escape(to_str(v)));
   if (name == "default" || name == "d") {
     auto p = bind(name, a, {opt("default_value", Value::str("")), opt("boolean", Value::boolean(false))});
@@ -874,9 +880,11 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
   }
   if (name == "items") {
     bind(name, a, {});
-    if (v.is_undefined()) return Value::make_list({});
+    if (v.is_undefined()) return Value::generator({});
     if (v.kind != Kind::Dict) fail("Can only get item pairs from a mapping.");
-    return dict_items(v);
+    Value items = dict_items(v);
+    items.lazy = true;
+    return items;
   }
   if (name == "first") {
     bind(name, a, {});
@@ -886,6 +894,7 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
   if (name == "last") {
     bind(name, a, {});
     if (v.is_undefined()) fail(v.s ? *v.s : "undefined value");
+    if (v.lazy) fail("'generator' object is not reversible");
     List l = iterate(v);
     return l.empty() ? Value::undefined("No last item, sequence was empty.") : l.back();
   }
@@ -935,7 +944,8 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
     }
     List l = iterate(v);
     std::reverse(l.begin(), l.end());
-    return Value::make_list(std::move(l));
+    // reversed(list) is an iterator; a generator has no reversed() and is listed first
+    return v.lazy ? Value::make_list(std::move(l)) : Value::generator(std::move(l));
   }
   if (name == "sort" || name == "unique" || name == "min" || name == "max") {
     std::vector<Value> p;
@@ -956,7 +966,7 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
         for (const Value& s : seen) dup = dup || equal(s, key);
         if (!dup) seen.push_back(key), out.push_back(items[k]);
       }
-      return Value::make_list(std::move(out));
+      return Value::generator(std::move(out));
     }
     bool rev = truthy(p[0]);
     std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& x, const auto& y) {
@@ -1005,7 +1015,7 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
         Value x = get_path(r, item, attr);
         out.push_back(x.is_undefined() && !dflt.is_undefined() ? dflt : x);
       }
-      return Value::make_list(std::move(out));
+      return Value::generator(std::move(out));
     }
     if (a.pos.empty()) fail("map requires a filter name or attribute=");
     std::string f = need_str(a.pos[0], "filter name");
@@ -1016,7 +1026,7 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
       CallArgs copy = fargs;
       out.push_back(apply_filter(r, f, item, copy));
     }
-    return Value::make_list(std::move(out));
+    return Value::generator(std::move(out));
   }
   if (name == "select") return select_items(r, v, a, true, false);
   if (name == "reject") return select_items(r, v, a, false, false);
@@ -1024,7 +1034,9 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
   if (name == "rejectattr") return select_items(r, v, a, false, true);
   if (name == "indent") {
     auto p = bind(name, a, {opt("width", Value::integer(4)), opt("first", Value::boolean(false)), opt("blank", Value::boolean(false))});
-    std::string s = indent(to_str(v), p[0], truthy(p[1]), truthy(p[2]));
+    if (v.is_undefined()) fail(v.s ? *v.s : "undefined value");
+    if (v.kind != Kind::String) fail("unsupported operand type(s) for +=: '" + type_name(v) + "' and 'str'");
+    std::string s = indent(v.sv(), p[0], truthy(p[1]), truthy(p[2]));
     r.check_size(s.size());
     return Value::str(std::move(s));
   }
@@ -1125,13 +1137,12 @@ bool apply_test(Renderer& r, const std::string& name, const Value& v, CallArgs& 
   if (name == "iterable")
     return no_args(), v.kind == Kind::String || v.is_seq() || v.kind == Kind::Dict || v.is_undefined();
   if (name == "sequence")
-    return no_args(), v.kind == Kind::String || v.is_seq() || v.kind == Kind::Dict || v.is_undefined();
+    return no_args(), v.kind == Kind::String || (v.is_seq() && !v.lazy) || v.kind == Kind::Dict || v.is_undefined();
   if (name == "callable") return no_args(), v.kind == Kind::Callable || v.is_undefined();  // Undefined has __call__
   if (name == "escaped") return no_args(), false;
   if (name == "lower" || name == "upper") {
     no_args();
-    std::string s = to_str(v);
-    return name == "lower" ? lower(s) == s : upper(s) == s;
+    return is_case(to_u32(to_str(v)), name == "lower");
   }
   if (name == "even" || name == "odd") {
     no_args();

@@ -91,7 +91,7 @@ Value binop(Renderer& r, const std::string& op, const Value& a, const Value& b) 
       r.check_size(a.sv().size() + b.sv().size());
       return Value::str(a.sv() + b.sv());
     }
-    if (a.is_seq() && a.kind == b.kind) {
+    if (a.is_seq() && a.kind == b.kind && !a.lazy && !b.lazy) {
       List out = a.lv();
       out.insert(out.end(), b.lv().begin(), b.lv().end());
       r.check_size(out.size());
@@ -109,8 +109,8 @@ Value binop(Renderer& r, const std::string& op, const Value& a, const Value& b) 
   }
   if (op == "*") {
     if (nums) return flt ? Value::real(fx * fy) : int_op(x, y, [](int64_t p, int64_t q, int64_t* o) { return __builtin_mul_overflow(p, q, o); });
-    if ((a.kind == Kind::String || a.is_seq()) && (b.kind == Kind::Int || b.kind == Kind::Bool)) return repeat(r, a, b.as_int());
-    if ((b.kind == Kind::String || b.is_seq()) && (a.kind == Kind::Int || a.kind == Kind::Bool)) return repeat(r, b, a.as_int());
+    if ((a.kind == Kind::String || (a.is_seq() && !a.lazy)) && (b.kind == Kind::Int || b.kind == Kind::Bool)) return repeat(r, a, b.as_int());
+    if ((b.kind == Kind::String || (b.is_seq() && !b.lazy)) && (a.kind == Kind::Int || a.kind == Kind::Bool)) return repeat(r, b, a.as_int());
     fail(op_error(o, a, b));
   }
   if (!nums) {
@@ -171,7 +171,9 @@ bool contains(const Value& container, const Value& item) {
       for (const Value& x : container.lv())
         if (equal(x, item)) return true;
       return false;
-    case Kind::Dict: return container.dv().find(item) != nullptr;
+    case Kind::Dict:
+      if (item.kind == Kind::List || item.kind == Kind::Dict) fail("unhashable type: '" + type_name(item) + "'");
+      return container.dv().find(item) != nullptr;
     case Kind::Undefined: return false;
     default: fail("argument of type '" + type_name(container) + "' is not iterable");
   }
@@ -212,12 +214,12 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
   if (obj.kind == Kind::String) {
     u = to_u32(obj.sv());
     n = int64_t(u.size());
-  } else if (obj.is_seq()) {
+  } else if (obj.is_seq() && !obj.lazy) {
     n = int64_t(obj.lv().size());
   } else if (obj.is_undefined()) {
     fail_undefined(obj);
   } else {
-    fail("'" + type_name(obj) + "' object is not subscriptable");
+    fail("'" + type_name(obj) + "' object is not subscriptable");  // slices bypass Jinja's forgiving getitem
   }
   auto clamp = [&](std::optional<int64_t> v, int64_t dflt) {
     if (!v) return dflt;
@@ -495,6 +497,7 @@ Value Renderer::get_attr(const Value& obj, const std::string& attr) {
 }
 
 Value Renderer::get_item(const Value& obj, const Value& key) {
+  if (obj.lazy) return Value::undefined("'generator' object is not subscriptable");
   switch (obj.kind) {
     case Kind::Undefined: fail_undefined(obj);
     case Kind::Dict:

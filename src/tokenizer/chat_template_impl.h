@@ -62,6 +62,9 @@ struct Value {
   std::shared_ptr<Object> obj;                // Object
   std::shared_ptr<const NativeFn> fn;         // Callable
   std::shared_ptr<const std::string> fname;   // Callable: its name, for errors
+  // A List that stands for a Python generator or iterator (what map, select, unique, items and
+  // reverse return): always true, no len(), no indexing, not JSON.
+  bool lazy = false;
 
   Value() = default;
   static Value undefined(std::string hint = "") {
@@ -76,6 +79,11 @@ struct Value {
   static Value str(std::string x) { Value v; v.kind = Kind::String; v.s = std::make_shared<const std::string>(std::move(x)); return v; }
   static Value make_list(List x, bool tuple = false) {
     Value v; v.kind = tuple ? Kind::Tuple : Kind::List; v.list = std::make_shared<const List>(std::move(x)); return v;
+  }
+  static Value generator(List x) {
+    Value v = make_list(std::move(x));
+    v.lazy = true;
+    return v;
   }
   static Value make_dict(Dict x) { Value v; v.kind = Kind::Dict; v.dict = std::make_shared<const Dict>(std::move(x)); return v; }
   static Value make_object(std::string type, Dict attrs) {

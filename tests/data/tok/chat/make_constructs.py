@@ -189,6 +189,15 @@ CASES = [
     ("f_format", "{{ '%s|%s' | format(1, 'b') }} {{ '%(x)s' | format(x='kw') }} {{ '%s' | format([1]) }}"),
     ("loop_changed", "{% for x in [1, 1, 2, 2, 1] %}{{ loop.changed(x) }}{% endfor %}"),
     ("cycler_joiner", "{% set c = cycler('a', 'b') %}{{ c.next() }}{{ c.next() }}{{ c.next() }}{{ c.current }}{% set _ = c.reset() %}{{ c.current }}|{% set j = joiner(', ') %}{% for x in xs %}{{ j() }}{{ x }}{% endfor %}|{% set j2 = joiner() %}{{ j2() }}{{ j2() }}"),
+    ("generators", "{{ 'T' if e | select else 'F' }}{{ 'T' if e | select | list else 'F' }}{{ 'T' if xs | map('string') else 'F' }}{{ 'T' if [] | reverse else 'F' }}{{ xs | select('odd') is sequence }}{{ xs | select('odd') is iterable }}{{ (xs | unique | list)[0] }}{{ xs | reverse | list }}{{ xs | reverse | reverse }}{{ (xs | select)[0] is defined }}"),
+    ("generator_length", "{{ xs | select('odd') | length }}"),
+    ("generator_tojson", "{{ xs | map('string') | tojson }}"),
+    ("generator_last", "{{ xs | select | last }}"),
+    ("slice_int", "{{ n[1:] }}"),
+    ("is_lower_upper", "{{ 0 is lower }}{{ 'a1' is lower }}{{ 'A1' is upper }}{{ true is upper }}{{ none is lower }}{{ 'ß' is lower }}"),
+    ("safe_undefined", "[{{ (nope | safe).upper() }}]"),
+    ("indent_int", "{{ 3 | indent }}"),
+    ("in_dict_unhashable", "{{ [] in d }}"),
     # truthiness
     ("truthy", "{% for v in [0, 1, '', 'a', [], [0], {}, {'a': 1}, none, 0.0, 0.1] %}{{ 'T' if v else 'F' }}{% endfor %}"),
     # more realistic fragments
