@@ -616,6 +616,11 @@ Value dict_items(const Value& d) {
   return Value::make_list(std::move(out));
 }
 
+Value view(Value list, View kind) {
+  list.view = kind;
+  return list;
+}
+
 Value dict_method(const Value& v, const std::string& name) {
   auto m = [&](auto fn) { return method(v, name.c_str(), fn); };
   if (name == "get")
@@ -624,20 +629,24 @@ Value dict_method(const Value& v, const std::string& name) {
       const Value* x = self.dv().find(p[0]);
       return x ? *x : p[1];
     });
-  if (name == "items") return m([](const Value& self, Renderer&, CallArgs& a) { bind("items", a, {}); return dict_items(self); });
+  if (name == "items")
+    return m([](const Value& self, Renderer&, CallArgs& a) {
+      bind("items", a, {});
+      return view(dict_items(self), View::Items);
+    });
   if (name == "keys")
     return m([](const Value& self, Renderer&, CallArgs& a) {
       bind("keys", a, {});
       List out;
       for (const auto& kv : self.dv().items) out.push_back(kv.first);
-      return Value::make_list(std::move(out));
+      return view(Value::make_list(std::move(out)), View::Keys);
     });
   if (name == "values")
     return m([](const Value& self, Renderer&, CallArgs& a) {
       bind("values", a, {});
       List out;
       for (const auto& kv : self.dv().items) out.push_back(kv.second);
-      return Value::make_list(std::move(out));
+      return view(Value::make_list(std::move(out)), View::Values);
     });
   return Value();
 }
@@ -747,6 +756,7 @@ Value select_items(Renderer& r, const Value& v, CallArgs& a, bool want, bool by_
   targs.pos.assign(a.pos.begin() + long(k), a.pos.end());
   targs.kw = a.kw;
   List out;
+  if (!truthy(v)) return Value::generator({});  // Jinja2 does not iterate a false value
   for (const Value& item : iterate(v)) {
     r.step();
     Value x = by_attr ? get_path(r, item, attr) : item;
@@ -784,7 +794,7 @@ List iterate(const Value& v) {
 }
 
 Value method_of(const Value& obj, const std::string& name) {
-  if (obj.lazy) return Value();
+  if (obj.lazy || obj.view != View::None) return Value();
   switch (obj.kind) {
     case Kind::String: return string_method(obj, name);
     case Kind::Dict: {
@@ -901,6 +911,7 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
   if (name == "list") return bind(name, a, {}), to_list_value(v);
   if (name == "int") {
     auto p = bind(name, a, {opt("default", Value::integer(0)), opt("base", Value::integer(10))});
+    if (v.is_undefined()) fail(v.s ? *v.s : "undefined value");
     switch (v.kind) {
       case Kind::Int: return v;
       case Kind::Bool: return Value::integer(v.as_int());
@@ -917,6 +928,7 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
   }
   if (name == "float") {
     auto p = bind(name, a, {opt("default", Value::real(0.0))});
+    if (v.is_undefined()) fail(v.s ? *v.s : "undefined value");
     if (v.is_number()) return Value::real(v.as_double());
     if (v.kind == Kind::String)
       if (auto d = parse_float(v.sv())) return Value::real(*d);
@@ -1003,6 +1015,7 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
   }
   if (name == "map") {
     List out;
+    if (!truthy(v)) return Value::generator({});  // Jinja2 does not iterate a false value
     bool by_attr = false;
     Value attr, dflt;
     for (auto& [key, x] : a.kw) {
@@ -1137,7 +1150,8 @@ bool apply_test(Renderer& r, const std::string& name, const Value& v, CallArgs& 
   if (name == "iterable")
     return no_args(), v.kind == Kind::String || v.is_seq() || v.kind == Kind::Dict || v.is_undefined();
   if (name == "sequence")
-    return no_args(), v.kind == Kind::String || (v.is_seq() && !v.lazy) || v.kind == Kind::Dict || v.is_undefined();
+    return no_args(), v.kind == Kind::String || (v.is_seq() && !v.lazy && v.view == View::None) || v.kind == Kind::Dict ||
+                          v.is_undefined();
   if (name == "callable") return no_args(), v.kind == Kind::Callable || v.is_undefined();  // Undefined has __call__
   if (name == "escaped") return no_args(), false;
   if (name == "lower" || name == "upper") {

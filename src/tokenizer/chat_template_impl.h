@@ -50,6 +50,9 @@ struct Object {
 };
 
 enum class Kind { Undefined, None, Bool, Int, Float, String, List, Tuple, Dict, Object, Callable };
+// dict.keys() / .values() / .items() return views: a List that prints as dict_keys([...]) and
+// so on, has no indexing and is not JSON.
+enum class View : uint8_t { None, Keys, Values, Items };
 
 struct Value {
   Kind kind = Kind::Undefined;
@@ -65,6 +68,7 @@ struct Value {
   // A List that stands for a Python generator or iterator (what map, select, unique, items and
   // reverse return): always true, no len(), no indexing, not JSON.
   bool lazy = false;
+  View view = View::None;
 
   Value() = default;
   static Value undefined(std::string hint = "") {
