@@ -815,10 +815,10 @@ Value method_of(const Value& obj, const std::string& name) {
 }
 
 static const char* const kFilters[] = {
-    "abs", "attr", "capitalize", "count", "d", "default", "dictsort", "e", "escape", "first", "float", "forceescape", "format",
+    "abs", "attr", "batch", "capitalize", "center", "count", "d", "default", "dictsort", "e", "escape", "first", "float", "forceescape", "format",
     "indent", "int", "items", "join", "last", "length", "list", "lower", "map", "max", "min", "reject", "rejectattr",
-    "replace", "reverse", "round", "safe", "select", "selectattr", "sort", "string", "sum", "title", "tojson", "trim",
-    "unique", "upper", "wordcount"};
+    "replace", "reverse", "round", "safe", "select", "selectattr", "slice", "sort", "string", "sum", "title", "tojson",
+    "trim", "truncate", "unique", "upper", "wordcount"};
 
 bool has_filter(const std::string& name) {
   for (const char* f : kFilters)
@@ -1098,6 +1098,62 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
       in_word = w;
     }
     return Value::integer(n);
+  }
+  if (name == "batch") {
+    auto p = bind(name, a, {req("linecount"), opt("fill_with", Value::none())});
+    int64_t n = need_int(p[0], "linecount");
+    if (n <= 0) fail("batch size must be positive");
+    List out, cur;
+    for (const Value& item : iterate(v)) {
+      if (int64_t(cur.size()) == n) out.push_back(Value::make_list(std::move(cur))), cur.clear();
+      cur.push_back(item);
+    }
+    if (!cur.empty()) {
+      while (!p[1].is_none() && int64_t(cur.size()) < n) cur.push_back(p[1]);
+      out.push_back(Value::make_list(std::move(cur)));
+    }
+    return Value::generator(std::move(out));
+  }
+  if (name == "slice") {
+    auto p = bind(name, a, {req("slices"), opt("fill_with", Value::none())});
+    int64_t slices = need_int(p[0], "slices");
+    if (slices <= 0) fail("integer division or modulo by zero");
+    if (slices > 100000) fail("too many slices");
+    List seq = iterate(v), out;
+    int64_t len = int64_t(seq.size()), per = len / slices, extra = len % slices, offset = 0;
+    for (int64_t k = 0; k < slices; ++k) {
+      int64_t start = offset + k * per;
+      if (k < extra) ++offset;
+      int64_t end = offset + (k + 1) * per;
+      List part(seq.begin() + start, seq.begin() + end);
+      if (!p[1].is_none() && k >= extra) part.push_back(p[1]);
+      out.push_back(Value::make_list(std::move(part)));
+    }
+    return Value::generator(std::move(out));
+  }
+  if (name == "center") {
+    auto p = bind(name, a, {opt("width", Value::integer(80))});
+    std::u32string u = to_u32(to_str(v));
+    int64_t width = need_int(p[0], "width"), len = int64_t(u.size());
+    if (width <= len) return Value::str(to_str(v));
+    r.check_size(size_t(width));
+    int64_t pad = width - len, left = pad / 2 + (pad & width & 1);  // str.center's split of the padding
+    return Value::str(std::string(size_t(left), ' ') + to_str(v) + std::string(size_t(pad - left), ' '));
+  }
+  if (name == "truncate") {
+    auto p = bind(name, a, {opt("length", Value::integer(255)), opt("killwords", Value::boolean(false)),
+                            opt("end", Value::str("...")), opt("leeway", Value::integer(5))});
+    std::u32string u = to_u32(to_str(v)), end = to_u32(to_str(p[2]));
+    int64_t length = need_int(p[0], "length"), leeway = p[3].is_none() ? 5 : need_int(p[3], "leeway");
+    if (length < int64_t(end.size())) fail("expected length >= " + std::to_string(end.size()) + ", got " + std::to_string(length));
+    if (leeway < 0) fail("expected leeway >= 0, got " + std::to_string(leeway));
+    if (int64_t(u.size()) <= length + leeway) return Value::str(to_utf8(u));
+    std::u32string head = u.substr(0, size_t(length) - end.size());
+    if (!truthy(p[1])) {
+      size_t sp = head.rfind(U' ');
+      if (sp != std::u32string::npos) head.resize(sp);
+    }
+    return Value::str(to_utf8(head + end));
   }
   if (name == "format") {
     if (!a.pos.empty() && !a.kw.empty()) fail("can't handle positional and keyword arguments at the same time");

@@ -198,6 +198,10 @@ CASES = [
     ("safe_undefined", "[{{ (nope | safe).upper() }}]"),
     ("indent_int", "{{ 3 | indent }}"),
     ("in_dict_unhashable", "{{ [] in d }}"),
+    ("f_batch_slice", "{{ [1, 2, 3, 4, 5] | batch(2) | list }}|{{ [1, 2, 3, 4, 5] | batch(2, 0) | list }}|{{ [1, 2, 3, 4, 5] | slice(2) | list }}|{{ [1, 2, 3, 4, 5] | slice(3, 9) | list }}|{{ [] | slice(2) | list }}"),
+    ("f_center", "[{{ 'abc' | center(8) }}][{{ 'abcd' | center(9) }}][{{ 'héllo' | center(2) }}][{{ 'ab' | center }}]"),
+    ("f_truncate", "{{ 'hello world foo bar' | truncate(9) }}|{{ 'hello world foo bar' | truncate(9, true) }}|{{ 'hello world' | truncate(11) }}|{{ 'hello world foo' | truncate(12, end='~') }}|{{ 'hello world foo bar baz' | truncate(10, leeway=0) }}|{{ 'nospaceshere!' | truncate(5, leeway=0) }}"),
+    ("f_truncate_short", "{{ 'x' | truncate(2) }}"),
     # truthiness
     ("truthy", "{% for v in [0, 1, '', 'a', [], [0], {}, {'a': 1}, none, 0.0, 0.1] %}{{ 'T' if v else 'F' }}{% endfor %}"),
     # more realistic fragments
