@@ -59,6 +59,8 @@ TEST(ChatTemplateApi, ContextVariables) {
   EXPECT_EQ(render("{{ bos_token }}|{{ add_generation_prompt }}|{{ tools }}|{{ messages[0].content }}|{{ custom }}",
                    {{"bos_token", "<s>"}, {"custom", {1, 2}}}),
             "<s>|True|None|hi|[1, 2]");
+  EXPECT_EQ(render("{{ documents is defined }}{{ documents }}"), "TrueNone");
+  EXPECT_EQ(render("{{ documents | length }}", {{"documents", {{{"title", "t"}}}}}), "1");
 }
 
 TEST(ChatTemplateApi, KeyOrderFollowsTheCaller) {
