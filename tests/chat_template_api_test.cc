@@ -59,6 +59,8 @@ TEST(ChatTemplateApi, ContextVariables) {
   EXPECT_EQ(render("{{ bos_token }}|{{ add_generation_prompt }}|{{ tools }}|{{ messages[0].content }}|{{ custom }}",
                    {{"bos_token", "<s>"}, {"custom", {1, 2}}}),
             "<s>|True|None|hi|[1, 2]");
+  EXPECT_EQ(render("{{ documents is defined }}{{ documents }}"), "TrueNone");
+  EXPECT_EQ(render("{{ documents | length }}", {{"documents", {{{"title", "t"}}}}}), "1");
 }
 
 TEST(ChatTemplateApi, KeyOrderFollowsTheCaller) {
@@ -78,7 +80,7 @@ TEST(ChatTemplateApi, UnicodeIndexing) {
 TEST(ChatTemplateApi, StepLimitStopsRunawayLoops) {
   ChatTemplate::Limits lim;
   lim.max_steps = 10000;
-  std::string e = error_of("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", lim);
+  std::string e = error_of("{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}", lim);
   EXPECT_NE(e.find("step limit"), std::string::npos) << e;
 }
 

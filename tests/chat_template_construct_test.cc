@@ -1,5 +1,6 @@
-// Each Jinja construct against the output Python Jinja2 gives under transformers' environment
-// (tests/data/tok/chat/constructs.jsonl, written by make_constructs.py beside it).
+// Each Jinja construct against the output Python Jinja2 gives under transformers' environment:
+// tests/data/tok/chat/constructs.jsonl (hand-written cases, from make_constructs.py) and
+// random.jsonl (random expressions and whitespace-control soups, from make_random.py).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -13,17 +14,19 @@ namespace {
 
 using nlohmann::ordered_json;
 
-std::vector<ordered_json> load_cases() {
+std::vector<ordered_json> load_cases(const std::string& file) {
   std::vector<ordered_json> cases;
-  std::ifstream in(std::string(LLADA2_TEST_DATA) + "/tok/chat/constructs.jsonl");
+  std::ifstream in(std::string(LLADA2_TEST_DATA) + "/tok/chat/" + file);
   std::string line;
   while (std::getline(in, line))
     if (!line.empty()) cases.push_back(ordered_json::parse(line));
   return cases;
 }
 
-TEST(ChatTemplateConstructs, MatchJinja2) {
-  std::vector<ordered_json> cases = load_cases();
+class ChatTemplateConstructs : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ChatTemplateConstructs, MatchJinja2) {
+  std::vector<ordered_json> cases = load_cases(GetParam());
   ASSERT_GT(cases.size(), 100u);
   for (const ordered_json& c : cases) {
     SCOPED_TRACE(c["name"].get<std::string>());
@@ -48,5 +51,7 @@ TEST(ChatTemplateConstructs, MatchJinja2) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Files, ChatTemplateConstructs, ::testing::Values("constructs.jsonl", "random.jsonl"));
 
 }  // namespace

@@ -33,7 +33,8 @@ class ChatTemplate {
 
   // Renders with `messages` (array), `tools` (array or null), `add_generation_prompt` and
   // `extra_vars` (an object merged into the context: bos_token, eos_token, ... and user kwargs).
-  // Runtime errors, raise_exception(msg) included, throw InputError.
+  // Runtime errors throw InputError with the position; raise_exception(msg) throws InputError(msg).
+  // A parsed template may be rendered from several threads at once.
   // ordered_json keeps the caller's key order, which `tojson` prints.
   std::string render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
                      bool add_generation_prompt,

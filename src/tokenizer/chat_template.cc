@@ -37,6 +37,7 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const n
   r.limits = limits_;
   r.frame = r.root = std::make_shared<jinja::Frame>();
   auto& vars = r.frame->vars;
+  vars["documents"] = jinja::Value::none();  // transformers always passes documents (None by default)
   if (extra_vars.is_object())
     for (auto it = extra_vars.begin(); it != extra_vars.end(); ++it) vars[it.key()] = jinja::from_json(it.value());
   vars["messages"] = jinja::from_json(messages);

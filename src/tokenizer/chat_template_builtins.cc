@@ -119,6 +119,17 @@ std::u32string full_lower(const std::u32string& u, size_t k) {
   return std::u32string(1, py_lower(c));
 }
 
+// str.islower() / str.isupper(): some cased character, none of the other case.
+bool is_case(const std::u32string& u, bool want_lower) {
+  bool any = false;
+  for (char32_t c : u) {
+    if (!cased(c)) continue;
+    any = true;
+    if (want_lower ? py_lower(c) != c : full_upper(c) != std::u32string(1, c)) return false;
+  }
+  return any;
+}
+
 std::u32string lower_range(const std::u32string& u, size_t from) {
   std::u32string out;
   for (size_t k = from; k < u.size(); ++k) out += full_lower(u, k);
@@ -588,15 +599,7 @@ Value string_method(const Value& v, const std::string& name) {
         bind(name, a, {});
         std::u32string u = to_u32(self.sv());
         if (u.empty()) return Value::boolean(false);
-        if (name == "islower" || name == "isupper") {
-          bool any = false;
-          for (char32_t c : u) {
-            if (!cased(c)) continue;
-            any = true;
-            if (name == "islower" ? py_lower(c) != c : full_upper(c) != std::u32string(1, c)) return Value::boolean(false);
-          }
-          return Value::boolean(any);
-        }
+        if (name == "islower" || name == "isupper") return Value::boolean(is_case(u, name == "islower"));
         for (char32_t c : u) {
           bool ok = name == "isdigit" ? py_isdigit(c) : name == "isalpha" ? py_isalpha(c) : name == "isspace" ? py_isspace(c)
                                                                                                                : (py_isalpha(c) || py_isdigit(c));
@@ -613,6 +616,11 @@ Value dict_items(const Value& d) {
   return Value::make_list(std::move(out));
 }
 
+Value view(Value list, View kind) {
+  list.view = kind;
+  return list;
+}
+
 Value dict_method(const Value& v, const std::string& name) {
   auto m = [&](auto fn) { return method(v, name.c_str(), fn); };
   if (name == "get")
@@ -621,20 +629,24 @@ Value dict_method(const Value& v, const std::string& name) {
       const Value* x = self.dv().find(p[0]);
       return x ? *x : p[1];
     });
-  if (name == "items") return m([](const Value& self, Renderer&, CallArgs& a) { bind("items", a, {}); return dict_items(self); });
+  if (name == "items")
+    return m([](const Value& self, Renderer&, CallArgs& a) {
+      bind("items", a, {});
+      return view(dict_items(self), View::Items);
+    });
   if (name == "keys")
     return m([](const Value& self, Renderer&, CallArgs& a) {
       bind("keys", a, {});
       List out;
       for (const auto& kv : self.dv().items) out.push_back(kv.first);
-      return Value::make_list(std::move(out));
+      return view(Value::make_list(std::move(out)), View::Keys);
     });
   if (name == "values")
     return m([](const Value& self, Renderer&, CallArgs& a) {
       bind("values", a, {});
       List out;
       for (const auto& kv : self.dv().items) out.push_back(kv.second);
-      return Value::make_list(std::move(out));
+      return view(Value::make_list(std::move(out)), View::Values);
     });
   return Value();
 }
@@ -744,13 +756,14 @@ Value select_items(Renderer& r, const Value& v, CallArgs& a, bool want, bool by_
   targs.pos.assign(a.pos.begin() + long(k), a.pos.end());
   targs.kw = a.kw;
   List out;
+  if (!truthy(v)) return Value::generator({});  // Jinja2 does not iterate a false value
   for (const Value& item : iterate(v)) {
     r.step();
     Value x = by_attr ? get_path(r, item, attr) : item;
     bool ok = test ? apply_test(r, *test, x, targs) : truthy(x);
     if (ok == want) out.push_back(item);
   }
-  return Value::make_list(std::move(out));
+  return Value::generator(std::move(out));
 }
 
 Value to_list_value(const Value& v) { return Value::make_list(iterate(v)); }
@@ -781,6 +794,7 @@ List iterate(const Value& v) {
 }
 
 Value method_of(const Value& obj, const std::string& name) {
+  if (obj.lazy || obj.view != View::None) return Value();
   switch (obj.kind) {
     case Kind::String: return string_method(obj, name);
     case Kind::Dict: {
@@ -801,10 +815,10 @@ Value method_of(const Value& obj, const std::string& name) {
 }
 
 static const char* const kFilters[] = {
-    "abs", "attr", "capitalize", "count", "d", "default", "dictsort", "e", "escape", "first", "float", "forceescape", "format",
+    "abs", "attr", "batch", "capitalize", "center", "count", "d", "default", "dictsort", "e", "escape", "first", "float", "forceescape", "format",
     "indent", "int", "items", "join", "last", "length", "list", "lower", "map", "max", "min", "reject", "rejectattr",
-    "replace", "reverse", "round", "safe", "select", "selectattr", "sort", "string", "sum", "title", "tojson", "trim",
-    "unique", "upper", "wordcount"};
+    "replace", "reverse", "round", "safe", "select", "selectattr", "slice", "sort", "string", "sum", "title", "tojson",
+    "trim", "truncate", "unique", "upper", "wordcount"};
 
 bool has_filter(const std::string& name) {
   for (const char* f : kFilters)
@@ -816,6 +830,7 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
   r.step();
   if (name == "length" || name == "count") {
     bind(name, a, {});
+    if (v.lazy) fail("object of type 'generator' has no len()");
     switch (v.kind) {
       case Kind::String: return Value::integer(int64_t(to_u32(v.sv()).size()));
       case Kind::List:
@@ -842,6 +857,7 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
       key_sep = need_str(p[2].lv()[1], "separator");
     }
     if (v.is_undefined()) fail("Object of type Undefined is not JSON serializable");
+    if (v.lazy) fail("Object of type generator is not JSON serializable");
     return Value::str(to_json(v, truthy(p[0]), indent_ptr, item_sep, key_sep, truthy(p[3])));
   }
   if (name == "trim") {
@@ -853,7 +869,7 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
   if (name == "capitalize") return bind(name, a, {}), Value::str(capitalize(to_str(v)));
   if (name == "title") return bind(name, a, {}), Value::str(jinja_title(to_str(v)));
   if (name == "string") return bind(name, a, {}), v.kind == Kind::String ? v : Value::str(to_str(v));
-  if (name == "safe") return bind(name, a, {}), v;
+  if (name == "safe") return bind(name, a, {}), v.kind == Kind::String ? v : Value::str(to_str(v));  // Markup(str(v))
   if (name == "e" || name == "escape" || name == "forceescape") return bind(name, a, {}), Value::str(html_escape(to_str(v)));
   if (name == "default" || name == "d") {
     auto p = bind(name, a, {opt("default_value", Value::str("")), opt("boolean", Value::boolean(false))});
@@ -874,9 +890,11 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
   }
   if (name == "items") {
     bind(name, a, {});
-    if (v.is_undefined()) return Value::make_list({});
+    if (v.is_undefined()) return Value::generator({});
     if (v.kind != Kind::Dict) fail("Can only get item pairs from a mapping.");
-    return dict_items(v);
+    Value items = dict_items(v);
+    items.lazy = true;
+    return items;
   }
   if (name == "first") {
     bind(name, a, {});
@@ -886,12 +904,14 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
   if (name == "last") {
     bind(name, a, {});
     if (v.is_undefined()) fail(v.s ? *v.s : "undefined value");
+    if (v.lazy) fail("'generator' object is not reversible");
     List l = iterate(v);
     return l.empty() ? Value::undefined("No last item, sequence was empty.") : l.back();
   }
   if (name == "list") return bind(name, a, {}), to_list_value(v);
   if (name == "int") {
     auto p = bind(name, a, {opt("default", Value::integer(0)), opt("base", Value::integer(10))});
+    if (v.is_undefined()) fail(v.s ? *v.s : "undefined value");
     switch (v.kind) {
       case Kind::Int: return v;
       case Kind::Bool: return Value::integer(v.as_int());
@@ -908,6 +928,7 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
   }
   if (name == "float") {
     auto p = bind(name, a, {opt("default", Value::real(0.0))});
+    if (v.is_undefined()) fail(v.s ? *v.s : "undefined value");
     if (v.is_number()) return Value::real(v.as_double());
     if (v.kind == Kind::String)
       if (auto d = parse_float(v.sv())) return Value::real(*d);
@@ -935,7 +956,8 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
     }
     List l = iterate(v);
     std::reverse(l.begin(), l.end());
-    return Value::make_list(std::move(l));
+    // reversed(list) is an iterator; a generator has no reversed() and is listed first
+    return v.lazy ? Value::make_list(std::move(l)) : Value::generator(std::move(l));
   }
   if (name == "sort" || name == "unique" || name == "min" || name == "max") {
     std::vector<Value> p;
@@ -956,7 +978,7 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
         for (const Value& s : seen) dup = dup || equal(s, key);
         if (!dup) seen.push_back(key), out.push_back(items[k]);
       }
-      return Value::make_list(std::move(out));
+      return Value::generator(std::move(out));
     }
     bool rev = truthy(p[0]);
     std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& x, const auto& y) {
@@ -993,6 +1015,7 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
   }
   if (name == "map") {
     List out;
+    if (!truthy(v)) return Value::generator({});  // Jinja2 does not iterate a false value
     bool by_attr = false;
     Value attr, dflt;
     for (auto& [key, x] : a.kw) {
@@ -1005,7 +1028,7 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
         Value x = get_path(r, item, attr);
         out.push_back(x.is_undefined() && !dflt.is_undefined() ? dflt : x);
       }
-      return Value::make_list(std::move(out));
+      return Value::generator(std::move(out));
     }
     if (a.pos.empty()) fail("map requires a filter name or attribute=");
     std::string f = need_str(a.pos[0], "filter name");
@@ -1016,7 +1039,7 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
       CallArgs copy = fargs;
       out.push_back(apply_filter(r, f, item, copy));
     }
-    return Value::make_list(std::move(out));
+    return Value::generator(std::move(out));
   }
   if (name == "select") return select_items(r, v, a, true, false);
   if (name == "reject") return select_items(r, v, a, false, false);
@@ -1024,7 +1047,9 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
   if (name == "rejectattr") return select_items(r, v, a, false, true);
   if (name == "indent") {
     auto p = bind(name, a, {opt("width", Value::integer(4)), opt("first", Value::boolean(false)), opt("blank", Value::boolean(false))});
-    std::string s = indent(to_str(v), p[0], truthy(p[1]), truthy(p[2]));
+    if (v.is_undefined()) fail(v.s ? *v.s : "undefined value");
+    if (v.kind != Kind::String) fail("unsupported operand type(s) for +=: '" + type_name(v) + "' and 'str'");
+    std::string s = indent(v.sv(), p[0], truthy(p[1]), truthy(p[2]));
     r.check_size(s.size());
     return Value::str(std::move(s));
   }
@@ -1073,6 +1098,62 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
       in_word = w;
     }
     return Value::integer(n);
+  }
+  if (name == "batch") {
+    auto p = bind(name, a, {req("linecount"), opt("fill_with", Value::none())});
+    int64_t n = need_int(p[0], "linecount");
+    if (n <= 0) fail("batch size must be positive");
+    List out, cur;
+    for (const Value& item : iterate(v)) {
+      if (int64_t(cur.size()) == n) out.push_back(Value::make_list(std::move(cur))), cur.clear();
+      cur.push_back(item);
+    }
+    if (!cur.empty()) {
+      while (!p[1].is_none() && int64_t(cur.size()) < n) cur.push_back(p[1]);
+      out.push_back(Value::make_list(std::move(cur)));
+    }
+    return Value::generator(std::move(out));
+  }
+  if (name == "slice") {
+    auto p = bind(name, a, {req("slices"), opt("fill_with", Value::none())});
+    int64_t slices = need_int(p[0], "slices");
+    if (slices <= 0) fail("integer division or modulo by zero");
+    if (slices > 100000) fail("too many slices");
+    List seq = iterate(v), out;
+    int64_t len = int64_t(seq.size()), per = len / slices, extra = len % slices, offset = 0;
+    for (int64_t k = 0; k < slices; ++k) {
+      int64_t start = offset + k * per;
+      if (k < extra) ++offset;
+      int64_t end = offset + (k + 1) * per;
+      List part(seq.begin() + start, seq.begin() + end);
+      if (!p[1].is_none() && k >= extra) part.push_back(p[1]);
+      out.push_back(Value::make_list(std::move(part)));
+    }
+    return Value::generator(std::move(out));
+  }
+  if (name == "center") {
+    auto p = bind(name, a, {opt("width", Value::integer(80))});
+    std::u32string u = to_u32(to_str(v));
+    int64_t width = need_int(p[0], "width"), len = int64_t(u.size());
+    if (width <= len) return Value::str(to_str(v));
+    r.check_size(size_t(width));
+    int64_t pad = width - len, left = pad / 2 + (pad & width & 1);  // str.center's split of the padding
+    return Value::str(std::string(size_t(left), ' ') + to_str(v) + std::string(size_t(pad - left), ' '));
+  }
+  if (name == "truncate") {
+    auto p = bind(name, a, {opt("length", Value::integer(255)), opt("killwords", Value::boolean(false)),
+                            opt("end", Value::str("...")), opt("leeway", Value::integer(5))});
+    std::u32string u = to_u32(to_str(v)), end = to_u32(to_str(p[2]));
+    int64_t length = need_int(p[0], "length"), leeway = p[3].is_none() ? 5 : need_int(p[3], "leeway");
+    if (length < int64_t(end.size())) fail("expected length >= " + std::to_string(end.size()) + ", got " + std::to_string(length));
+    if (leeway < 0) fail("expected leeway >= 0, got " + std::to_string(leeway));
+    if (int64_t(u.size()) <= length + leeway) return Value::str(to_utf8(u));
+    std::u32string head = u.substr(0, size_t(length) - end.size());
+    if (!truthy(p[1])) {
+      size_t sp = head.rfind(U' ');
+      if (sp != std::u32string::npos) head.resize(sp);
+    }
+    return Value::str(to_utf8(head + end));
   }
   if (name == "format") {
     if (!a.pos.empty() && !a.kw.empty()) fail("can't handle positional and keyword arguments at the same time");
@@ -1125,13 +1206,13 @@ bool apply_test(Renderer& r, const std::string& name, const Value& v, CallArgs& 
   if (name == "iterable")
     return no_args(), v.kind == Kind::String || v.is_seq() || v.kind == Kind::Dict || v.is_undefined();
   if (name == "sequence")
-    return no_args(), v.kind == Kind::String || v.is_seq() || v.kind == Kind::Dict || v.is_undefined();
+    return no_args(), v.kind == Kind::String || (v.is_seq() && !v.lazy && v.view == View::None) || v.kind == Kind::Dict ||
+                          v.is_undefined();
   if (name == "callable") return no_args(), v.kind == Kind::Callable || v.is_undefined();  // Undefined has __call__
   if (name == "escaped") return no_args(), false;
   if (name == "lower" || name == "upper") {
     no_args();
-    std::string s = to_str(v);
-    return name == "lower" ? lower(s) == s : upper(s) == s;
+    return is_case(to_u32(to_str(v)), name == "lower");
   }
   if (name == "even" || name == "odd") {
     no_args();

@@ -91,7 +91,7 @@ Value binop(Renderer& r, const std::string& op, const Value& a, const Value& b) 
       r.check_size(a.sv().size() + b.sv().size());
       return Value::str(a.sv() + b.sv());
     }
-    if (a.is_seq() && a.kind == b.kind) {
+    if (a.is_seq() && a.kind == b.kind && !a.lazy && !b.lazy && a.view == View::None && b.view == View::None) {
       List out = a.lv();
       out.insert(out.end(), b.lv().begin(), b.lv().end());
       r.check_size(out.size());
@@ -109,8 +109,8 @@ Value binop(Renderer& r, const std::string& op, const Value& a, const Value& b) 
   }
   if (op == "*") {
     if (nums) return flt ? Value::real(fx * fy) : int_op(x, y, [](int64_t p, int64_t q, int64_t* o) { return __builtin_mul_overflow(p, q, o); });
-    if ((a.kind == Kind::String || a.is_seq()) && (b.kind == Kind::Int || b.kind == Kind::Bool)) return repeat(r, a, b.as_int());
-    if ((b.kind == Kind::String || b.is_seq()) && (a.kind == Kind::Int || a.kind == Kind::Bool)) return repeat(r, b, a.as_int());
+    if ((a.kind == Kind::String || (a.is_seq() && !a.lazy)) && (b.kind == Kind::Int || b.kind == Kind::Bool)) return repeat(r, a, b.as_int());
+    if ((b.kind == Kind::String || (b.is_seq() && !b.lazy)) && (a.kind == Kind::Int || a.kind == Kind::Bool)) return repeat(r, b, a.as_int());
     fail(op_error(o, a, b));
   }
   if (!nums) {
@@ -171,7 +171,9 @@ bool contains(const Value& container, const Value& item) {
       for (const Value& x : container.lv())
         if (equal(x, item)) return true;
       return false;
-    case Kind::Dict: return container.dv().find(item) != nullptr;
+    case Kind::Dict:
+      if (item.kind == Kind::List || item.kind == Kind::Dict) fail("unhashable type: '" + type_name(item) + "'");
+      return container.dv().find(item) != nullptr;
     case Kind::Undefined: return false;
     default: fail("argument of type '" + type_name(container) + "' is not iterable");
   }
@@ -197,8 +199,30 @@ bool compare_op(const std::string& op, const Value& a, const Value& b) {
   return c >= 0;
 }
 
-// Python slicing of str / list / tuple.
-Value slice(const Value& obj, const Value& start, const Value& stop, const Value& step) {
+// Whether Jinja2's optimizer folds e at compile time (literals and operators over them).
+bool is_constant(const Expr& e) {
+  switch (e.kind) {
+    case ExprKind::Literal: return true;
+    case ExprKind::ListLit:
+    case ExprKind::TupleLit:
+    case ExprKind::DictLit:
+    case ExprKind::Neg:
+    case ExprKind::Pos:
+    case ExprKind::Not:
+    case ExprKind::And:
+    case ExprKind::Or:
+    case ExprKind::Binary:
+    case ExprKind::Compare:
+      for (const auto& a : e.args)
+        if (!a || !is_constant(*a)) return false;
+      return true;
+    default: return false;
+  }
+}
+
+// Python slicing of str / list / tuple. A folded constant that cannot be sliced becomes
+// Undefined (the optimizer's getitem); at run time the TypeError stands.
+Value slice(const Value& obj, const Value& start, const Value& stop, const Value& step, bool constant) {
   auto idx = [](const Value& v, const char* what) -> std::optional<int64_t> {
     if (v.is_none() || v.is_undefined()) return std::nullopt;
     if (v.kind != Kind::Int && v.kind != Kind::Bool) fail(std::string("slice ") + what + " must be an integer or None");
@@ -212,10 +236,12 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
   if (obj.kind == Kind::String) {
     u = to_u32(obj.sv());
     n = int64_t(u.size());
-  } else if (obj.is_seq()) {
+  } else if (obj.is_seq() && !obj.lazy && obj.view == View::None) {
     n = int64_t(obj.lv().size());
   } else if (obj.is_undefined()) {
     fail_undefined(obj);
+  } else if (constant) {
+    return Value::undefined("'" + type_name(obj) + "' object is not subscriptable");
   } else {
     fail("'" + type_name(obj) + "' object is not subscriptable");
   }
@@ -495,6 +521,7 @@ Value Renderer::get_attr(const Value& obj, const std::string& attr) {
 }
 
 Value Renderer::get_item(const Value& obj, const Value& key) {
+  if (obj.lazy || obj.view != View::None) return Value::undefined("'" + type_name(obj) + "' object is not subscriptable");
   switch (obj.kind) {
     case Kind::Undefined: fail_undefined(obj);
     case Kind::Dict:
@@ -557,7 +584,7 @@ Value Renderer::eval(const Expr& e) {
       case ExprKind::Slice: {
         Value obj = eval(*e.args[0]);
         auto opt = [&](size_t k) { return e.args[k] ? eval(*e.args[k]) : Value::none(); };
-        return slice(obj, opt(1), opt(2), opt(3));
+        return slice(obj, opt(1), opt(2), opt(3), is_constant(*e.args[0]));
       }
       case ExprKind::Call: {
         Value callee = eval(*e.args[0]);

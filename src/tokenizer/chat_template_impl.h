@@ -50,6 +50,9 @@ struct Object {
 };
 
 enum class Kind { Undefined, None, Bool, Int, Float, String, List, Tuple, Dict, Object, Callable };
+// dict.keys() / .values() / .items() return views: a List that prints as dict_keys([...]) and
+// so on, has no indexing and is not JSON.
+enum class View : uint8_t { None, Keys, Values, Items };
 
 struct Value {
   Kind kind = Kind::Undefined;
@@ -62,6 +65,10 @@ struct Value {
   std::shared_ptr<Object> obj;                // Object
   std::shared_ptr<const NativeFn> fn;         // Callable
   std::shared_ptr<const std::string> fname;   // Callable: its name, for errors
+  // A List that stands for a Python generator or iterator (what map, select, unique, items and
+  // reverse return): always true, no len(), no indexing, not JSON.
+  bool lazy = false;
+  View view = View::None;
 
   Value() = default;
   static Value undefined(std::string hint = "") {
@@ -76,6 +83,11 @@ struct Value {
   static Value str(std::string x) { Value v; v.kind = Kind::String; v.s = std::make_shared<const std::string>(std::move(x)); return v; }
   static Value make_list(List x, bool tuple = false) {
     Value v; v.kind = tuple ? Kind::Tuple : Kind::List; v.list = std::make_shared<const List>(std::move(x)); return v;
+  }
+  static Value generator(List x) {
+    Value v = make_list(std::move(x));
+    v.lazy = true;
+    return v;
   }
   static Value make_dict(Dict x) { Value v; v.kind = Kind::Dict; v.dict = std::make_shared<const Dict>(std::move(x)); return v; }
   static Value make_object(std::string type, Dict attrs) {

@@ -54,14 +54,7 @@ class Lexer {
       if (sign == '-') {
         rstrip_py(data);
       } else if (kind != '{' && sign != '+') {
-        size_t l_pos = data.rfind('\n');
-        l_pos = l_pos == std::string::npos ? 0 : l_pos + 1;
-        if (l_pos > 0 || line_starting) {
-          bool blank = true;
-          for (size_t k = l_pos; k < data.size(); ++k)
-            if (data[k] != ' ' && data[k] != '\t') blank = false;
-          if (blank) data.resize(l_pos);
-        }
+        lstrip_line(data, line_starting);
       }
       emit_data(data, dline, dcol);
       int tline = line_, tcol = col_;
@@ -83,13 +76,13 @@ class Lexer {
       bool strip_after = end.text == "-";
       bool keep = end.text == "+";
       bool trim = kind == '%' && !keep;
-      // {% raw %} ... {% endraw %}: the body is data, verbatim.
+      // {% raw %} ... {% endraw %}: the body is data, verbatim. As in Jinja2, trim_blocks does not
+      // apply after the opening tag and "+%}" is not accepted there.
       if (kind == '%' && tokens_.size() == first_tok + 2 && tokens_[first_tok].type == Tok::Name &&
           tokens_[first_tok].text == "raw") {
+        if (keep) fail_at(tline, tcol, "unknown tag 'raw'");
         tokens_.resize(first_tok - 1);
-        line_starting = finish_tag(strip_after, trim);
-        lex_raw(tline, tcol);
-        line_starting = false;
+        line_starting = lex_raw(tline, tcol, finish_tag(strip_after, false));
         continue;
       }
       line_starting = finish_tag(strip_after, trim);
@@ -119,6 +112,15 @@ class Lexer {
       }
     }
   }
+  // lstrip_blocks: spaces and tabs between the start of a line and a tag are dropped.
+  static void lstrip_line(std::string& data, bool line_starting) {
+    size_t l_pos = data.rfind('\n');
+    l_pos = l_pos == std::string::npos ? 0 : l_pos + 1;
+    if (l_pos == 0 && !line_starting) return;
+    for (size_t k = l_pos; k < data.size(); ++k)
+      if (data[k] != ' ' && data[k] != '\t') return;
+    data.resize(l_pos);
+  }
   void emit_data(const std::string& data, int line, int col) {
     if (!data.empty()) tokens_.push_back({Tok::Data, data, {}, line, col});
   }
@@ -147,14 +149,16 @@ class Lexer {
     return false;
   }
 
-  void lex_raw(int tline, int tcol) {
+  // Returns whether the closing tag ends a line, like finish_tag.
+  bool lex_raw(int tline, int tcol, bool line_starting) {
     size_t p = pos_;
     while (true) {
       size_t open = src_.find("{%", p);
       if (open == std::string::npos) fail_at(tline, tcol, "missing {% endraw %} for this raw block");
       size_t q = open + 2;
       bool strip_before = q < src_.size() && src_[q] == '-';
-      if (q < src_.size() && (src_[q] == '-' || src_[q] == '+')) ++q;
+      bool keep_before = q < src_.size() && src_[q] == '+';
+      if (strip_before || keep_before) ++q;
       while (q < src_.size() && (src_[q] == ' ' || src_[q] == '\t' || src_[q] == '\n')) ++q;
       if (src_.compare(q, 6, "endraw") != 0) {
         p = open + 2;
@@ -171,10 +175,10 @@ class Lexer {
       }
       std::string data = src_.substr(pos_, open - pos_);
       if (strip_before) rstrip_py(data);
+      else if (!keep_before) lstrip_line(data, line_starting);
       emit_data(data, line_, col_);
       advance_to(q + 2);
-      finish_tag(strip_after, !keep);
-      return;
+      return finish_tag(strip_after, !keep);
     }
   }
 
@@ -1015,9 +1019,10 @@ class Parser {
           parse_args(*n);
         } else if ((cur().type == Tok::Name || cur().type == Tok::String || cur().type == Tok::Int ||
                     cur().type == Tok::Float || is_op("[") || is_op("{")) &&
-                   !is_name("else") && !is_name("or") && !is_name("and") && !is_name("if") && !is_name("is") &&
-                   !is_name("in") && !is_name("not")) {
-          // One argument without parentheses: `x is divisibleby 3`, `x is sameas none`.
+                   !is_name("else") && !is_name("or") && !is_name("and")) {
+          // One argument without parentheses: `x is divisibleby 3`, `x is sameas none`. As in
+          // Jinja2, any other name is taken as that argument (so `x is defined if y` is an error).
+          if (is_name("is")) fail_here("you cannot chain multiple tests with 'is'");
           attach(*n, parse_postfix(parse_primary()));
         }
         e = std::move(n);

@@ -192,7 +192,7 @@ bool truthy(const Value& v) {
     case Kind::Float: return v.f != 0;
     case Kind::String: return !v.sv().empty();
     case Kind::List:
-    case Kind::Tuple: return !v.lv().empty();
+    case Kind::Tuple: return v.lazy || !v.lv().empty();
     case Kind::Dict: return !v.dv().items.empty();
     case Kind::Object:
     case Kind::Callable: return true;
@@ -208,7 +208,12 @@ std::string type_name(const Value& v) {
     case Kind::Int: return "int";
     case Kind::Float: return "float";
     case Kind::String: return "str";
-    case Kind::List: return "list";
+    case Kind::List:
+      if (v.lazy) return "generator";
+      if (v.view == View::Keys) return "dict_keys";
+      if (v.view == View::Values) return "dict_values";
+      if (v.view == View::Items) return "dict_items";
+      return "list";
     case Kind::Tuple: return "tuple";
     case Kind::Dict: return "dict";
     case Kind::Object: return v.obj->type;
@@ -291,6 +296,12 @@ static std::string str_repr(const std::string& s) {
 }
 
 std::string repr(const Value& v) {
+  if (v.lazy) return "<generator object>";
+  if (v.view != View::None) {
+    Value plain = v;
+    plain.view = View::None;
+    return type_name(v) + "(" + repr(plain) + ")";
+  }
   switch (v.kind) {
     case Kind::String: return str_repr(v.sv());
     case Kind::Undefined: return "Undefined";
@@ -340,6 +351,8 @@ std::string to_str(const Value& v) {
 }
 
 bool equal(const Value& a, const Value& b) {
+  if (a.lazy || b.lazy) return a.lazy && b.lazy && a.list == b.list;
+  if (a.view != b.view) return false;
   if (a.is_number() && b.is_number()) {
     if (a.kind == Kind::Float || b.kind == Kind::Float) return a.as_double() == b.as_double();
     return a.as_int() == b.as_int();
@@ -383,7 +396,7 @@ int compare(const Value& a, const Value& b) {
     int c = a.sv().compare(b.sv());  // UTF-8 byte order = code point order
     return c < 0 ? -1 : c > 0 ? 1 : 0;
   }
-  if (a.is_seq() && a.kind == b.kind) {
+  if (a.is_seq() && a.kind == b.kind && !a.lazy && !b.lazy) {
     const List &x = a.lv(), &y = b.lv();
     for (size_t k = 0; k < x.size() && k < y.size(); ++k) {
       if (equal(x[k], y[k])) continue;
@@ -483,6 +496,7 @@ static void json_dump(std::string& out, const Value& v, bool ensure_ascii, const
     case Kind::String: json_string(out, v.sv(), ensure_ascii); return;
     case Kind::List:
     case Kind::Tuple: {
+      if (v.lazy || v.view != View::None) fail("Object of type " + type_name(v) + " is not JSON serializable");
       if (v.lv().empty()) {
         out += "[]";
         return;
