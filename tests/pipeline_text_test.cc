@@ -2,8 +2,10 @@
 // (SPEC B §2.3, A5, A9), on a tiny random model carrying the Ling-style synthetic tokenizer.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <unistd.h>
 
 #include "llada2/error.h"
 #include "llada2/pipeline.h"
@@ -14,9 +16,19 @@
 namespace llada2::testing {
 namespace {
 
+// One model folder per test process (ctest runs tests in parallel processes).
+const std::string& text_model_dir() {
+  static const std::string dir = ::testing::TempDir() + "llada2_text_model_" + std::to_string(getpid());
+  return dir;
+}
+
 const Pipeline& text_pipeline() {
   static const Pipeline* pipe = [] {
-    const std::string dir = ::testing::TempDir() + "llada2_text_model";
+    const std::string& dir = text_model_dir();
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(text_model_dir(), ec);
+    });
     TestModelOptions o;
     o.shape = "tiny-b";
     o.dtype = DType::F32;
@@ -160,13 +172,13 @@ TEST(TextPipeline, TextAfterEosIsDropped) {
 }
 
 TEST(TextPipeline, CliPromptAndMessages) {
-  const std::string dir = ::testing::TempDir() + "llada2_text_model";
   text_pipeline();
+  const std::string& dir = text_model_dir();
   std::string out, err;
   ASSERT_EQ(run_cli("generate -m " + dir + " -p \"Hello there\" --gen-length 16 --block-length 8 --seed 1 --json", &out, &err), 0) << err;
   nlohmann::json j = nlohmann::json::parse(out);
   ASSERT_TRUE(j["texts"].is_array());
-  const std::string msgs = ::testing::TempDir() + "llada2_msgs.json";
+  const std::string msgs = dir + "/msgs.json";
   std::ofstream(msgs) << R"([{"role": "user", "content": "Hello there"}])";
   std::string out2;
   ASSERT_EQ(run_cli("generate -m " + dir + " --messages " + msgs + " --gen-length 16 --block-length 8 --seed 1 --json", &out2, &err), 0) << err;

@@ -142,17 +142,13 @@ TEST(TokenizerApi, Errors) {
   fs::remove_all(d);
 }
 
-TEST(TokenizerApi, LoadTimeOfLargeTokenizers) {
+// The largest tokenizers load (their load time is measured by bench/bench_tokenizer, not here).
+TEST(TokenizerApi, LoadsLargeTokenizers) {
   for (const char* name : {"qwen3", "gemma3"}) {
     ASSERT_TRUE(llada2::test::tokenizer_present(name))
         << llada2::test::tokenizer_dir(name) << " is missing: run scripts/fetch-test-data.sh";
-    auto t0 = std::chrono::steady_clock::now();
     Tokenizer t = Tokenizer::from_file(llada2::test::tokenizer_dir(name) + "/tokenizer.json");
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("[ load ] %s: %lld tokens in %.3f s\n", name, static_cast<long long>(t.vocab_size()), s);
-#if defined(NDEBUG) && !defined(__SANITIZE_ADDRESS__)
-    if (std::string(name) == "qwen3") EXPECT_LT(s, 1.0);  // 151k tokens
-#endif
+    EXPECT_GT(t.vocab_size(), 150000) << name;
   }
 }
 
