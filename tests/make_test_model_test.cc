@@ -1,6 +1,8 @@
 // make-test-model: layout equal to the golden tiny models, determinism, distributions, the
 // planned size of the full LLaDA2-mini, sharding, and the CLI's errors.
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,21 +28,8 @@ namespace {
 
 const std::string kModels = std::string(LLADA2_TEST_DATA) + "/models/";
 
-fs::path temp_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  fs::path p = fs::temp_directory_path() / ("llada2_" + std::string(info->test_suite_name()) + "_" + info->name() +
-                                             "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+fs::path temp_dir() { return llada2::testing::fresh_temp_dir(); }
+using llada2::testing::read_file;
 
 // The bytes of every weight file of a checkpoint folder, by file name.
 std::map<std::string, std::string> weight_files(const fs::path& dir) {

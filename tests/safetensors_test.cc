@@ -1,6 +1,8 @@
 // The safetensors reader and writer: round trips, sharded checkpoints, and malformed files.
 #include <gtest/gtest.h>
 
+#include "test_util.h"
+
 #include <unistd.h>
 
 #include <cstring>
@@ -25,22 +27,8 @@ using llada2::TensorSpec;
 
 namespace {
 
-// A fresh, empty folder for one test.
-fs::path temp_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  fs::path p = fs::temp_directory_path() / ("llada2_" + std::string(info->test_suite_name()) + "_" + info->name() +
-                                             "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+fs::path temp_dir() { return llada2::testing::fresh_temp_dir(); }
+using llada2::testing::read_file;
 
 void write_file(const fs::path& p, const std::string& bytes) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);

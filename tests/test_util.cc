@@ -4,6 +4,9 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
 #include <stdexcept>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,6 +46,23 @@ std::vector<int64_t> tensor_i64(const TensorView& t) {
     }
   }
   return out;
+}
+
+std::filesystem::path fresh_temp_dir() {
+  namespace fs = std::filesystem;
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  fs::path p = fs::temp_directory_path() / ("llada2_" + std::string(info->test_suite_name()) + "_" + info->name() +
+                                             "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 int run_cli(const std::string& args, std::string* out, std::string* err) {

@@ -1,6 +1,7 @@
 // Shared helpers of the test suite: golden data paths, cached models, tensor reads.
 #pragma once
 
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -25,6 +26,11 @@ std::shared_ptr<const Model> golden_model(const std::string& model_dir_rel);
 
 std::vector<float> tensor_f32(const TensorView& t);
 std::vector<int64_t> tensor_i64(const TensorView& t);  // I64 and BOOL
+
+// A fresh, empty folder named after the running test (and the process).
+std::filesystem::path fresh_temp_dir();
+
+std::string read_file(const std::filesystem::path& p);
 
 // Runs the CLI with arguments; returns exit code, captures stdout (and stderr into err if given).
 int run_cli(const std::string& args, std::string* out, std::string* err = nullptr);
