@@ -190,3 +190,43 @@ TEST(TextPipeline, CliPromptAndMessages) {
 
 }  // namespace
 }  // namespace llada2::testing
+
+namespace llada2::testing {
+namespace {
+
+TEST(TextPipeline, CliChatKeepsHistoryAndResets) {
+  text_pipeline();
+  const std::string& dir = text_model_dir();
+  const std::string input = dir + "/chat_input.txt";
+  std::ofstream(input) << "hello\n/reset\n\nhello\n/quit\nnever read\n";
+  std::string out, err;
+  ASSERT_EQ(run_cli("chat -m " + dir + " --gen-length 16 --block-length 8 --seed 1 < " + input, &out, &err), 0) << err;
+  // Two answers to the same first message (the reset forgot the first turn), around the notice.
+  const size_t mid = out.find("(conversation cleared)\n");
+  ASSERT_NE(mid, std::string::npos) << out;
+  EXPECT_EQ(out.substr(0, mid), out.substr(mid + 23)) << out;
+  EXPECT_EQ(out.find("never read"), std::string::npos);
+  // A model without a chat template is refused with a clear error.
+  EXPECT_EQ(run_cli("chat -m " + golden_path("models/tiny-a-f32") + " < /dev/null", nullptr, &err), 2);
+  EXPECT_NE(err.find("chat template"), std::string::npos) << err;
+}
+
+TEST(TextPipeline, CliVisualDrawsTheCanvasAndEndsWithTheText) {
+  text_pipeline();
+  const std::string& dir = text_model_dir();
+  std::string plain, visual, err;
+  ASSERT_EQ(run_cli("generate -m " + dir + " -p Hi --gen-length 16 --block-length 8 --seed 1", &plain, &err), 0) << err;
+  ASSERT_EQ(run_cli("generate -m " + dir + " -p Hi --gen-length 16 --block-length 8 --seed 1 --visual", &visual, &err), 0)
+      << err;
+  EXPECT_NE(visual.find("\r\033[K"), std::string::npos);
+  EXPECT_NE(visual.find("\xE2\x96\x91"), std::string::npos) << "masked cells drawn as shade";
+  ASSERT_FALSE(plain.empty());
+  const std::string text = plain.substr(0, plain.size() - 1);
+  if (text.find('\n') == std::string::npos) {
+    const std::string last = visual.substr(visual.rfind("\r\033[K") + 4);
+    EXPECT_EQ(last, plain) << "the last redraw shows the final text";
+  }
+}
+
+}  // namespace
+}  // namespace llada2::testing

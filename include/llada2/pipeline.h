@@ -112,6 +112,12 @@ class Pipeline {
   const ChatTemplate* chat_template() const { return chat_template_.get(); }
   const SchedulerConfig& scheduler_config() const { return scheduler_; }
 
+  // The mask and EOS ids a call uses (SPEC A5: the call, else the tokenizer, else config.json).
+  std::pair<std::optional<int64_t>, std::optional<int64_t>> special_ids(const GenerateOptions& options) const;
+
+  // The prompt ids [B, P] and 2-D mask a call would use (input_ids as given, or from the tokenizer).
+  std::pair<Matrix<int64_t>, Matrix<int64_t>> encode_prompt(const GenerateOptions& options) const;
+
   // Runs one call; throws InputError for invalid arguments (SPEC §2.4).
   PipelineOutput operator()(const GenerateOptions& options) const;
 

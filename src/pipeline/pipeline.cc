@@ -128,6 +128,32 @@ Pipeline Pipeline::from_pretrained(const std::string& dir, SchedulerConfig sched
   return Pipeline(std::move(model), scheduler, std::move(tok));
 }
 
+std::pair<std::optional<int64_t>, std::optional<int64_t>> Pipeline::special_ids(const GenerateOptions& o) const {
+  std::optional<int64_t> mask_id = o.mask_token_id, eos_id = o.eos_token_id;
+  if (!mask_id && tokenizer_) mask_id = tokenizer_->mask_token_id();
+  if (!mask_id) mask_id = model_->config().mask_token_id;
+  if (!eos_id && tokenizer_) eos_id = tokenizer_->eos_token_id();
+  if (!eos_id) eos_id = model_->config().eos_token_id;
+  return {mask_id, eos_id};
+}
+
+std::pair<Matrix<int64_t>, Matrix<int64_t>> Pipeline::encode_prompt(const GenerateOptions& o) const {
+  if (o.input_ids) {
+    const IdTensor& ids = *o.input_ids;
+    if (ids.shape.size() != 1 && ids.shape.size() != 2)
+      throw InputError("`input_ids` must be 1D or 2D, got shape " + shape_str(ids.shape) + ".");
+    const int64_t B = ids.shape.size() == 2 ? ids.shape[0] : 1, P = ids.shape.back();
+    Matrix<int64_t> m(B, P), mask(B, P, 1);
+    m.data = ids.values;
+    if (o.attention_mask && int64_t(o.attention_mask->values.size()) == B * P) mask.data = o.attention_mask->values;
+    return {m, mask};
+  }
+  if (!tokenizer_) throw InputError("Tokenizer is required when `input_ids` is not provided.");
+  if (!o.prompt && !o.messages) throw InputError("Provide one of `prompt`, `messages`, or `input_ids`.");
+  PreparedPrompt pp = prepare_prompt(o, *tokenizer_, chat_template_.get());
+  return {pp.ids, pp.mask};
+}
+
 PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
   const auto t_start = std::chrono::steady_clock::now();
   const ModelConfig& cfg = model_->config();
@@ -161,12 +187,7 @@ PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
                        shape_str({B, P}) + ".");
     prompt_mask.data = am.values;
   }
-  // SPEC A5: the call, else the tokenizer, else config.json.
-  std::optional<int64_t> mask_id = o.mask_token_id, eos_id = o.eos_token_id;
-  if (!mask_id && tokenizer_) mask_id = tokenizer_->mask_token_id();
-  if (!mask_id) mask_id = cfg.mask_token_id;
-  if (!eos_id && tokenizer_) eos_id = tokenizer_->eos_token_id();
-  if (!eos_id) eos_id = cfg.eos_token_id;
+  const auto [mask_id, eos_id] = special_ids(o);
   if (!mask_id)
     throw InputError("`mask_token_id` must be provided (or available on the tokenizer): pass mask_token_id / "
                      "--mask-token-id, or add mask_token to tokenizer_config.json or mask_token_id to config.json.");

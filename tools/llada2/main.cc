@@ -17,6 +17,7 @@ struct Command {
 
 const Command kCommands[] = {
     {"generate", llada2::cli::cmd_generate, "generate text or token ids with the block-refinement pipeline"},
+    {"chat", llada2::cli::cmd_chat, "multi-turn chat in the terminal with a live view of the diffusion"},
     {"bench", llada2::cli::cmd_bench, "measure load, prefill and generation speed on a checkpoint"},
     {"tokenize", llada2::cli::cmd_tokenize, "encode text with a checkpoint's tokenizer.json"},
     {"detokenize", llada2::cli::cmd_detokenize, "decode token ids with a checkpoint's tokenizer.json"},

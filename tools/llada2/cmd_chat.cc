@@ -1,0 +1,96 @@
+// llada2 chat: a multi-turn conversation in the terminal through the checkpoint's chat template.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "gen_flags.h"
+#include "live_view.h"
+#include "llada2/call_json.h"
+#include "llada2/error.h"
+#include "llada2/pipeline.h"
+
+namespace llada2::cli {
+
+int cmd_chat(int argc, char** argv) {
+  CLI::App app{
+      "Chat with a LLaDA2 checkpoint in the terminal. Each turn is generated from the whole conversation,\n"
+      "rendered with the checkpoint's chat template. Commands: /reset (forget the conversation), /quit, /help.\n"
+      "On a terminal the diffusion is shown live (masked cells as ░ filling in, edits in place).",
+      "llada2 chat"};
+  std::string model_dir, system;
+  bool no_visual = false;
+  GenerationFlags flags;
+  app.add_option("-m,--model", model_dir, "checkpoint folder with tokenizer.json and a chat template")->required();
+  app.add_option("--system", system, "a system message placed before the conversation");
+  app.add_flag("--no-visual", no_visual, "print each answer when it is done instead of the live view");
+  flags.add(app, "512");
+  if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
+
+  nlohmann::ordered_json call = {{"gen_length", 512}};
+  flags.apply(app, call);
+  const bool tty_out = ::isatty(1), tty_in = ::isatty(0);
+  if (tty_out) std::fprintf(stderr, "loading %s ...\n", model_dir.c_str());
+  Pipeline pipe = Pipeline::from_pretrained(model_dir);
+  if (!pipe.tokenizer() || !pipe.chat_template())
+    throw InputError(model_dir + ": chat needs tokenizer.json and a chat template (tokenizer_config.json chat_template or chat_template.jinja)");
+  if (tty_out) std::fprintf(stderr, "ready: type a message, /reset to start over, /quit to leave\n");
+
+  nlohmann::ordered_json history = nlohmann::ordered_json::array();
+  auto reset = [&] {
+    history = nlohmann::ordered_json::array();
+    if (!system.empty()) history.push_back({{"role", "system"}, {"content", system}});
+  };
+  reset();
+  std::string line;
+  for (;;) {
+    if (tty_in) std::fputs("> ", stdout), std::fflush(stdout);
+    if (!std::getline(std::cin, line)) break;
+    if (line.empty()) continue;
+    if (line == "/quit" || line == "/exit") break;
+    if (line == "/reset") {
+      reset();
+      std::puts("(conversation cleared)");
+      continue;
+    }
+    if (line == "/help") {
+      std::puts("/reset  forget the conversation\n/quit   leave");
+      continue;
+    }
+    history.push_back({{"role", "user"}, {"content", line}});
+    CallSpec spec = parse_call_json(call);
+    spec.options.messages = history;
+    std::unique_ptr<LiveView> view;
+    if (tty_out && !no_visual) {
+      const auto [mask_id, eos_id] = pipe.special_ids(spec.options);
+      if (mask_id) {
+        const int64_t P = pipe.encode_prompt(spec.options).first.cols;
+        const int64_t K = spec.options.block_length.value_or(pipe.scheduler_config().block_length);
+        view = std::make_unique<LiveView>(*pipe.tokenizer(), *mask_id, eos_id, P, K, stdout);
+        view->attach(spec.options);
+      }
+    }
+    PipelineOutput out;
+    try {
+      out = pipe(spec.options);
+    } catch (const InputError& e) {
+      history.erase(history.end() - 1);
+      std::fprintf(stderr, "error: %s\n", e.what());
+      continue;
+    }
+    const std::string answer = out.texts && !out.texts->empty() ? (*out.texts)[0] : std::string();
+    if (view) view->finish(out);
+    else std::printf("%s\n", answer.c_str());
+    std::fflush(stdout);
+    history.push_back({{"role", "assistant"}, {"content", answer}});
+    if (tty_out)
+      std::fprintf(stderr, "[%lld forwards, %.2f s, %.2f tokens/s]\n", (long long)out.stats.forwards,
+                   out.stats.seconds, out.stats.tokens_per_second());
+  }
+  return 0;
+}
+
+}  // namespace llada2::cli
