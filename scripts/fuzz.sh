@@ -5,7 +5,9 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLLADA2_FUZZ=ON \
   -DLLADA2_SANITIZE=ON -DLLADA2_TESTS=OFF >/dev/null
-ninja -C build-fuzz
+targets=()
+for f in fuzz/*.cc; do targets+=("$(basename "$f" .cc)"); done
+ninja -C build-fuzz "${targets[@]}"
 for f in fuzz/*.cc; do
   [ -e "$f" ] || continue
   name=$(basename "$f" .cc)
