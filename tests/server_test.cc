@@ -3,8 +3,14 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <thread>
 
 #include "llada2/pipeline.h"
@@ -230,6 +236,21 @@ TEST(Server, ChatCompletion) {
   EXPECT_EQ(again.body["choices"][0]["message"]["content"], c["message"]["content"]);
 }
 
+TEST(Server, ChatWithTools) {
+  auto s = start_server();
+  json body = chat_body();
+  body["tools"] = {{{"type", "function"},
+                    {"function", {{"name", "get_time"}, {"description", "Current time"}, {"parameters", json::object()}}}}};
+  Reply with_tools = post(*s, "/v1/chat/completions", body);
+  ASSERT_EQ(with_tools.status, 200) << with_tools.body;
+  Reply without = post(*s, "/v1/chat/completions", chat_body());
+  ASSERT_EQ(without.status, 200);
+  // The tools reach the template: the prompt grows.
+  EXPECT_GT(with_tools.body["usage"]["prompt_tokens"].get<int64_t>(), without.body["usage"]["prompt_tokens"].get<int64_t>());
+  body["tools"] = "get_time";
+  expect_error(post(*s, "/v1/chat/completions", body), 400, "", "tools");
+}
+
 TEST(Server, CompletionsWithPromptListAndN) {
   auto s = start_server();
   json body = small({{"prompt", {"Once upon a time", "The answer is"}}, {"n", 2}, {"temperature", 0.8}});
@@ -327,6 +348,8 @@ TEST(Server, StopStrings) {
   ASSERT_EQ(cut.status, 200) << cut.body;
   EXPECT_EQ(cut.body["choices"][0]["text"], expected);
   EXPECT_EQ(cut.body["choices"][0]["finish_reason"], "stop");
+  // The generation ended once the stop string was in a final block.
+  EXPECT_LT(cut.body["diffusion"]["forwards"].get<int64_t>(), whole.body["diffusion"]["forwards"].get<int64_t>());
   Streamed st = collect(stream(*s, "/v1/completions", body), false);
   EXPECT_EQ(st.text, expected);
   EXPECT_EQ(st.finish_reason, "stop");
@@ -492,6 +515,73 @@ TEST(Server, StopCancelsRunningStreams) {
   EXPECT_EQ(s->counters().cancelled, 1);
   EXPECT_NE(text.find("shutting_down"), std::string::npos);
   EXPECT_EQ(text.substr(text.size() - 14), "data: [DONE]\n\n");
+}
+
+TEST(Server, StopReleasesQueuedRequests) {
+  ServerOptions o;
+  o.parallel = 1;
+  o.queue = 4;
+  auto s = start_server(o);
+  std::atomic<bool> got_first{false};
+  std::thread first([&] {
+    auto c = client(*s);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/chat/completions";
+    req.body = long_body().dump();
+    req.set_header("Content-Type", "application/json");
+    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
+      got_first = true;
+      return true;
+    };
+    c.send(req);
+  });
+  ASSERT_TRUE(wait_for([&] { return got_first.load(); }));
+  Reply queued;
+  std::thread second([&] { queued = post(*s, "/v1/chat/completions", chat_body()); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let it reach the queue
+  s->stop();
+  first.join();
+  second.join();
+  expect_error(queued, 503, "shutting_down");
+}
+
+// `llada2 serve` as a process: answers on the port it prints, exits 0 on SIGTERM.
+TEST(Server, CliServeAnswersAndStopsOnSigterm) {
+  chat_pipeline();  // writes the model folder
+  const std::string dir = ::testing::TempDir() + "llada2_server_model";
+  const std::string log = ::testing::TempDir() + "llada2_serve_log.txt";
+  std::remove(log.c_str());
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    FILE* f = std::freopen(log.c_str(), "w", stderr);
+    (void)f;
+    execl(LLADA2_CLI_PATH, LLADA2_CLI_PATH, "serve", "--model", dir.c_str(), "--port", "0", "--threads", "1",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int port = 0;
+  ASSERT_TRUE(wait_for([&] {
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t at = text.find("http://127.0.0.1:");
+    if (at == std::string::npos || text.find("/v1", at) == std::string::npos) return false;
+    port = std::atoi(text.c_str() + at + 17);
+    return true;
+  }));
+  httplib::Client c("127.0.0.1", port);
+  auto m = c.Get("/v1/models");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(json::parse(m->body)["data"][0]["id"], "llada2_server_model");
+  auto r = c.Post("/v1/chat/completions", chat_body().dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  kill(pid, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 TEST(Server, CliServeHelp) {

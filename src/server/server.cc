@@ -168,7 +168,8 @@ Generation Server::Impl::generate(const CompletionRequest& r, const StreamHooks*
         res.stop = true;
         return res;
       }
-      if (!hooks) return res;
+      // Stop strings are looked for in final blocks as they come, so generation can end early.
+      if (!hooks && r.stop.empty()) return res;
       const CallbackTensor& bx = tensors.at("block_x");
       const int64_t B = bx.shape[0], W = bx.shape[1];
       if (W > last_w) {  // the window grew: every cell before the active block is final
@@ -176,7 +177,7 @@ Generation Server::Impl::generate(const CompletionRequest& r, const StreamHooks*
           for (int64_t b = 0; b < B; ++b) emit(b, bx.ints.data() + b * W + P, last_w - P, false);
         last_w = W;
       }
-      if (r.canvas && !gone) {
+      if (hooks && r.canvas && !gone) {
         const int64_t from = std::max(P, W - K);
         const int64_t block = W / K - 1 - P / K;
         for (int64_t b = 0; b < B && !gone; ++b) {
@@ -184,7 +185,7 @@ Generation Server::Impl::generate(const CompletionRequest& r, const StreamHooks*
           if (!hooks->canvas(base + b, block, cells)) gone = true;
         }
       }
-      if (gone || !hooks->alive()) {
+      if (gone || (hooks && !hooks->alive())) {
         gone = true;
         g.cancelled = true;
         res.stop = true;
@@ -207,13 +208,8 @@ Generation Server::Impl::generate(const CompletionRequest& r, const StreamHooks*
       const bool eos_ended = end != row + G;
       std::string text = emit(b, row, G, true);
       Choice c;
-      if (hooks) {
-        c.text = streams[size_t(b)].sent();
-      } else {
-        c.text = text;
-        if (size_t pos = server::find_stop(text, r.stop); pos != std::string::npos) c.text.resize(pos);
-      }
-      const bool stop_cut = c.text.size() < text.size();
+      const bool stop_cut = streams[size_t(b)].stopped();
+      c.text = hooks || stop_cut ? streams[size_t(b)].sent() : text;
       c.finish_reason = eos_ended || stop_cut ? "stop" : "length";
       c.completion_tokens = stop_cut ? int64_t(tok.encode(c.text, false).size()) : int64_t(end - row);
       g.choices.push_back(std::move(c));
