@@ -394,6 +394,8 @@ TEST(Server, BadRequests) {
   expect_error(post(*s, "/v1/completions", json{{"prompt", json::array()}}), 400, "", "prompt");
   expect_error(post(*s, "/v1/completions", std::string("{\"prompt\": \"bad \xC3 utf8\"}")), 400);
   expect_error(post(*s, chat, with("model", "gpt-4o")), 404, "model_not_found", "model");
+  expect_error(post(*s, chat, with("messages", {{{"role", "user"}, {"content", {{{"type", "image_url"}}}}}})), 400, "",
+               "messages");
   expect_error(post(*s, "/v1/nothing", chat_body()), 404, "unknown_route");
   auto c = client(*s);
   auto g = c.Get("/nowhere");
@@ -405,6 +407,23 @@ TEST(Server, BadRequests) {
   expect_error(post(*s, chat, big), 413, "request_too_large");
   // The server is still fine.
   EXPECT_EQ(post(*s, chat, chat_body()).status, 200);
+}
+
+TEST(Server, ContextLimitAndContentParts) {
+  auto s = start_server();  // the test model's context is 512 tokens
+  json body = chat_body();
+  body["max_tokens"] = 512;
+  expect_error(post(*s, "/v1/chat/completions", body), 400, "context_length_exceeded", "messages");
+  expect_error(post(*s, "/v1/completions", json{{"prompt", "hi"}, {"max_tokens", 512}}), 400, "context_length_exceeded",
+               "prompt");
+  // Text parts are joined: the same prompt as the plain string.
+  json parts = chat_body();
+  parts["messages"][0]["content"] = {{{"type", "text"}, {"text", "Say "}}, {{"type", "text"}, {"text", "something."}}};
+  Reply a = post(*s, "/v1/chat/completions", parts);
+  Reply b = post(*s, "/v1/chat/completions", chat_body());
+  ASSERT_EQ(a.status, 200) << a.body;
+  EXPECT_EQ(a.body["choices"], b.body["choices"]);
+  EXPECT_EQ(a.body["usage"], b.body["usage"]);
 }
 
 TEST(Server, ApiKey) {
@@ -426,9 +445,9 @@ TEST(Server, ApiKey) {
 // A streaming request that blocks in its receiver after the first event, holding its slot.
 json long_body() {
   json b = chat_body();
-  b["max_tokens"] = 2048;
-  b["steps"] = 8;
-  b["block_length"] = 8;
+  b["max_tokens"] = 448;  // the test model's context is 512
+  b["steps"] = 4;
+  b["block_length"] = 4;
   b["llada2_canvas"] = true;
   b["stream"] = true;
   return b;

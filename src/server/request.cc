@@ -78,6 +78,23 @@ std::vector<std::string> string_or_list(const json& v, const char* key, size_t m
   return out;
 }
 
+// OpenAI content parts ([{"type": "text", "text": ...}, ...]) joined into the string templates expect.
+json normalize_messages(json messages) {
+  for (auto& m : messages) {
+    auto content = m.find("content");
+    if (content == m.end() || !content->is_array()) continue;
+    std::string text;
+    for (const auto& part : *content) {
+      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+        throw invalid_request("only text content parts ({\"type\": \"text\", \"text\": ...}) are supported",
+                              "messages");
+      text += part["text"].get<std::string>();
+    }
+    *content = text;
+  }
+  return messages;
+}
+
 void check_messages(const json& messages) {
   if (!messages.is_array() || messages.empty())
     throw invalid_request("`messages` must be a non-empty list of {role, content} objects", "messages");
@@ -190,7 +207,8 @@ CompletionRequest parse_completion_request(const json& body, bool chat, const Pi
         tools = *v;
       }
       if (!pipe.chat_template()) throw invalid_request("the model has no chat template; use /v1/completions");
-      const std::string rendered = pipe.chat_template()->render(*messages, tools, true, special_token_vars(*tok));
+      const std::string rendered =
+          pipe.chat_template()->render(normalize_messages(*messages), tools, true, special_token_vars(*tok));
       r.prompts.push_back(tok->encode(rendered, false));
     } else {
       const json* prompt = field(body, "prompt");
@@ -201,8 +219,14 @@ CompletionRequest parse_completion_request(const json& body, bool chat, const Pi
   } catch (const InputError& e) {
     throw invalid_request(e.what(), chat ? "messages" : "prompt");
   }
-  for (const auto& p : r.prompts)
+  const int64_t context = pipe.model().config().max_position_embeddings;
+  for (const auto& p : r.prompts) {
     if (p.empty()) throw invalid_request("the prompt encodes to no tokens", chat ? "messages" : "prompt");
+    if (context > 0 && int64_t(p.size()) + g.gen_length > context)
+      throw invalid_request("This model's context is " + std::to_string(context) + " tokens, but the prompt has " +
+                                std::to_string(p.size()) + " and max_tokens is " + std::to_string(g.gen_length) + ".",
+                            chat ? "messages" : "prompt", "context_length_exceeded");
+  }
   return r;
 }
 

@@ -1,7 +1,9 @@
 // llada2 serve: the OpenAI-compatible HTTP server (src/server, docs/server.md).
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
@@ -50,17 +52,24 @@ int cmd_serve(int argc, char** argv) {
   server.bind();
   std::fprintf(stderr, "llada2 serve: model '%s' on http://%s:%d/v1 (parallel %d, queue %d)\n", o.model_id.c_str(),
                o.host.c_str(), server.port(), o.parallel, o.queue);
+  std::atomic<bool> signalled{false};
   std::thread stopper([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    std::fprintf(stderr, "llada2 serve: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    if (!signalled.exchange(true))
+      std::fprintf(stderr, "llada2 serve: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     server.stop();
   });
   server.listen();
-  // listen() only returns after stop(), which only the stopper calls.
+  const bool clean = signalled.load();
+  // The accept loop failed on its own: wake the stopper (the signal is blocked, so it stays pending for it).
+  if (!clean) {
+    signalled = true;
+    kill(getpid(), SIGTERM);
+  }
   stopper.join();
-  std::fprintf(stderr, "llada2 serve: stopped\n");
-  return 0;
+  std::fprintf(stderr, clean ? "llada2 serve: stopped\n" : "llada2 serve: the listening socket failed\n");
+  return clean ? 0 : 1;
 }
 
 }  // namespace llada2::cli
