@@ -265,10 +265,13 @@ TEST(Server, CompletionsWithPromptListAndN) {
     EXPECT_TRUE(c["finish_reason"] == "stop" || c["finish_reason"] == "length") << c;
   }
   expect_usage(r.body);
-  // A single prompt string works too.
-  Reply one = post(*s, "/v1/completions", small({{"prompt", "Hello"}}));
+  // A single prompt string works too; prompt tokens count once per prompt, not per choice.
+  Reply one = post(*s, "/v1/completions", small({{"prompt", "Once upon a time"}}));
   ASSERT_EQ(one.status, 200) << one.body;
   EXPECT_EQ(one.body["choices"].size(), 1u);
+  Reply one_n2 = post(*s, "/v1/completions", small({{"prompt", "Once upon a time"}, {"n", 2}}));
+  ASSERT_EQ(one_n2.status, 200) << one_n2.body;
+  EXPECT_EQ(one_n2.body["usage"]["prompt_tokens"], one.body["usage"]["prompt_tokens"]);
 }
 
 TEST(Server, StreamingChatEqualsNonStreaming) {

@@ -137,7 +137,7 @@ Generation Server::Impl::generate(const CompletionRequest& r, const StreamHooks*
     const std::vector<int64_t>& prompt = r.prompts[p];
     const int64_t P = int64_t(prompt.size());
     const int64_t base = int64_t(p) * r.n;
-    g.prompt_tokens += P * r.n;
+    g.prompt_tokens += P;  // once per prompt, however many choices share it (as OpenAI counts)
     std::vector<server::TextStream> streams(size_t(r.n), server::TextStream(r.stop));
     bool gone = false;
 
