@@ -495,6 +495,20 @@ TEST(Server, QueueFullGets429AndDisconnectCancels) {
   EXPECT_TRUE(wait_for([&] { return post(*s, "/v1/chat/completions", chat_body()).status == 200; }));
 }
 
+TEST(Server, NonStreamingDisconnectCancels) {
+  auto s = start_server();
+  json body = long_body();
+  body.erase("stream");
+  body.erase("llada2_canvas");
+  {
+    httplib::Client c("127.0.0.1", s->port());
+    c.set_read_timeout(0, 100000);  // give up (and hang up) long before the 448 tokens are done
+    auto r = c.Post("/v1/chat/completions", body.dump(), "application/json");
+    EXPECT_FALSE(r);
+  }
+  EXPECT_TRUE(wait_for([&] { return s->counters().cancelled == 1; })) << s->counters().cancelled;
+}
+
 TEST(Server, ConcurrentRequestsAllAnswer) {
   ServerOptions o;
   o.parallel = 2;

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "llada2/error.h"
+#include "server/connection.h"
 #include "server/request.h"
 #include "server/text_stream.h"
 
@@ -125,10 +126,12 @@ struct Server::Impl {
 
   void set_routes();
   void handle_completion(const httplib::Request& req, httplib::Response& res, bool chat);
-  Generation generate(const CompletionRequest& r, const StreamHooks* hooks);
+  // `client_alive` (optional) is asked each step; false cancels the generation.
+  Generation generate(const CompletionRequest& r, const StreamHooks* hooks, const std::function<bool()>& client_alive);
 };
 
-Generation Server::Impl::generate(const CompletionRequest& r, const StreamHooks* hooks) {
+Generation Server::Impl::generate(const CompletionRequest& r, const StreamHooks* hooks,
+                                  const std::function<bool()>& client_alive) {
   const Tokenizer& tok = *pipe->tokenizer();
   const std::optional<int64_t> eos = tok.eos_token_id() ? tok.eos_token_id() : pipe->model().config().eos_token_id;
   const int64_t K = r.gen.block_length.value_or(pipe->scheduler_config().block_length);
@@ -169,6 +172,12 @@ Generation Server::Impl::generate(const CompletionRequest& r, const StreamHooks*
         return res;
       }
       // Stop strings are looked for in final blocks as they come, so generation can end early.
+      if (client_alive && !client_alive()) {
+        gone = true;
+        g.cancelled = true;
+        res.stop = true;
+        return res;
+      }
       if (!hooks && r.stop.empty()) return res;
       const CallbackTensor& bx = tensors.at("block_x");
       const int64_t B = bx.shape[0], W = bx.shape[1];
@@ -269,7 +278,11 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
   if (!r->stream) {
     Generation g;
     try {
-      g = generate(*r, nullptr);
+      // httplib keeps this connection's socket open while the handler runs.
+      const int fd = server::find_connection_socket(req.remote_addr, req.remote_port, port);
+      std::function<bool()> client_alive;
+      if (fd >= 0) client_alive = [fd] { return !server::peer_closed(fd); };
+      g = generate(*r, nullptr, client_alive);
     } catch (const InputError& e) {
       throw server::invalid_request(e.what());
     }
@@ -341,7 +354,7 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
     };
     hooks.alive = [&] { return !gone && sink.is_writable(); };
     try {
-      Generation g = generate(*r, &hooks);
+      Generation g = generate(*r, &hooks, nullptr);
       if (g.cancelled) {
         ++cancelled;
         if (!gone)
