@@ -171,13 +171,13 @@ Generation Server::Impl::generate(const CompletionRequest& r, const StreamHooks*
         res.stop = true;
         return res;
       }
-      // Stop strings are looked for in final blocks as they come, so generation can end early.
       if (client_alive && !client_alive()) {
         gone = true;
         g.cancelled = true;
         res.stop = true;
         return res;
       }
+      // Stop strings are looked for in final blocks as they come, so generation can end early.
       if (!hooks && r.stop.empty()) return res;
       const CallbackTensor& bx = tensors.at("block_x");
       const int64_t B = bx.shape[0], W = bx.shape[1];
@@ -215,7 +215,7 @@ Generation Server::Impl::generate(const CompletionRequest& r, const StreamHooks*
       const int64_t* row = out.sequences.row(b);
       const int64_t* end = eos ? std::find(row, row + G, *eos) : row + G;
       const bool eos_ended = end != row + G;
-      std::string text = emit(b, row, G, true);
+      const std::string text = emit(b, row, G, true);
       Choice c;
       const bool stop_cut = streams[size_t(b)].stopped();
       c.text = hooks || stop_cut ? streams[size_t(b)].sent() : text;
