@@ -506,7 +506,8 @@ TEST(Server, NonStreamingDisconnectCancels) {
     auto r = c.Post("/v1/chat/completions", body.dump(), "application/json");
     EXPECT_FALSE(r);
   }
-  EXPECT_TRUE(wait_for([&] { return s->counters().cancelled == 1; })) << s->counters().cancelled;
+  EXPECT_TRUE(wait_for([&] { return s->counters().cancelled == 1; }))
+      << "requests " << s->counters().requests << ", cancelled " << s->counters().cancelled;
 }
 
 TEST(Server, ConcurrentRequestsAllAnswer) {
