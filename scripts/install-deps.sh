@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
       nlohmann-json3-dev libcli11-dev libpcre2-dev libgtest-dev libgmock-dev libbenchmark-dev
-      libutf8proc-dev zlib1g-dev nodejs)
+      libutf8proc-dev zlib1g-dev libcpp-httplib-dev nodejs)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 # npm fetches test data; some nodejs builds bundle it (and conflict with Debian's npm package).

@@ -22,6 +22,7 @@ const Command kCommands[] = {
     {"tokenize", llada2::cli::cmd_tokenize, "encode text with a checkpoint's tokenizer.json"},
     {"detokenize", llada2::cli::cmd_detokenize, "decode token ids with a checkpoint's tokenizer.json"},
     {"render-chat", llada2::cli::cmd_render_chat, "render chat messages with the checkpoint's chat template"},
+    {"serve", llada2::cli::cmd_serve, "serve the model over an OpenAI-compatible HTTP API"},
     {"make-test-model", llada2::cli::cmd_make_test_model, "write a random-weight checkpoint for tests and benchmarks"},
 };
 

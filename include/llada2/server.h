@@ -1,0 +1,58 @@
+// OpenAI-compatible HTTP server over one Pipeline: /health, /v1/models, /v1/completions and
+// /v1/chat/completions (JSON or server-sent events). See docs/server.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "llada2/pipeline.h"
+
+namespace llada2 {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;                    // 0: an ephemeral port (see Server::port())
+  std::string model_id;               // the id of /v1/models; requests naming another model get 404
+  std::string api_key;                // non-empty: /v1/* need "Authorization: Bearer <api_key>"
+  int parallel = 1;                   // generations running at once
+  int queue = 16;                     // requests waiting for a generation slot; more get 429
+  size_t max_body_bytes = 1 << 20;    // larger request bodies get 413
+  int64_t max_tokens_limit = 4096;    // largest max_tokens a request may ask for
+  int64_t default_max_tokens = 256;   // max_tokens when the request has none
+  int64_t max_n = 8;                  // largest `n` (rows per prompt)
+};
+
+struct ServerCounters {
+  int64_t requests = 0;   // generation requests accepted
+  int64_t rejected = 0;   // turned away because the queue was full
+  int64_t cancelled = 0;  // generations stopped early because the client went away or the server stopped
+};
+
+class Server {
+ public:
+  Server(std::shared_ptr<const Pipeline> pipeline, ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds the listening socket; throws InputError when the address cannot be bound.
+  void bind();
+  // Serves until stop(); binds first when bind() was not called.
+  void listen();
+  // bind() + listen() on a background thread; returns once the socket accepts connections.
+  void start();
+  // Stops accepting, cancels running generations, releases queued requests (503) and waits for
+  // the handlers to finish. Safe to call from any thread, more than once.
+  void stop();
+
+  int port() const;  // the bound port (after bind)
+  ServerCounters counters() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace llada2

@@ -1,0 +1,233 @@
+#include "server/request.h"
+
+#include <cmath>
+#include <limits>
+
+#include "llada2/error.h"
+#include "pipeline/prompt.h"
+
+namespace llada2::server {
+
+using json = nlohmann::ordered_json;
+
+ApiError invalid_request(const std::string& message, const std::string& param, const std::string& code) {
+  return ApiError(400, message, "invalid_request_error", param, code);
+}
+
+json error_body(const ApiError& e) {
+  json err = json::object();
+  err["message"] = e.what();
+  err["type"] = e.type;
+  err["param"] = e.param.empty() ? json(nullptr) : json(e.param);
+  err["code"] = e.code.empty() ? json(nullptr) : json(e.code);
+  return json{{"error", err}};
+}
+
+namespace {
+
+// Field readers: absent or null -> false (keep the default); a value of the wrong type -> 400.
+const json* field(const json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+int64_t int_field(const json& v, const char* key) {
+  if (v.is_number_integer()) {
+    if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
+      throw invalid_request(std::string("`") + key + "` is out of range", key);
+    return v.get<int64_t>();
+  }
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (std::isfinite(d) && std::floor(d) == d && std::fabs(d) < 9e18) return int64_t(d);
+  }
+  throw invalid_request(std::string("`") + key + "` must be an integer, got " + v.dump(), key);
+}
+
+double number_field(const json& v, const char* key) {
+  if (!v.is_number()) throw invalid_request(std::string("`") + key + "` must be a number, got " + v.dump(), key);
+  const double d = v.get<double>();
+  if (!std::isfinite(d)) throw invalid_request(std::string("`") + key + "` must be finite", key);
+  return d;
+}
+
+bool bool_field(const json& v, const char* key) {
+  if (!v.is_boolean()) throw invalid_request(std::string("`") + key + "` must be true or false, got " + v.dump(), key);
+  return v.get<bool>();
+}
+
+void check_range(bool ok, const char* key, const std::string& rule) {
+  if (!ok) throw invalid_request(std::string("`") + key + "` " + rule, key);
+}
+
+std::vector<std::string> string_or_list(const json& v, const char* key, size_t max_items) {
+  std::vector<std::string> out;
+  if (v.is_string()) {
+    out.push_back(v.get<std::string>());
+  } else if (v.is_array()) {
+    for (const auto& s : v) {
+      if (!s.is_string()) throw invalid_request(std::string("`") + key + "` must be a string or a list of strings", key);
+      out.push_back(s.get<std::string>());
+    }
+  } else {
+    throw invalid_request(std::string("`") + key + "` must be a string or a list of strings", key);
+  }
+  if (out.size() > max_items)
+    throw invalid_request(std::string("`") + key + "` has more than " + std::to_string(max_items) + " items", key);
+  return out;
+}
+
+// OpenAI content parts ([{"type": "text", "text": ...}, ...]) joined into the string templates expect.
+json normalize_messages(json messages) {
+  for (auto& m : messages) {
+    auto content = m.find("content");
+    if (content == m.end() || !content->is_array()) continue;
+    std::string text;
+    for (const auto& part : *content) {
+      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+        throw invalid_request("only text content parts ({\"type\": \"text\", \"text\": ...}) are supported",
+                              "messages");
+      text += part["text"].get<std::string>();
+    }
+    *content = text;
+  }
+  return messages;
+}
+
+void check_messages(const json& messages) {
+  if (!messages.is_array() || messages.empty())
+    throw invalid_request("`messages` must be a non-empty list of {role, content} objects", "messages");
+  for (const auto& m : messages) {
+    if (!m.is_object()) throw invalid_request("each message must be an object", "messages");
+    auto role = m.find("role");
+    if (role == m.end() || !role->is_string()) throw invalid_request("each message needs a string `role`", "messages");
+    auto content = m.find("content");
+    if (content != m.end() && !content->is_null() && !content->is_string() && !content->is_array())
+      throw invalid_request("message `content` must be a string, a list of parts or null", "messages");
+  }
+}
+
+}  // namespace
+
+CompletionRequest parse_completion_request(const json& body, bool chat, const Pipeline& pipe,
+                                           const ServerOptions& options) {
+  if (!body.is_object()) throw invalid_request("the request body must be a JSON object");
+  const Tokenizer* tok = pipe.tokenizer();
+  if (!tok) throw ApiError(500, "the model has no tokenizer.json, so it cannot serve text", "server_error");
+
+  CompletionRequest r;
+  r.chat = chat;
+  if (const json* v = field(body, "model")) {
+    if (!v->is_string()) throw invalid_request("`model` must be a string", "model");
+    if (v->get<std::string>() != options.model_id)
+      throw ApiError(404, "The model `" + v->get<std::string>() + "` does not exist; this server serves `" +
+                              options.model_id + "`.",
+                     "invalid_request_error", "model", "model_not_found");
+  }
+
+  GenerateOptions& g = r.gen;
+  g.gen_length = options.default_max_tokens;
+  for (const char* key : {"max_tokens", "max_completion_tokens"}) {
+    if (const json* v = field(body, key)) {
+      g.gen_length = int_field(*v, key);
+      check_range(g.gen_length >= 1 && g.gen_length <= options.max_tokens_limit, key,
+                  "must be between 1 and " + std::to_string(options.max_tokens_limit));
+    }
+  }
+  if (const json* v = field(body, "temperature")) {
+    g.temperature = number_field(*v, "temperature");
+    check_range(g.temperature >= 0.0, "temperature", "must be >= 0");
+  }
+  if (const json* v = field(body, "top_p")) {
+    g.top_p = number_field(*v, "top_p");
+    check_range(*g.top_p > 0.0 && *g.top_p <= 1.0, "top_p", "must be in (0, 1]");
+  }
+  if (const json* v = field(body, "top_k")) {
+    const int64_t k = int_field(*v, "top_k");
+    check_range(k >= 0, "top_k", "must be >= 0 (0: off)");
+    if (k > 0) g.top_k = k;
+  }
+  if (const json* v = field(body, "seed")) {
+    const int64_t s = int_field(*v, "seed");
+    check_range(s >= 0, "seed", "must be >= 0");
+    g.seed = uint64_t(s);
+  }
+  if (const json* v = field(body, "n")) {
+    r.n = int_field(*v, "n");
+    check_range(r.n >= 1 && r.n <= options.max_n, "n", "must be between 1 and " + std::to_string(options.max_n));
+  }
+  if (const json* v = field(body, "stream")) r.stream = bool_field(*v, "stream");
+  if (const json* v = field(body, "llada2_canvas")) r.canvas = bool_field(*v, "llada2_canvas");
+  if (const json* v = field(body, "stop")) {
+    r.stop = string_or_list(*v, "stop", 16);
+    for (const auto& s : r.stop) check_range(!s.empty(), "stop", "must not contain empty strings");
+  }
+  if (const json* v = field(body, "block_length")) {
+    g.block_length = int_field(*v, "block_length");
+    check_range(*g.block_length >= 1 && *g.block_length <= 4096, "block_length", "must be between 1 and 4096");
+  }
+  if (const json* v = field(body, "steps")) {
+    g.num_inference_steps = int_field(*v, "steps");
+    check_range(*g.num_inference_steps >= 1 && *g.num_inference_steps <= 4096, "steps", "must be between 1 and 4096");
+  }
+  if (const json* v = field(body, "threshold")) {
+    g.threshold = number_field(*v, "threshold");
+    check_range(*g.threshold >= 0.0, "threshold", "must be >= 0");
+  }
+  if (auto it = body.find("editing_threshold"); it != body.end()) {
+    if (it->is_null()) {
+      g.editing_threshold = 0.0;  // editing is on only for a threshold > 0
+    } else {
+      g.editing_threshold = number_field(*it, "editing_threshold");
+      check_range(*g.editing_threshold >= 0.0, "editing_threshold", "must be >= 0 or null (off)");
+    }
+  }
+  if (const json* v = field(body, "max_post_steps")) {
+    g.max_post_steps = int_field(*v, "max_post_steps");
+    check_range(g.max_post_steps >= 0 && g.max_post_steps <= 4096, "max_post_steps", "must be between 0 and 4096");
+  }
+  if (const json* v = field(body, "attention")) {
+    if (!v->is_string()) throw invalid_request("`attention` must be \"block_causal\" or \"bidirectional\"", "attention");
+    try {
+      g.attention = parse_attention_mode(v->get<std::string>());
+    } catch (const InputError& e) {
+      throw invalid_request(e.what(), "attention");
+    }
+  }
+
+  try {
+    if (chat) {
+      const json* messages = field(body, "messages");
+      if (!messages) throw invalid_request("`messages` is required", "messages");
+      check_messages(*messages);
+      json tools = nullptr;
+      if (const json* v = field(body, "tools")) {
+        if (!v->is_array()) throw invalid_request("`tools` must be a list", "tools");
+        tools = *v;
+      }
+      if (!pipe.chat_template()) throw invalid_request("the model has no chat template; use /v1/completions");
+      const std::string rendered =
+          pipe.chat_template()->render(normalize_messages(*messages), tools, true, special_token_vars(*tok));
+      r.prompts.push_back(tok->encode(rendered, false));
+    } else {
+      const json* prompt = field(body, "prompt");
+      if (!prompt) throw invalid_request("`prompt` is required", "prompt");
+      for (const auto& p : string_or_list(*prompt, "prompt", 64)) r.prompts.push_back(tok->encode(p, true));
+      if (r.prompts.empty()) throw invalid_request("`prompt` must not be an empty list", "prompt");
+    }
+  } catch (const InputError& e) {
+    throw invalid_request(e.what(), chat ? "messages" : "prompt");
+  }
+  const int64_t context = pipe.model().config().max_position_embeddings;
+  for (const auto& p : r.prompts) {
+    if (p.empty()) throw invalid_request("the prompt encodes to no tokens", chat ? "messages" : "prompt");
+    if (context > 0 && int64_t(p.size()) + g.gen_length > context)
+      throw invalid_request("This model's context is " + std::to_string(context) + " tokens, but the prompt has " +
+                                std::to_string(p.size()) + " and max_tokens is " + std::to_string(g.gen_length) + ".",
+                            chat ? "messages" : "prompt", "context_length_exceeded");
+  }
+  return r;
+}
+
+}  // namespace llada2::server

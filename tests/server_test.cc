@@ -1,0 +1,632 @@
+// The OpenAI-compatible server over real HTTP on loopback, with a tiny random chat model: response
+// shapes, streaming (SSE), canvas events, stop strings, errors, auth, the queue and cancellation.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "llada2/pipeline.h"
+#include "llada2/server.h"
+#include "llada2/test_model.h"
+#include "test_util.h"
+
+namespace llada2::testing {
+namespace {
+
+using json = nlohmann::json;
+
+std::shared_ptr<const Pipeline> chat_pipeline() {
+  static std::shared_ptr<const Pipeline> pipe = [] {
+    const std::string dir = ::testing::TempDir() + "llada2_server_model";
+    TestModelOptions o;
+    o.shape = "tiny-b";
+    o.dtype = DType::F32;
+    o.seed = 7;
+    o.tokenizer_dir = data_path("tok/ling-synth");
+    write_test_model(dir, o);
+    return std::make_shared<const Pipeline>(Pipeline::from_pretrained(dir));
+  }();
+  return pipe;
+}
+
+std::unique_ptr<Server> start_server(ServerOptions o = {}) {
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.model_id = "tiny-chat";
+  auto s = std::make_unique<Server>(chat_pipeline(), o);
+  s->start();
+  return s;
+}
+
+httplib::Client client(const Server& s) {
+  httplib::Client c("127.0.0.1", s.port());
+  c.set_read_timeout(120, 0);
+  return c;
+}
+
+// A small generation: 16 tokens in blocks of 8.
+json small(json body) {
+  body["max_tokens"] = 16;
+  body["block_length"] = 8;
+  body["steps"] = 8;
+  body["seed"] = 3;
+  return body;
+}
+
+json chat_body() { return small({{"messages", {{{"role", "user"}, {"content", "Say something."}}}}}); }
+
+struct Reply {
+  int status = 0;
+  json body;
+};
+
+Reply post(const Server& s, const std::string& path, const std::string& body, const httplib::Headers& headers = {}) {
+  auto c = client(s);
+  auto r = c.Post(path.c_str(), headers, body, "application/json");
+  if (!r) return {-1, nullptr};
+  Reply out{r->status, nullptr};
+  if (!r->body.empty()) out.body = json::parse(r->body);
+  return out;
+}
+
+Reply post(const Server& s, const std::string& path, const json& body, const httplib::Headers& headers = {}) {
+  return post(s, path, body.dump(), headers);
+}
+
+struct SseEvent {
+  std::string event;  // "" for plain data events
+  std::string data;
+};
+
+std::vector<SseEvent> parse_sse(const std::string& text) {
+  std::vector<SseEvent> events;
+  size_t start = 0;
+  for (size_t end; (end = text.find("\n\n", start)) != std::string::npos; start = end + 2) {
+    SseEvent e;
+    const std::string block = text.substr(start, end - start);
+    size_t ls = 0;
+    while (ls <= block.size()) {
+      size_t le = block.find('\n', ls);
+      if (le == std::string::npos) le = block.size();
+      const std::string line = block.substr(ls, le - ls);
+      if (line.rfind("event: ", 0) == 0) e.event = line.substr(7);
+      if (line.rfind("data: ", 0) == 0) e.data = line.substr(6);
+      ls = le + 1;
+    }
+    events.push_back(e);
+  }
+  EXPECT_EQ(start, text.size()) << "unterminated event";
+  return events;
+}
+
+// Sends a streaming request and returns its events.
+std::vector<SseEvent> stream(const Server& s, const std::string& path, json body, int* status = nullptr) {
+  body["stream"] = true;
+  auto c = client(s);
+  std::string text;
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path;
+  req.body = body.dump();
+  req.set_header("Content-Type", "application/json");
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    text.append(data, n);
+    return true;
+  };
+  auto r = c.send(req);
+  EXPECT_TRUE(r);
+  if (status) *status = r ? r->status : -1;
+  if (r) EXPECT_EQ(r->get_header_value("Content-Type"), "text/event-stream");
+  return parse_sse(text);
+}
+
+// Concatenates the content deltas of choice `index`; checks the chunk shapes on the way.
+struct Streamed {
+  std::string text;
+  std::string finish_reason;
+  bool saw_role = false;
+  bool done = false;
+  json last;
+};
+
+Streamed collect(const std::vector<SseEvent>& events, bool chat, int64_t index = 0) {
+  Streamed s;
+  for (const auto& e : events) {
+    if (!e.event.empty()) continue;
+    EXPECT_FALSE(s.done) << "data after [DONE]";
+    if (e.data == "[DONE]") {
+      s.done = true;
+      continue;
+    }
+    json j = json::parse(e.data);
+    EXPECT_EQ(j["object"], chat ? "chat.completion.chunk" : "text_completion");
+    EXPECT_EQ(j["model"], "tiny-chat");
+    for (const auto& c : j["choices"]) {
+      if (c["index"] != index) continue;
+      if (chat) {
+        if (c["delta"].contains("role")) s.saw_role = true;
+        if (c["delta"].contains("content")) s.text += c["delta"]["content"].get<std::string>();
+      } else {
+        s.text += c["text"].get<std::string>();
+      }
+      if (!c["finish_reason"].is_null()) s.finish_reason = c["finish_reason"];
+    }
+    s.last = j;
+  }
+  return s;
+}
+
+void expect_error(const Reply& r, int status, const std::string& code = "", const std::string& param = "") {
+  EXPECT_EQ(r.status, status);
+  ASSERT_TRUE(r.body.is_object()) << r.body;
+  ASSERT_TRUE(r.body.contains("error")) << r.body;
+  const json& e = r.body["error"];
+  EXPECT_TRUE(e["message"].is_string()) << e;
+  EXPECT_TRUE(e["type"].is_string()) << e;
+  EXPECT_TRUE(e.contains("param") && e.contains("code")) << e;
+  if (!code.empty()) {
+    EXPECT_EQ(e["code"], code) << e;
+  }
+  if (!param.empty()) {
+    EXPECT_EQ(e["param"], param) << e;
+  }
+}
+
+TEST(Server, HealthAndModels) {
+  auto s = start_server();
+  auto c = client(*s);
+  auto h = c.Get("/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  EXPECT_EQ(json::parse(h->body)["status"], "ok");
+  auto m = c.Get("/v1/models");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status, 200);
+  json models = json::parse(m->body);
+  EXPECT_EQ(models["object"], "list");
+  ASSERT_EQ(models["data"].size(), 1u);
+  EXPECT_EQ(models["data"][0]["id"], "tiny-chat");
+  EXPECT_EQ(models["data"][0]["object"], "model");
+  auto one = c.Get("/v1/models/tiny-chat");
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->status, 200);
+  auto other = c.Get("/v1/models/gpt-4");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 404);
+}
+
+void expect_usage(const json& body) {
+  const json& u = body["usage"];
+  EXPECT_GT(u["prompt_tokens"].get<int64_t>(), 0);
+  EXPECT_GE(u["completion_tokens"].get<int64_t>(), 0);
+  EXPECT_EQ(u["total_tokens"].get<int64_t>(), u["prompt_tokens"].get<int64_t>() + u["completion_tokens"].get<int64_t>());
+  EXPECT_GT(body["diffusion"]["forwards"].get<int64_t>(), 0);
+  EXPECT_TRUE(body["diffusion"]["tokens_per_forward"].is_number());
+  EXPECT_TRUE(body["diffusion"]["seconds"].is_number());
+}
+
+TEST(Server, ChatCompletion) {
+  auto s = start_server();
+  json body = chat_body();
+  body["model"] = "tiny-chat";
+  Reply r = post(*s, "/v1/chat/completions", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body["object"], "chat.completion");
+  EXPECT_EQ(r.body["model"], "tiny-chat");
+  EXPECT_TRUE(r.body["id"].is_string());
+  EXPECT_TRUE(r.body["created"].is_number_integer());
+  ASSERT_EQ(r.body["choices"].size(), 1u);
+  const json& c = r.body["choices"][0];
+  EXPECT_EQ(c["index"], 0);
+  EXPECT_EQ(c["message"]["role"], "assistant");
+  EXPECT_TRUE(c["message"]["content"].is_string());
+  EXPECT_TRUE(c["finish_reason"] == "stop" || c["finish_reason"] == "length") << c;
+  expect_usage(r.body);
+  EXPECT_LE(r.body["usage"]["completion_tokens"].get<int64_t>(), 16);
+  // Same seed, same answer.
+  Reply again = post(*s, "/v1/chat/completions", body);
+  EXPECT_EQ(again.body["choices"][0]["message"]["content"], c["message"]["content"]);
+}
+
+TEST(Server, ChatWithTools) {
+  auto s = start_server();
+  json body = chat_body();
+  body["tools"] = {{{"type", "function"},
+                    {"function", {{"name", "get_time"}, {"description", "Current time"}, {"parameters", json::object()}}}}};
+  Reply with_tools = post(*s, "/v1/chat/completions", body);
+  ASSERT_EQ(with_tools.status, 200) << with_tools.body;
+  Reply without = post(*s, "/v1/chat/completions", chat_body());
+  ASSERT_EQ(without.status, 200);
+  // The tools reach the template: the prompt grows.
+  EXPECT_GT(with_tools.body["usage"]["prompt_tokens"].get<int64_t>(), without.body["usage"]["prompt_tokens"].get<int64_t>());
+  body["tools"] = "get_time";
+  expect_error(post(*s, "/v1/chat/completions", body), 400, "", "tools");
+}
+
+TEST(Server, CompletionsWithPromptListAndN) {
+  auto s = start_server();
+  json body = small({{"prompt", {"Once upon a time", "The answer is"}}, {"n", 2}, {"temperature", 0.8}});
+  Reply r = post(*s, "/v1/completions", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body["object"], "text_completion");
+  ASSERT_EQ(r.body["choices"].size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    const json& c = r.body["choices"][i];
+    EXPECT_EQ(c["index"], i);
+    EXPECT_TRUE(c["text"].is_string());
+    EXPECT_TRUE(c["finish_reason"] == "stop" || c["finish_reason"] == "length") << c;
+  }
+  expect_usage(r.body);
+  // A single prompt string works too; prompt tokens count once per prompt, not per choice.
+  Reply one = post(*s, "/v1/completions", small({{"prompt", "Once upon a time"}}));
+  ASSERT_EQ(one.status, 200) << one.body;
+  EXPECT_EQ(one.body["choices"].size(), 1u);
+  Reply one_n2 = post(*s, "/v1/completions", small({{"prompt", "Once upon a time"}, {"n", 2}}));
+  ASSERT_EQ(one_n2.status, 200) << one_n2.body;
+  EXPECT_EQ(one_n2.body["usage"]["prompt_tokens"], one.body["usage"]["prompt_tokens"]);
+}
+
+TEST(Server, StreamingChatEqualsNonStreaming) {
+  auto s = start_server();
+  json body = chat_body();
+  body["max_tokens"] = 32;
+  Reply whole = post(*s, "/v1/chat/completions", body);
+  ASSERT_EQ(whole.status, 200) << whole.body;
+  int status = 0;
+  auto events = stream(*s, "/v1/chat/completions", body, &status);
+  EXPECT_EQ(status, 200);
+  Streamed st = collect(events, true);
+  EXPECT_TRUE(st.saw_role);
+  EXPECT_TRUE(st.done);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().data, "[DONE]");
+  EXPECT_EQ(st.text, whole.body["choices"][0]["message"]["content"].get<std::string>());
+  EXPECT_EQ(st.finish_reason, whole.body["choices"][0]["finish_reason"]);
+  EXPECT_EQ(st.last["usage"], whole.body["usage"]);
+}
+
+TEST(Server, StreamingCompletionsEqualNonStreaming) {
+  auto s = start_server();
+  json body = small({{"prompt", "The weather today"}, {"n", 2}, {"temperature", 0.7}});
+  body["max_tokens"] = 40;
+  Reply whole = post(*s, "/v1/completions", body);
+  ASSERT_EQ(whole.status, 200) << whole.body;
+  auto events = stream(*s, "/v1/completions", body);
+  for (int i = 0; i < 2; ++i) {
+    Streamed st = collect(events, false, i);
+    EXPECT_TRUE(st.done);
+    EXPECT_EQ(st.text, whole.body["choices"][i]["text"].get<std::string>()) << i;
+    EXPECT_EQ(st.finish_reason, whole.body["choices"][i]["finish_reason"]) << i;
+  }
+}
+
+TEST(Server, CanvasEvents) {
+  auto s = start_server();
+  json body = chat_body();
+  body["llada2_canvas"] = true;
+  auto events = stream(*s, "/v1/chat/completions", body);
+  int canvases = 0;
+  for (const auto& e : events) {
+    if (e.event != "canvas") continue;
+    ++canvases;
+    json c = json::parse(e.data);
+    EXPECT_EQ(c["index"], 0);
+    EXPECT_GE(c["block"].get<int64_t>(), 0);
+    EXPECT_TRUE(c["tokens"].is_array());
+    EXPECT_LE(c["tokens"].size(), 8u);
+    EXPECT_TRUE(c["text"].is_string());
+  }
+  EXPECT_GT(canvases, 0);
+  EXPECT_TRUE(collect(events, true).done);
+  // Without the opt-in there are none.
+  for (const auto& e : stream(*s, "/v1/chat/completions", chat_body())) EXPECT_NE(e.event, "canvas");
+}
+
+TEST(Server, StopStrings) {
+  auto s = start_server();
+  json body = small({{"prompt", "Count with me:"}});
+  body["max_tokens"] = 32;
+  Reply whole = post(*s, "/v1/completions", body);
+  ASSERT_EQ(whole.status, 200);
+  const std::string text = whole.body["choices"][0]["text"];
+  // Two whole characters from the middle of the text.
+  std::vector<std::string> chars;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) chars.emplace_back();
+    if (!chars.empty()) chars.back() += text[i];
+  }
+  ASSERT_GE(chars.size(), 5u) << "the test model's text is too short to cut: " << text;
+  const std::string stop = chars[2] + chars[3];
+  const std::string expected = text.substr(0, text.find(stop));
+  body["stop"] = {"\x01never", stop};
+  Reply cut = post(*s, "/v1/completions", body);
+  ASSERT_EQ(cut.status, 200) << cut.body;
+  EXPECT_EQ(cut.body["choices"][0]["text"], expected);
+  EXPECT_EQ(cut.body["choices"][0]["finish_reason"], "stop");
+  // The generation ended once the stop string was in a final block.
+  EXPECT_LT(cut.body["diffusion"]["forwards"].get<int64_t>(), whole.body["diffusion"]["forwards"].get<int64_t>());
+  Streamed st = collect(stream(*s, "/v1/completions", body), false);
+  EXPECT_EQ(st.text, expected);
+  EXPECT_EQ(st.finish_reason, "stop");
+  body["stop"] = stop;  // a single string
+  EXPECT_EQ(post(*s, "/v1/completions", body).body["choices"][0]["text"], expected);
+}
+
+TEST(Server, BadRequests) {
+  ServerOptions o;
+  o.max_body_bytes = 4096;
+  o.max_tokens_limit = 64;
+  auto s = start_server(o);
+  const std::string chat = "/v1/chat/completions";
+  expect_error(post(*s, chat, std::string("{\"messages\": [")), 400);
+  expect_error(post(*s, chat, std::string("[1, 2]")), 400);
+  expect_error(post(*s, chat, json{{"max_tokens", 8}}), 400, "", "messages");
+  expect_error(post(*s, chat, json{{"messages", "hi"}}), 400, "", "messages");
+  expect_error(post(*s, chat, json{{"messages", {{{"content", "no role"}}}}}), 400, "", "messages");
+  auto with = [](const char* key, json v) {
+    json b = chat_body();
+    b[key] = v;
+    return b;
+  };
+  expect_error(post(*s, chat, with("max_tokens", "ten")), 400, "", "max_tokens");
+  expect_error(post(*s, chat, with("max_tokens", 0)), 400, "", "max_tokens");
+  expect_error(post(*s, chat, with("max_tokens", 65)), 400, "", "max_tokens");
+  expect_error(post(*s, chat, with("max_completion_tokens", -1)), 400, "", "max_completion_tokens");
+  expect_error(post(*s, chat, with("temperature", -0.5)), 400, "", "temperature");
+  expect_error(post(*s, chat, with("temperature", "hot")), 400, "", "temperature");
+  expect_error(post(*s, chat, with("top_p", 0)), 400, "", "top_p");
+  expect_error(post(*s, chat, with("top_k", -2)), 400, "", "top_k");
+  expect_error(post(*s, chat, with("n", 0)), 400, "", "n");
+  expect_error(post(*s, chat, with("n", 100)), 400, "", "n");
+  expect_error(post(*s, chat, with("stream", "yes")), 400, "", "stream");
+  expect_error(post(*s, chat, with("stop", 5)), 400, "", "stop");
+  expect_error(post(*s, chat, with("stop", {""})), 400, "", "stop");
+  expect_error(post(*s, chat, with("block_length", 0)), 400, "", "block_length");
+  expect_error(post(*s, chat, with("steps", 1.5)), 400, "", "steps");
+  expect_error(post(*s, chat, with("attention", "sideways")), 400, "", "attention");
+  expect_error(post(*s, chat, with("seed", -1)), 400, "", "seed");
+  expect_error(post(*s, "/v1/completions", json{{"prompt", 42}}), 400, "", "prompt");
+  expect_error(post(*s, "/v1/completions", json{{"prompt", json::array()}}), 400, "", "prompt");
+  expect_error(post(*s, "/v1/completions", std::string("{\"prompt\": \"bad \xC3 utf8\"}")), 400);
+  expect_error(post(*s, chat, with("model", "gpt-4o")), 404, "model_not_found", "model");
+  expect_error(post(*s, chat, with("messages", {{{"role", "user"}, {"content", {{{"type", "image_url"}}}}}})), 400, "",
+               "messages");
+  expect_error(post(*s, "/v1/nothing", chat_body()), 404, "unknown_route");
+  auto c = client(*s);
+  auto g = c.Get("/nowhere");
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->status, 404);
+  EXPECT_TRUE(json::parse(g->body).contains("error"));
+  json big = chat_body();
+  big["messages"][0]["content"] = std::string(8000, 'x');
+  expect_error(post(*s, chat, big), 413, "request_too_large");
+  // The server is still fine.
+  EXPECT_EQ(post(*s, chat, chat_body()).status, 200);
+}
+
+TEST(Server, ContextLimitAndContentParts) {
+  auto s = start_server();  // the test model's context is 512 tokens
+  json body = chat_body();
+  body["max_tokens"] = 512;
+  expect_error(post(*s, "/v1/chat/completions", body), 400, "context_length_exceeded", "messages");
+  expect_error(post(*s, "/v1/completions", json{{"prompt", "hi"}, {"max_tokens", 512}}), 400, "context_length_exceeded",
+               "prompt");
+  // Text parts are joined: the same prompt as the plain string.
+  json parts = chat_body();
+  parts["messages"][0]["content"] = {{{"type", "text"}, {"text", "Say "}}, {{"type", "text"}, {"text", "something."}}};
+  Reply a = post(*s, "/v1/chat/completions", parts);
+  Reply b = post(*s, "/v1/chat/completions", chat_body());
+  ASSERT_EQ(a.status, 200) << a.body;
+  EXPECT_EQ(a.body["choices"], b.body["choices"]);
+  EXPECT_EQ(a.body["usage"], b.body["usage"]);
+}
+
+TEST(Server, ApiKey) {
+  ServerOptions o;
+  o.api_key = "sekret";
+  auto s = start_server(o);
+  expect_error(post(*s, "/v1/chat/completions", chat_body()), 401, "invalid_api_key");
+  expect_error(post(*s, "/v1/chat/completions", chat_body(), {{"Authorization", "Bearer wrong"}}), 401);
+  EXPECT_EQ(post(*s, "/v1/chat/completions", chat_body(), {{"Authorization", "Bearer sekret"}}).status, 200);
+  auto c = client(*s);
+  auto models = c.Get("/v1/models");
+  ASSERT_TRUE(models);
+  EXPECT_EQ(models->status, 401);
+  auto h = c.Get("/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+}
+
+// A streaming request that blocks in its receiver after the first event, holding its slot.
+json long_body() {
+  json b = chat_body();
+  b["max_tokens"] = 448;  // the test model's context is 512
+  b["steps"] = 4;
+  b["block_length"] = 4;
+  b["llada2_canvas"] = true;
+  b["stream"] = true;
+  return b;
+}
+
+bool wait_for(const std::function<bool()>& cond, double seconds = 30) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < until) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return cond();
+}
+
+TEST(Server, QueueFullGets429AndDisconnectCancels) {
+  ServerOptions o;
+  o.parallel = 1;
+  o.queue = 0;
+  auto s = start_server(o);
+  std::atomic<bool> got_first{false}, release{false};
+  std::thread first([&] {
+    auto c = client(*s);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/chat/completions";
+    req.body = long_body().dump();
+    req.set_header("Content-Type", "application/json");
+    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
+      got_first = true;
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      return false;  // hang up: the server must stop generating
+    };
+    c.send(req);
+  });
+  ASSERT_TRUE(wait_for([&] { return got_first.load(); }));
+  expect_error(post(*s, "/v1/chat/completions", chat_body()), 429, "queue_full");
+  EXPECT_EQ(s->counters().rejected, 1);
+  release = true;
+  first.join();
+  EXPECT_TRUE(wait_for([&] { return s->counters().cancelled == 1; })) << s->counters().cancelled;
+  // The slot is free again.
+  EXPECT_TRUE(wait_for([&] { return post(*s, "/v1/chat/completions", chat_body()).status == 200; }));
+}
+
+TEST(Server, NonStreamingDisconnectCancels) {
+  auto s = start_server();
+  json body = long_body();
+  body.erase("stream");
+  body.erase("llada2_canvas");
+  {
+    httplib::Client c("127.0.0.1", s->port());
+    c.set_read_timeout(0, 100000);  // give up (and hang up) long before the 448 tokens are done
+    auto r = c.Post("/v1/chat/completions", body.dump(), "application/json");
+    EXPECT_FALSE(r);
+  }
+  EXPECT_TRUE(wait_for([&] { return s->counters().cancelled == 1; }))
+      << "requests " << s->counters().requests << ", cancelled " << s->counters().cancelled;
+}
+
+TEST(Server, ConcurrentRequestsAllAnswer) {
+  ServerOptions o;
+  o.parallel = 2;
+  o.queue = 8;
+  auto s = start_server(o);
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 6; ++i)
+    threads.emplace_back([&, i] {
+      json b = chat_body();
+      b["seed"] = i;
+      if (post(*s, "/v1/chat/completions", b).status == 200) ++ok;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 6);
+  EXPECT_EQ(s->counters().requests, 6);
+}
+
+TEST(Server, StopCancelsRunningStreams) {
+  auto s = start_server();
+  std::atomic<bool> got_first{false};
+  std::string text;
+  std::thread first([&] {
+    auto c = client(*s);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/chat/completions";
+    req.body = long_body().dump();
+    req.set_header("Content-Type", "application/json");
+    req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
+      text.append(d, n);
+      got_first = true;
+      return true;
+    };
+    c.send(req);
+  });
+  ASSERT_TRUE(wait_for([&] { return got_first.load(); }));
+  s->stop();
+  first.join();
+  EXPECT_EQ(s->counters().cancelled, 1);
+  EXPECT_NE(text.find("shutting_down"), std::string::npos);
+  EXPECT_EQ(text.substr(text.size() - 14), "data: [DONE]\n\n");
+}
+
+TEST(Server, StopReleasesQueuedRequests) {
+  ServerOptions o;
+  o.parallel = 1;
+  o.queue = 4;
+  auto s = start_server(o);
+  std::atomic<bool> got_first{false};
+  std::thread first([&] {
+    auto c = client(*s);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/chat/completions";
+    req.body = long_body().dump();
+    req.set_header("Content-Type", "application/json");
+    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
+      got_first = true;
+      return true;
+    };
+    c.send(req);
+  });
+  ASSERT_TRUE(wait_for([&] { return got_first.load(); }));
+  Reply queued;
+  std::thread second([&] { queued = post(*s, "/v1/chat/completions", chat_body()); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let it reach the queue
+  s->stop();
+  first.join();
+  second.join();
+  expect_error(queued, 503, "shutting_down");
+}
+
+// `llada2 serve` as a process: answers on the port it prints, exits 0 on SIGTERM.
+TEST(Server, CliServeAnswersAndStopsOnSigterm) {
+  chat_pipeline();  // writes the model folder
+  const std::string dir = ::testing::TempDir() + "llada2_server_model";
+  const std::string log = ::testing::TempDir() + "llada2_serve_log.txt";
+  std::remove(log.c_str());
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    FILE* f = std::freopen(log.c_str(), "w", stderr);
+    (void)f;
+    execl(LLADA2_CLI_PATH, LLADA2_CLI_PATH, "serve", "--model", dir.c_str(), "--port", "0", "--threads", "1",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int port = 0;
+  ASSERT_TRUE(wait_for([&] {
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t at = text.find("http://127.0.0.1:");
+    if (at == std::string::npos || text.find("/v1", at) == std::string::npos) return false;
+    port = std::atoi(text.c_str() + at + 17);
+    return true;
+  }));
+  httplib::Client c("127.0.0.1", port);
+  auto m = c.Get("/v1/models");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(json::parse(m->body)["data"][0]["id"], "llada2_server_model");
+  auto r = c.Post("/v1/chat/completions", chat_body().dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  kill(pid, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(Server, CliServeHelp) {
+  std::string out;
+  EXPECT_EQ(run_cli("serve --help", &out), 0);
+  EXPECT_NE(out.find("--parallel"), std::string::npos);
+  EXPECT_EQ(run_cli("serve", &out), 2);
+}
+
+}  // namespace
+}  // namespace llada2::testing

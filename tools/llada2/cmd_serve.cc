@@ -1,0 +1,75 @@
+// llada2 serve: the OpenAI-compatible HTTP server (src/server, docs/server.md).
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "core/thread_pool.h"
+#include "llada2/server.h"
+
+namespace llada2::cli {
+
+int cmd_serve(int argc, char** argv) {
+  CLI::App app{"Serve the model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions).",
+               "llada2 serve"};
+  std::string model_dir;
+  ServerOptions o;
+  int threads = 0;
+  app.add_option("-m,--model", model_dir, "checkpoint folder (config.json + *.safetensors + tokenizer.json)")->required();
+  app.add_option("--host", o.host, "address to listen on (default 127.0.0.1)");
+  app.add_option("--port", o.port, "TCP port (default 8080; 0 picks a free one)")->check(CLI::Range(0, 65535));
+  app.add_option("--api-key", o.api_key, "require \"Authorization: Bearer KEY\" on /v1/*");
+  app.add_option("--parallel", o.parallel, "generations running at once (default 1)")->check(CLI::Range(1, 256));
+  app.add_option("--queue", o.queue, "requests waiting for a generation; more get 429 (default 16)")->check(CLI::Range(0, 4096));
+  app.add_option("--max-body-bytes", o.max_body_bytes, "largest request body; larger get 413 (default 1 MiB)");
+  app.add_option("--max-tokens-limit", o.max_tokens_limit, "largest max_tokens a request may ask for (default 4096)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  app.add_option("--default-max-tokens", o.default_max_tokens, "max_tokens when a request has none (default 256)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  app.add_option("-t,--threads", threads, "worker threads of the model (default: all cores)");
+  if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
+  if (o.default_max_tokens > o.max_tokens_limit) o.default_max_tokens = o.max_tokens_limit;
+  if (threads > 0) set_num_threads(threads);
+
+  // SIGINT/SIGTERM go to one thread that stops the server; the others never see them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::filesystem::path dir(model_dir);
+  o.model_id = (dir.has_filename() ? dir : dir.parent_path()).filename().string();
+  auto pipe = std::make_shared<const Pipeline>(Pipeline::from_pretrained(model_dir));
+  if (!pipe->tokenizer()) throw InputError(model_dir + ": no tokenizer.json, so the server cannot take text");
+  Server server(pipe, o);
+  server.bind();
+  std::fprintf(stderr, "llada2 serve: model '%s' on http://%s:%d/v1 (parallel %d, queue %d)\n", o.model_id.c_str(),
+               o.host.c_str(), server.port(), o.parallel, o.queue);
+  std::atomic<bool> signalled{false};
+  std::thread stopper([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (!signalled.exchange(true))
+      std::fprintf(stderr, "llada2 serve: %s, shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    server.stop();
+  });
+  server.listen();
+  const bool clean = signalled.load();
+  // The accept loop failed on its own: wake the stopper (the signal is blocked, so it stays pending for it).
+  if (!clean) {
+    signalled = true;
+    kill(getpid(), SIGTERM);
+  }
+  stopper.join();
+  std::fprintf(stderr, clean ? "llada2 serve: stopped\n" : "llada2 serve: the listening socket failed\n");
+  return clean ? 0 : 1;
+}
+
+}  // namespace llada2::cli
