@@ -16,27 +16,10 @@
 namespace llada2::testing {
 namespace {
 
-// One model folder per test process (ctest runs tests in parallel processes).
-const std::string& text_model_dir() {
-  static const std::string dir = ::testing::TempDir() + "llada2_text_model_" + std::to_string(getpid());
-  return dir;
-}
+const std::string& text_model_dir() { return chat_model_dir(); }
 
 const Pipeline& text_pipeline() {
-  static const Pipeline* pipe = [] {
-    const std::string& dir = text_model_dir();
-    std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(text_model_dir(), ec);
-    });
-    TestModelOptions o;
-    o.shape = "tiny-b";
-    o.dtype = DType::F32;
-    o.seed = 7;
-    o.tokenizer_dir = data_path("tok/ling-synth");
-    write_test_model(dir, o);
-    return new Pipeline(Pipeline::from_pretrained(dir));
-  }();
+  static const Pipeline* pipe = new Pipeline(Pipeline::from_pretrained(chat_model_dir()));
   return *pipe;
 }
 

@@ -1,6 +1,8 @@
 // The OpenAI-compatible server over real HTTP on loopback, with a tiny random chat model: response
 // shapes, streaming (SSE), canvas events, stop strings, errors, auth, the queue and cancellation.
 #include <gtest/gtest.h>
+
+#include <filesystem>
 #include <httplib.h>
 
 #include <signal.h>
@@ -24,16 +26,7 @@ namespace {
 using json = nlohmann::json;
 
 std::shared_ptr<const Pipeline> chat_pipeline() {
-  static std::shared_ptr<const Pipeline> pipe = [] {
-    const std::string dir = ::testing::TempDir() + "llada2_server_model";
-    TestModelOptions o;
-    o.shape = "tiny-b";
-    o.dtype = DType::F32;
-    o.seed = 7;
-    o.tokenizer_dir = data_path("tok/ling-synth");
-    write_test_model(dir, o);
-    return std::make_shared<const Pipeline>(Pipeline::from_pretrained(dir));
-  }();
+  static std::shared_ptr<const Pipeline> pipe = std::make_shared<const Pipeline>(Pipeline::from_pretrained(chat_model_dir()));
   return pipe;
 }
 
@@ -586,8 +579,8 @@ TEST(Server, StopReleasesQueuedRequests) {
 // `llada2 serve` as a process: answers on the port it prints, exits 0 on SIGTERM.
 TEST(Server, CliServeAnswersAndStopsOnSigterm) {
   chat_pipeline();  // writes the model folder
-  const std::string dir = ::testing::TempDir() + "llada2_server_model";
-  const std::string log = ::testing::TempDir() + "llada2_serve_log.txt";
+  const std::string dir = chat_model_dir();
+  const std::string log = dir + "/serve_log.txt";
   std::remove(log.c_str());
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
@@ -610,7 +603,7 @@ TEST(Server, CliServeAnswersAndStopsOnSigterm) {
   httplib::Client c("127.0.0.1", port);
   auto m = c.Get("/v1/models");
   ASSERT_TRUE(m);
-  EXPECT_EQ(json::parse(m->body)["data"][0]["id"], "llada2_server_model");
+  EXPECT_EQ(json::parse(m->body)["data"][0]["id"], std::filesystem::path(dir).filename().string());
   auto r = c.Post("/v1/chat/completions", chat_body().dump(), "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);

@@ -27,6 +27,10 @@ std::shared_ptr<const Model> golden_model(const std::string& model_dir_rel);
 std::vector<float> tensor_f32(const TensorView& t);
 std::vector<int64_t> tensor_i64(const TensorView& t);  // I64 and BOOL
 
+// A tiny random checkpoint (tiny-b shape, f32, seed 7) carrying the Ling-style synthetic tokenizer and
+// chat template, written once per test process into its own temporary folder (removed at exit).
+const std::string& chat_model_dir();
+
 // A fresh, empty folder named after the running test (and the process).
 std::filesystem::path fresh_temp_dir();
 
