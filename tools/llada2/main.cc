@@ -22,6 +22,7 @@ const Command kCommands[] = {
     {"detokenize", llada2::cli::cmd_detokenize, "decode token ids with a checkpoint's tokenizer.json"},
     {"render-chat", llada2::cli::cmd_render_chat, "render chat messages with the checkpoint's chat template"},
     {"make-test-model", llada2::cli::cmd_make_test_model, "write a random-weight checkpoint for tests and benchmarks"},
+    {"quantize", llada2::cli::cmd_quantize, "write a q8 / q4 quantized copy of a checkpoint"},
 };
 
 void usage(FILE* out) {
