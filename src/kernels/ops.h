@@ -24,8 +24,9 @@ struct LinearArgs {
   Quant quant = Quant::None;
   int64_t group = 0;
   const float* scales = nullptr;
-  // Quantized, M > 1: a per-thread buffer of kMaxNR * K floats where the SIMD tiers widen one
-  // tile of weight rows once and reuse it for every block of input rows (null: widen in registers).
+  // Quantized, M > 1: a per-thread buffer of kMaxNR * K floats where the SIMD tiers may widen
+  // one tile of weight rows once and reuse it for every block of input rows (they do for more
+  // than 16 (q8) or 8 (q4) rows; otherwise, or when null, they widen in registers).
   float* wbuf = nullptr;
 };
 
