@@ -71,7 +71,8 @@ inline typename V::reg load_wq(const LinearArgs& a, int64_t off, int gs) {
 
 // One MR x NR tile: rows m .. m+MR of x against weight rows n .. n+NR. pf, when set, is
 // the next tile's first weight row, fetched into L2 meanwhile (rows are dsize * K bytes).
-template <DType DT, int MR, int NR>
+// P (quantized only): the weights come widened from a.wbuf, packed as [K / L][V::NR][L].
+template <DType DT, int MR, int NR, bool P = false>
 void linear_tile(const LinearArgs& a, int64_t m, int64_t n, const char* pf) {
   using reg = typename V::reg;
   const int64_t K = a.K;
@@ -85,8 +86,13 @@ void linear_tile(const LinearArgs& a, int64_t m, int64_t n, const char* pf) {
   int64_t k = 0;
   for (; k + V::L <= K; k += V::L) {
     reg w[NR];
+    if constexpr (P) {
 #pragma GCC unroll 8
-    for (int j = 0; j < NR; ++j) w[j] = load_wq<DT>(a, (n + j) * K + k, gs);
+      for (int j = 0; j < NR; ++j) w[j] = V::load(a.wbuf + k * V::NR + j * V::L);
+    } else {
+#pragma GCC unroll 8
+      for (int j = 0; j < NR; ++j) w[j] = load_wq<DT>(a, (n + j) * K + k, gs);
+    }
     if (pf) {
 #pragma GCC unroll 8
       for (int j = 0; j < V::NR; ++j) _mm_prefetch(pf + w_bytes<DT>(j * K + k), _MM_HINT_T1);
@@ -122,30 +128,27 @@ void linear_tile(const LinearArgs& a, int64_t m, int64_t n, const char* pf) {
 
 using TileFn = void (*)(const LinearArgs&, int64_t, int64_t, const char*);
 
-template <DType DT, int MR, int... J>
+template <DType DT, bool P, int MR, int... J>
 constexpr std::array<TileFn, sizeof...(J)> tile_row(std::integer_sequence<int, J...>) {
-  return {&linear_tile<DT, MR, J + 1>...};
+  return {&linear_tile<DT, MR, J + 1, P>...};
 }
 
-template <DType DT, int... I>
+template <DType DT, bool P = false, int... I>
 constexpr std::array<std::array<TileFn, V::NR>, sizeof...(I)> tile_table(std::integer_sequence<int, I...>) {
-  return {tile_row<DT, I + 1>(std::make_integer_sequence<int, V::NR>())...};
+  return {tile_row<DT, P, I + 1>(std::make_integer_sequence<int, V::NR>())...};
 }
 
 static_assert(V::NR <= kMaxNR, "LinearArgs::wbuf holds kMaxNR weight rows");
 
 // Quantized weights with many input rows: each tile of NR weight rows is widened once
-// into a.wbuf (float32, exactly the values load_wq gives) and then multiplied by every block of
-// input rows with the float32 tile, instead of widening it again for each block.
+// into a.wbuf (float32, exactly the values load_wq gives; packed [K / L][NR][L] so one k step
+// reads one contiguous run) and then multiplied by every block of input rows, instead of
+// being widened again for each block.
 template <DType DT>
 void linear_range_widened(const LinearArgs& a, int64_t n0, int64_t n1) {
-  static constexpr auto table = tile_table<DType::F32>(std::make_integer_sequence<int, V::MR>());
+  static constexpr auto table = tile_table<DT, true>(std::make_integer_sequence<int, V::MR>());
   const int64_t K = a.K;
   const int gs = __builtin_ctzll(uint64_t(a.group));
-  LinearArgs b = a;
-  b.w = a.wbuf;
-  b.dtype = DType::F32;
-  b.quant = Quant::None;
   const float* scales = a.scales;
   const char* w = static_cast<const char*>(a.w);
   for (int64_t n = n0; n < n1; n += V::NR) {
@@ -153,7 +156,7 @@ void linear_range_widened(const LinearArgs& a, int64_t n0, int64_t n1) {
     // The next tile's weights are fetched into L2 while this one is widened and multiplied.
     const char* next = n + 2 * V::NR <= n1 ? w + w_bytes<DT>((n + V::NR) * K) : nullptr;
     for (int j = 0; j < nr; ++j) {
-      float* dst = a.wbuf + j * K;
+      float* dst = a.wbuf + j * V::L;
       for (int64_t k = 0; k < K; k += V::L) {
         const int64_t off = (n + j) * K + k;
         if (next && (w_bytes<DT>(k) & 63) == 0) _mm_prefetch(next + w_bytes<DT>(j * K + k), _MM_HINT_T1);
@@ -163,14 +166,12 @@ void linear_range_widened(const LinearArgs& a, int64_t n0, int64_t n1) {
         } else {
           q = V::load_i4(reinterpret_cast<const uint8_t*>(w) + off / 2);
         }
-        V::store(dst + k, V::mul(q, V::set1(scales[off >> gs])));
+        V::store(dst + k * V::NR, V::mul(q, V::set1(scales[off >> gs])));
       }
     }
-    b.y = a.y + n;
-    b.bias = a.bias ? a.bias + n : nullptr;
     for (int64_t m = 0; m < a.M; m += V::MR) {
       const int mr = int(std::min<int64_t>(V::MR, a.M - m));
-      table[size_t(mr - 1)][size_t(nr - 1)](b, m, 0, nullptr);
+      table[size_t(mr - 1)][size_t(nr - 1)](a, m, n, nullptr);
     }
   }
 }
