@@ -116,13 +116,31 @@ float scalar_dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+// Row n of a quantized matrix as float32: q * scale, one rounding (exactly what the SIMD tiers compute).
+void dequantize_q(Quant quant, const void* data, const float* scales, int64_t group, int64_t K, int64_t n, float* out) {
+  const float* s = scales + n * (K / group);
+  if (quant == Quant::Q8) {
+    const int8_t* q = static_cast<const int8_t*>(data) + n * K;
+    for (int64_t k = 0; k < K; ++k) out[k] = float(q[k]) * s[k / group];
+  } else {
+    const uint8_t* q = static_cast<const uint8_t*>(data) + n * (K / 2);
+    for (int64_t k = 0; k < K; ++k) {
+      const int nib = (k & 1) ? (q[k / 2] >> 4) : (q[k / 2] & 0x0F);
+      out[k] = float((nib ^ 8) - 8) * s[k / group];
+    }
+  }
+}
+
 // Widens one weight row at a time and reuses it for all M input rows.
 void scalar_linear(const LinearArgs& a, int64_t n0, int64_t n1) {
   const int64_t K = a.K;
-  std::vector<float> row(size_t(a.dtype == DType::F32 ? 0 : K));
+  std::vector<float> row(size_t(a.dtype == DType::F32 && a.quant == Quant::None ? 0 : K));
   for (int64_t n = n0; n < n1; ++n) {
     const float* wr;
-    if (a.dtype == DType::F32) {
+    if (a.quant != Quant::None) {
+      dequantize_q(a.quant, a.w, a.scales, a.group, K, n, row.data());
+      wr = row.data();
+    } else if (a.dtype == DType::F32) {
       wr = static_cast<const float*>(a.w) + n * K;
     } else {
       to_f32(a.dtype, a.w, n * K, K, row.data());
@@ -335,13 +353,53 @@ float dot(const float* a, const float* b, int64_t n) { return ops().dot(a, b, n)
 
 void axpy(float a, const float* x, float* y, int64_t n) { ops().axpy(a, x, y, n); }
 
+namespace {
+
+void check_quantized(const Weight& w) {
+  const DType want = w.quant == Quant::Q8 ? DType::I8 : DType::U8;
+  if (w.quant != Quant::Q8 && w.quant != Quant::Q4)
+    throw std::invalid_argument("quantized weight: unknown quantization kind");
+  if (w.dtype != want || !w.data || !w.scales || w.group <= 0 || w.cols % w.group != 0 ||
+      (w.quant == Quant::Q4 && w.group % 2 != 0))
+    throw std::invalid_argument("quantized weight [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) +
+                                "]: inconsistent dtype, data, scales or group " + std::to_string(w.group));
+}
+
+}  // namespace
+
+uint64_t weight_bytes(const Weight& w) {
+  const uint64_t n = uint64_t(w.rows) * uint64_t(w.cols);
+  switch (w.quant) {
+    case Quant::Q8:
+      return n + (w.group > 0 ? n / uint64_t(w.group) * 4 : 0);
+    case Quant::Q4:
+      return n / 2 + (w.group > 0 ? n / uint64_t(w.group) * 4 : 0);
+    case Quant::None:
+      break;
+  }
+  return n * dtype_size(w.dtype);
+}
+
+void dequantize(const Weight& w, int64_t row, float* out) {
+  if (w.quant == Quant::None) return to_f32(w.dtype, w.data, row * w.cols, w.cols, out);
+  check_quantized(w);
+  dequantize_q(w.quant, w.data, w.scales, w.group, w.cols, row, out);
+}
+
 void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float* bias, float* y, int64_t ldy) {
   const Ops& o = ops();
   const int64_t N = w.rows, K = w.cols;
   if (M <= 0 || N <= 0) return;
   LinearArgs a{x, M, ldx, w.data, w.dtype, N, K, bias, y, ldy};
   auto run = o.linear;
-  if (w.dtype != DType::F32 && w.dtype != DType::BF16 && w.dtype != DType::F16) run = scalar_ops().linear;
+  if (w.quant != Quant::None) {
+    check_quantized(w);
+    a.quant = w.quant;
+    a.group = w.group;
+    a.scales = w.scales;
+  } else if (w.dtype != DType::F32 && w.dtype != DType::BF16 && w.dtype != DType::F16) {
+    run = scalar_ops().linear;
+  }
   std::vector<uint16_t> xb;
   if (w.dtype == DType::BF16 && bf16_activations() && o.linear_bf16dot && K > 0) {
     xb.resize(size_t(M * K));
@@ -354,6 +412,20 @@ void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float
   constexpr int64_t kUnit = 16;
   const int64_t units = (N + kUnit - 1) / kUnit;
   const int64_t min_chunk = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, kUnit * M * K));
+  if (a.quant != Quant::None && M > 1 && K > 0) {
+    // Each thread widens a tile of weight rows into its own buffer (see LinearArgs::wbuf).
+    parallel_for(
+        units,
+        [&](int64_t u0, int64_t u1) {
+          thread_local std::vector<float> buf;
+          if (buf.size() < size_t(kMaxNR * K)) buf.resize(size_t(kMaxNR * K));
+          LinearArgs b = a;
+          b.wbuf = buf.data();
+          run(b, u0 * kUnit, std::min(N, u1 * kUnit));
+        },
+        min_chunk);
+    return;
+  }
   parallel_for(
       units, [&](int64_t u0, int64_t u1) { run(a, u0 * kUnit, std::min(N, u1 * kUnit)); }, min_chunk);
 }

@@ -14,13 +14,30 @@
 
 namespace llada2::kernels {
 
+// Weight quantization (docs/quantization.md): symmetric, one float32 scale per `group`
+// consecutive elements of a row; element [r, c] = q[r, c] * scales[r * (cols / group) + c / group].
+//   Q8: data is int8 [rows, cols] (dtype I8).
+//   Q4: data is uint8 [rows, cols / 2] (dtype U8), two signed 4-bit values per byte, element 2j
+//       in the low nibble of byte j, 2j + 1 in the high nibble.
+enum class Quant : uint8_t { None = 0, Q8 = 1, Q4 = 2 };
+
 // A row-major weight matrix [rows, cols] in its storage dtype (PyTorch Linear: [out, in]).
+// Quantized matrices (quant != None) are only accepted by linear() and dequantize().
 struct Weight {
   const void* data = nullptr;
   DType dtype = DType::F32;
   int64_t rows = 0;
   int64_t cols = 0;
+  Quant quant = Quant::None;
+  int64_t group = 0;              // quantized only: elements per scale along cols (divides cols)
+  const float* scales = nullptr;  // quantized only: [rows, cols / group]
 };
+
+// Bytes of the stored matrix (plus its scales when quantized).
+uint64_t weight_bytes(const Weight& w);
+
+// out[0..cols) = row `row` of w as float32 (any dtype, quantized or not).
+void dequantize(const Weight& w, int64_t row, float* out);
 
 enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2, Avx512Bf16 = 3 };
 
@@ -54,7 +71,10 @@ uint16_t f32_to_f16(float v);
 void to_f32(DType dtype, const void* src, int64_t offset, int64_t n, float* dst);
 
 // y[m, 0..rows) = x[m, 0..cols) @ W^T (+ bias), for m in [0, M). x has row stride ldx, y row stride ldy.
-// Parallel over the output features on the process thread pool.
+// Parallel over the output features on the process thread pool. Quantized weights are widened
+// to float32 in registers and multiplied by their group scale; the products sum in float32.
+// Throws std::invalid_argument for an inconsistent quantized Weight (no scales, group not
+// dividing cols, odd Q4 group).
 void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float* bias, float* y, int64_t ldy);
 
 // In place over each of M rows of length n: x = w * (x / sqrt(mean(x^2) + eps)); w may be F32/BF16/F16.

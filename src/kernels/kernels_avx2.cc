@@ -41,6 +41,19 @@ struct V {
   static reg load_bf16_tail(const uint16_t* p, int n) { return widen_bf16(load16_tail(p, n)); }
   static reg load_f16(const uint16_t* p) { return _mm256_cvtph_ps(load16(p)); }
   static reg load_f16_tail(const uint16_t* p, int n) { return _mm256_cvtph_ps(load16_tail(p, n)); }
+  static reg load_i8(const int8_t* p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
+  // 8 signed 4-bit values (4 bytes, low nibble first): each byte goes to two lanes, whose
+  // nibble is shifted to the top (by 28 or 24) and sign-extended back down by 28.
+  static reg load_i4(const uint8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    const __m128i b = _mm_cvtsi32_si128(v);
+    const __m256i lanes = _mm256_cvtepu8_epi32(_mm_unpacklo_epi8(b, b));
+    const __m256i up = _mm256_sllv_epi32(lanes, _mm256_setr_epi32(28, 24, 28, 24, 28, 24, 28, 24));
+    return _mm256_cvtepi32_ps(_mm256_srai_epi32(up, 28));
+  }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
   static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }

@@ -19,7 +19,19 @@ struct LinearArgs {
   float* y;
   int64_t ldy;
   const uint16_t* xb = nullptr;  // x rounded to bf16, [M, K] dense (bf16 activations path only)
+  // Quantized weights (dtype I8 = Q8, U8 = Q4; see kernels.h): element scale is
+  // scales[(n * K + k) / group].
+  Quant quant = Quant::None;
+  int64_t group = 0;
+  const float* scales = nullptr;
+  // Quantized, M > 1: a per-thread buffer of kMaxNR * K floats where the SIMD tiers may widen
+  // one tile of weight rows once and reuse it for every block of input rows (they do for more
+  // than 16 (q8) or 8 (q4) rows; otherwise, or when null, they widen in registers).
+  float* wbuf = nullptr;
 };
+
+// The widest weight tile (NR) of any tier: the size of LinearArgs::wbuf in rows.
+constexpr int64_t kMaxNR = 4;
 
 struct Ops {
   // Computes outputs [n0, n1) of every row.

@@ -50,6 +50,38 @@ class WeightBinder {
     if (!t) return {};
     return Weight{t->data, t->dtype, rows, cols};
   }
+  // A linear layer's weight [rows, cols]: float as stored, or quantized (docs/quantization.md):
+  // I8 [rows, cols] (q8) or U8 [rows, cols / 2] (q4) with F32 scales `name.qscale` [rows, cols / G].
+  Weight linear(const std::string& name, int64_t rows, int64_t cols) {
+    if (!ck_.has(name + ".qscale") || !ck_.has(name)) return matrix(name, rows, cols);
+    const TensorView& t = ck_.get(name);
+    const TensorView& s = ck_.get(name + ".qscale");
+    const kernels::Quant kind = t.dtype == DType::I8 ? kernels::Quant::Q8 : kernels::Quant::Q4;
+    const int64_t stored = kind == kernels::Quant::Q8 ? cols : cols / 2;
+    const int64_t groups = s.shape.size() == 2 ? s.shape[1] : 0;
+    std::string bad;
+    if (t.dtype != DType::I8 && t.dtype != DType::U8) {
+      bad = "has dtype " + std::string(dtype_name(t.dtype)) + " but a .qscale (quantized weights must be I8 or U8)";
+    } else if (t.shape != std::vector<int64_t>{rows, stored} || (kind == kernels::Quant::Q4 && cols % 2 != 0)) {
+      TensorView want;
+      want.shape = {rows, stored};
+      bad = "has shape " + t.shape_str() + ", expected " + want.shape_str() + " for " + dtype_name(t.dtype) +
+            " quantized [" + std::to_string(rows) + ", " + std::to_string(cols) + "]";
+    } else if (s.dtype != DType::F32 || s.shape.size() != 2 || s.shape[0] != rows || groups <= 0 || cols % groups != 0 ||
+               (kind == kernels::Quant::Q4 && (cols / groups) % 2 != 0)) {
+      bad = "has scales " + name + ".qscale " + dtype_name(s.dtype) + " " + s.shape_str() + ", expected F32 [" +
+            std::to_string(rows) + ", " + std::to_string(cols) + " / group]";
+    }
+    if (!bad.empty()) {
+      problems_.push_back(name + " " + bad);
+      return {};
+    }
+    Weight w{t.data, t.dtype, rows, cols};
+    w.quant = kind;
+    w.group = cols / groups;
+    w.scales = reinterpret_cast<const float*>(s.data);
+    return w;
+  }
   Weight vector(const std::string& name, int64_t n) {
     const TensorView* t = find(name, {n});
     if (!t) return {};
@@ -107,7 +139,7 @@ struct Model::Impl {
   mutable std::atomic<uint64_t> weight_bytes{0};
 
   void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float* bias, float* y, int64_t ldy) const {
-    weight_bytes += uint64_t(w.rows * w.cols) * dtype_size(w.dtype);
+    weight_bytes += kernels::weight_bytes(w);
     kernels::linear(x, M, ldx, w, bias, y, ldy);
   }
   void bind();
@@ -126,7 +158,7 @@ void Model::Impl::bind() {
   if (c.tie_word_embeddings && !ck->has("lm_head.weight")) {
     lm_head = embed;
   } else {
-    lm_head = b.matrix("lm_head.weight", c.vocab_size, H);
+    lm_head = b.linear("lm_head.weight", c.vocab_size, H);
   }
   layers.resize(size_t(c.num_hidden_layers));
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
@@ -134,18 +166,18 @@ void Model::Impl::bind() {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     L.input_norm = b.vector(p + "input_layernorm.weight", H);
     L.post_norm = b.vector(p + "post_attention_layernorm.weight", H);
-    L.qkv = b.matrix(p + "attention.query_key_value.weight", (Hq + 2 * Hkv) * D, H);
+    L.qkv = b.linear(p + "attention.query_key_value.weight", (Hq + 2 * Hkv) * D, H);
     if (c.use_qkv_bias) L.qkv_bias = b.floats(p + "attention.query_key_value.bias", (Hq + 2 * Hkv) * D);
     if (c.use_qk_norm) {
       L.q_norm = b.vector(p + "attention.query_layernorm.weight", D);
       L.k_norm = b.vector(p + "attention.key_layernorm.weight", D);
     }
-    L.dense = b.matrix(p + "attention.dense.weight", H, Hq * D);
+    L.dense = b.linear(p + "attention.dense.weight", H, Hq * D);
     if (c.use_bias) L.dense_bias = b.floats(p + "attention.dense.bias", H);
     L.moe = c.is_moe_layer(l);
     auto bind_mlp = [&](const std::string& q, int64_t I) {
-      return Mlp{b.matrix(q + "gate_proj.weight", I, H), b.matrix(q + "up_proj.weight", I, H),
-                 b.matrix(q + "down_proj.weight", H, I)};
+      return Mlp{b.linear(q + "gate_proj.weight", I, H), b.linear(q + "up_proj.weight", I, H),
+                 b.linear(q + "down_proj.weight", H, I)};
     };
     if (!L.moe) {
       L.mlp = bind_mlp(p + "mlp.", c.intermediate_size);

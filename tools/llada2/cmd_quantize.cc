@@ -1,0 +1,62 @@
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "llada2/error.h"
+#include "llada2/quantize.h"
+
+namespace llada2::cli {
+
+int cmd_quantize(int argc, char** argv) {
+  CLI::App app{
+      "Write a quantized copy of a checkpoint that generate / bench load like any other (docs/quantization.md).\n"
+      "Linear weights (attention, MLP, experts, shared experts, lm_head) become int8 (q8) or packed int4 (q4)\n"
+      "with float32 per-group absmax scales; embeddings, norms and the router keep their dtype.",
+      "llada2 quantize"};
+  std::string model, type, out;
+  int64_t group = 0;
+  bool quiet = false;
+  app.add_option("-m,--model", model, "source checkpoint folder (F32 / BF16 / F16)")->required()->type_name("DIR");
+  app.add_option("--type", type, "q8 | q4")->required()->type_name("TYPE");
+  app.add_option("--out", out, "output folder (created; must be empty)")->required()->type_name("DIR");
+  app.add_option("--group", group, "elements per scale along a row: a power of two >= 16 (default 64 for q8, 32 for q4)")
+      ->type_name("G");
+  app.add_flag("--quiet", quiet, "no progress on stderr");
+  if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
+
+  QuantizeOptions o;
+  o.type = parse_quant_type(type);
+  if (app.count("--group") && group <= 0) throw InputError("--group: expected a power of two >= 16");
+  o.group = group;
+  const auto start = std::chrono::steady_clock::now();
+  auto last = start;
+  const bool tty = ::isatty(2);
+  int last_decile = -1;
+  o.progress = [&](uint64_t done, uint64_t total) {
+    if (quiet || total < (256ull << 20)) return;
+    const auto now = std::chrono::steady_clock::now();
+    const double secs = std::chrono::duration<double>(now - start).count();
+    const int pct = int(100.0 * double(done) / double(total));
+    const bool finished = done == total;
+    if (tty ? (now - last < std::chrono::milliseconds(500) && !finished) : (pct / 10 == last_decile && !finished)) return;
+    last = now;
+    last_decile = pct / 10;
+    std::fprintf(stderr, "%squantizing %s: %3d%% (%.0f / %.0f MB read, %.0f MB/s)%s", tty ? "\r" : "", model.c_str(),
+                 pct, double(done) / 1e6, double(total) / 1e6, secs > 0 ? double(done) / 1e6 / secs : 0.0,
+                 tty && !finished ? "" : "\n");
+    std::fflush(stderr);
+  };
+  QuantizeStats s = quantize_checkpoint(model, out, o);
+  if (!quiet) {
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::fprintf(stderr, "wrote %s: %lld tensors quantized, %lld kept; %.1f MB -> %.1f MB in %.1f s\n", out.c_str(),
+                 (long long)s.quantized, (long long)s.kept, double(s.in_bytes) / 1e6, double(s.out_bytes) / 1e6, secs);
+  }
+  return 0;
+}
+
+}  // namespace llada2::cli
