@@ -52,21 +52,23 @@ std::vector<int64_t> tensor_i64(const TensorView& t) {
 }
 
 const std::string& chat_model_dir() {
-  static const std::string dir = [] {
-    const std::string d = (std::filesystem::temp_directory_path() / ("llada2_chat_model_" + std::to_string(::getpid()))).string();
+  // Never destroyed: the exit handler below still needs the path after static destructors ran.
+  static const std::string* dir = [] {
+    auto* d = new std::string(
+        (std::filesystem::temp_directory_path() / ("llada2_chat_model_" + std::to_string(::getpid()))).string());
     TestModelOptions o;
     o.shape = "tiny-b";
     o.dtype = DType::F32;
     o.seed = 7;
     o.tokenizer_dir = data_path("tok/ling-synth");
-    write_test_model(d, o);
+    write_test_model(*d, o);
     std::atexit([] {
       std::error_code ec;
       std::filesystem::remove_all(chat_model_dir(), ec);
     });
     return d;
   }();
-  return dir;
+  return *dir;
 }
 
 std::filesystem::path fresh_temp_dir() {
