@@ -9,21 +9,10 @@
 #include <thread>
 #include <vector>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define LLADA2_PAUSE() _mm_pause()
-#else
-#define LLADA2_PAUSE() std::this_thread::yield()
-#endif
-
 namespace llada2 {
 namespace {
 
 thread_local bool t_inside_pool = false;
-
-// Workers spin briefly before sleeping: a forward pass issues thousands of short
-// parallel loops, and waking a sleeping thread costs more than most of them.
-constexpr int kSpinIterations = 0;
 
 class Pool {
  public:
@@ -66,7 +55,6 @@ class Pool {
       if (!error_) error_ = std::current_exception();
     }
     t_inside_pool = false;
-    for (int i = 0; i < kSpinIterations && pending_.load(std::memory_order_acquire) != 0; ++i) LLADA2_PAUSE();
     if (pending_.load(std::memory_order_acquire) != 0) {
       std::unique_lock<std::mutex> lk(mu_);
       done_cv_.wait(lk, [this] { return pending_.load(std::memory_order_acquire) == 0; });
@@ -86,9 +74,6 @@ class Pool {
   void loop(int index, uint64_t seen) {
     t_inside_pool = true;
     for (;;) {
-      for (int i = 0; i < kSpinIterations && generation_.load(std::memory_order_acquire) == seen && !stopping_flag_.load();
-           ++i)
-        LLADA2_PAUSE();
       {
         std::unique_lock<std::mutex> lk(mu_);
         cv_.wait(lk, [&] { return stopping_ || generation_.load(std::memory_order_acquire) != seen; });
@@ -113,12 +98,10 @@ class Pool {
     {
       std::lock_guard<std::mutex> lk(mu_);
       stopping_ = true;
-      stopping_flag_ = true;
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
     workers_.clear();
-    stopping_flag_ = false;
   }
 
   std::vector<std::thread> workers_;
@@ -132,7 +115,6 @@ class Pool {
   std::atomic<int> pending_{0};
   std::atomic<uint64_t> generation_{0};
   bool stopping_ = false;
-  std::atomic<bool> stopping_flag_{false};
   std::exception_ptr error_;
 };
 

@@ -145,7 +145,7 @@ struct Model::Impl {
   void bind();
   void attention(const Layer& L, const ForwardBatch& fb, int64_t start, const float* a, float* kc, float* vc,
                  int64_t cap, float* out) const;
-  void mlp(const Mlp& m, const float* x, int64_t n, float* out, bool accumulate, float scale_unused) const;
+  void mlp(const Mlp& m, const float* x, int64_t n, float* out) const;
   void moe(const Layer& L, int64_t layer_index, const float* x, int64_t n, float* out, ForwardTrace* trace) const;
 };
 
@@ -283,7 +283,7 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t star
 }
 
 // SwiGLU MLP: out = down(silu(gate x) * up x) for n rows of x [n, H].
-void Model::Impl::mlp(const Mlp& m, const float* x, int64_t n, float* out, bool, float) const {
+void Model::Impl::mlp(const Mlp& m, const float* x, int64_t n, float* out) const {
   const int64_t H = cfg.hidden_size, I = m.gate.rows;
   std::vector<float> g(n * I), u(n * I);
   linear(x, n, H, m.gate, nullptr, g.data(), I);
@@ -373,7 +373,7 @@ void Model::Impl::moe(const Layer& L, int64_t layer_index, const float* x, int64
       xin.resize(size_t(m * H));
       yout.resize(size_t(m * H));
       for (int64_t i = 0; i < m; ++i) std::copy_n(x + (slots[size_t(i)] / TK) * H, H, xin.data() + i * H);
-      mlp(L.experts[size_t(e)], xin.data(), m, yout.data(), false, 0.f);
+      mlp(L.experts[size_t(e)], xin.data(), m, yout.data());
       for (int64_t i = 0; i < m; ++i) {
         const int64_t slot = slots[size_t(i)];
         const float w = weight[size_t(slot)];
@@ -393,7 +393,7 @@ void Model::Impl::moe(const Layer& L, int64_t layer_index, const float* x, int64
   }
   if (L.has_shared) {
     std::vector<float> sh(n * H);
-    mlp(L.shared, x, n, sh.data(), false, 0.f);
+    mlp(L.shared, x, n, sh.data());
     for (int64_t i = 0; i < n * H; ++i) out[i] += sh[size_t(i)];
   }
 }
@@ -485,7 +485,7 @@ void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace, 
     if (L.moe) {
       m.moe(L, l, a.data(), N, o.data(), trace);
     } else {
-      m.mlp(L.mlp, a.data(), N, o.data(), false, 0.f);
+      m.mlp(L.mlp, a.data(), N, o.data());
     }
     for (int64_t i = 0; i < N * H; ++i) h[size_t(i)] += o[size_t(i)];
     if (trace && l + 1 < c.num_hidden_layers) trace->hidden.push_back(h);
