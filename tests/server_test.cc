@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <fstream>
 #include <thread>
 
@@ -117,7 +118,9 @@ std::vector<SseEvent> stream(const Server& s, const std::string& path, json body
   auto r = c.send(req);
   EXPECT_TRUE(r);
   if (status) *status = r ? r->status : -1;
-  if (r) EXPECT_EQ(r->get_header_value("Content-Type"), "text/event-stream");
+  if (r) {
+    EXPECT_EQ(r->get_header_value("Content-Type"), "text/event-stream");
+  }
   return parse_sse(text);
 }
 
@@ -179,7 +182,10 @@ TEST(Server, HealthAndModels) {
   auto h = c.Get("/health");
   ASSERT_TRUE(h);
   EXPECT_EQ(h->status, 200);
-  EXPECT_EQ(json::parse(h->body)["status"], "ok");
+  json health = json::parse(h->body);
+  EXPECT_EQ(health["status"], "ok");
+  for (const char* k : {"requests", "rejected", "cancelled", "running", "queued", "batches", "batched"})
+    EXPECT_TRUE(health[k].is_number_integer()) << k;
   auto m = c.Get("/v1/models");
   ASSERT_TRUE(m);
   EXPECT_EQ(m->status, 200);
@@ -458,10 +464,22 @@ bool wait_for(const std::function<bool()>& cond, double seconds = 30) {
   return cond();
 }
 
+// Keeps the server's workers inside their current refinement step until released.
+struct Hold {
+  std::atomic<bool> on{true};
+  std::function<void()> hook() {
+    return [this] {
+      while (on) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    };
+  }
+};
+
 TEST(Server, QueueFullGets429AndDisconnectCancels) {
+  Hold hold;
   ServerOptions o;
   o.parallel = 1;
   o.queue = 0;
+  o.step_hook = hold.hook();
   auto s = start_server(o);
   std::atomic<bool> got_first{false}, release{false};
   std::thread first([&] {
@@ -483,6 +501,7 @@ TEST(Server, QueueFullGets429AndDisconnectCancels) {
   EXPECT_EQ(s->counters().rejected, 1);
   release = true;
   first.join();
+  hold.on = false;
   EXPECT_TRUE(wait_for([&] { return s->counters().cancelled == 1; })) << s->counters().cancelled;
   // The slot is free again.
   EXPECT_TRUE(wait_for([&] { return post(*s, "/v1/chat/completions", chat_body()).status == 200; }));
@@ -522,7 +541,10 @@ TEST(Server, ConcurrentRequestsAllAnswer) {
 }
 
 TEST(Server, StopCancelsRunningStreams) {
-  auto s = start_server();
+  Hold hold;
+  ServerOptions o;
+  o.step_hook = hold.hook();
+  auto s = start_server(o);
   std::atomic<bool> got_first{false};
   std::string text;
   std::thread first([&] {
@@ -540,7 +562,10 @@ TEST(Server, StopCancelsRunningStreams) {
     c.send(req);
   });
   ASSERT_TRUE(wait_for([&] { return got_first.load(); }));
-  s->stop();
+  std::thread stopper([&] { s->stop(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  hold.on = false;  // the worker sees the stop at the end of its step
+  stopper.join();
   first.join();
   EXPECT_EQ(s->counters().cancelled, 1);
   EXPECT_NE(text.find("shutting_down"), std::string::npos);
@@ -548,9 +573,11 @@ TEST(Server, StopCancelsRunningStreams) {
 }
 
 TEST(Server, StopReleasesQueuedRequests) {
+  Hold hold;
   ServerOptions o;
   o.parallel = 1;
   o.queue = 4;
+  o.step_hook = hold.hook();
   auto s = start_server(o);
   std::atomic<bool> got_first{false};
   std::thread first([&] {
@@ -569,11 +596,143 @@ TEST(Server, StopReleasesQueuedRequests) {
   ASSERT_TRUE(wait_for([&] { return got_first.load(); }));
   Reply queued;
   std::thread second([&] { queued = post(*s, "/v1/chat/completions", chat_body()); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let it reach the queue
-  s->stop();
+  ASSERT_TRUE(wait_for([&] { return s->counters().queued == 1; }));
+  std::thread stopper([&] { s->stop(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  hold.on = false;
+  stopper.join();
   first.join();
   second.join();
   expect_error(queued, 503, "shutting_down");
+}
+
+// A queued request whose client hangs up leaves the queue at once, without waiting for a worker.
+TEST(Server, QueuedRequestWithdrawnWhenClientLeaves) {
+  Hold hold;
+  ServerOptions o;
+  o.parallel = 1;
+  o.queue = 1;
+  o.step_hook = hold.hook();
+  auto s = start_server(o);
+  std::thread first([&] { post(*s, "/v1/chat/completions", chat_body()); });
+  ASSERT_TRUE(wait_for([&] { return s->counters().running == 1; }));
+  {
+    httplib::Client c("127.0.0.1", s->port());
+    c.set_read_timeout(0, 200000);  // gives up while queued
+    json b = chat_body();
+    b["seed"] = 4;
+    EXPECT_FALSE(c.Post("/v1/chat/completions", b.dump(), "application/json"));
+  }
+  EXPECT_TRUE(wait_for([&] { return s->counters().cancelled == 1 && s->counters().queued == 0; }))
+      << s->counters().cancelled << " " << s->counters().queued;
+  // The queue place is free again while the worker is still busy: one more may wait.
+  std::thread third([&] { EXPECT_EQ(post(*s, "/v1/chat/completions", chat_body()).status, 200); });
+  ASSERT_TRUE(wait_for([&] { return s->counters().queued == 1; }));
+  hold.on = false;
+  first.join();
+  third.join();
+  EXPECT_EQ(s->counters().batches, 2);  // the withdrawn request never ran
+}
+
+// Requests waiting together with the same settings and prompt length run as one batch and get
+// exactly what they get alone; others run separately.
+TEST(Server, BatchesCompatibleRequestsExactly) {
+  Hold hold;
+  ServerOptions o;
+  o.parallel = 1;
+  o.queue = 16;
+  o.max_batch_rows = 8;
+  o.step_hook = hold.hook();
+  auto s = start_server(o);
+  const Tokenizer& tok = *chat_pipeline()->tokenizer();
+  // Three different prompts of one token length.
+  std::map<size_t, std::vector<std::string>> by_length;
+  for (const char* a : {"one", "two", "red", "blue", "cat", "dog", "sun", "tree"})
+    for (const char* b : {"apple", "house", "river", "stone", "light"}) {
+      const std::string p = std::string(a) + " " + b;
+      by_length[tok.encode(p, true).size()].push_back(p);
+    }
+  std::vector<std::string> prompts;
+  for (const auto& [len, list] : by_length)
+    if (list.size() >= 3 && prompts.empty()) prompts.assign(list.begin(), list.begin() + 3);
+  ASSERT_EQ(prompts.size(), 3u);
+  auto body = [](const std::string& prompt, bool stream) {
+    json b = small({{"prompt", prompt}, {"temperature", 0}});
+    b.erase("seed");
+    if (stream) b["stream"] = true;
+    return b;
+  };
+  // Alone, one at a time.
+  std::vector<std::string> alone;
+  hold.on = false;
+  for (const auto& p : prompts) {
+    Reply r = post(*s, "/v1/completions", body(p, false));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.body["diffusion"]["batch_rows"], 1);
+    alone.push_back(r.body["choices"][0]["text"]);
+  }
+  const int64_t batches_before = s->counters().batches;
+  // Hold the worker with a request of other settings, queue the three (one of them streaming) and a
+  // fourth with other settings, then let go.
+  hold.on = true;
+  std::thread blocker([&] { post(*s, "/v1/chat/completions", chat_body()); });
+  ASSERT_TRUE(wait_for([&] { return s->counters().running == 1; }));
+  std::vector<Reply> replies(prompts.size());
+  std::string streamed;
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    threads.emplace_back([&, i] {
+      if (i == 1) {
+        for (const auto& e : stream(*s, "/v1/completions", body(prompts[i], true))) {
+          if (e.data.empty() || e.data == "[DONE]") continue;
+          json j = json::parse(e.data);
+          if (j.contains("choices") && !j["choices"].empty()) streamed += j["choices"][0].value("text", "");
+        }
+      } else {
+        replies[i] = post(*s, "/v1/completions", body(prompts[i], false));
+      }
+    });
+  Reply other;
+  threads.emplace_back([&] {
+    json b = body(prompts[0], false);
+    b["max_tokens"] = 24;  // another canvas: not compatible
+    other = post(*s, "/v1/completions", b);
+  });
+  ASSERT_TRUE(wait_for([&] { return s->counters().queued == 4; }));
+  hold.on = false;
+  for (auto& t : threads) t.join();
+  blocker.join();
+  for (size_t i : {size_t(0), size_t(2)}) {
+    ASSERT_EQ(replies[i].status, 200) << replies[i].body;
+    EXPECT_EQ(replies[i].body["choices"][0]["text"], alone[i]) << i;
+    EXPECT_EQ(replies[i].body["diffusion"]["batch_rows"], 3) << i;
+  }
+  EXPECT_EQ(streamed, alone[1]);
+  ASSERT_EQ(other.status, 200);
+  EXPECT_EQ(other.body["diffusion"]["batch_rows"], 1);
+  EXPECT_EQ(s->counters().batches - batches_before, 3);  // the blocker, the batch of three, the other
+  EXPECT_EQ(s->counters().batched, 3);
+}
+
+// max_batch_rows 1 turns batching off.
+TEST(Server, BatchingCanBeTurnedOff) {
+  Hold hold;
+  ServerOptions o;
+  o.parallel = 1;
+  o.max_batch_rows = 1;
+  o.step_hook = hold.hook();
+  auto s = start_server(o);
+  std::thread blocker([&] { post(*s, "/v1/chat/completions", chat_body()); });
+  ASSERT_TRUE(wait_for([&] { return s->counters().running == 1; }));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i)
+    threads.emplace_back([&] { EXPECT_EQ(post(*s, "/v1/chat/completions", chat_body()).status, 200); });
+  ASSERT_TRUE(wait_for([&] { return s->counters().queued == 2; }));
+  hold.on = false;
+  for (auto& t : threads) t.join();
+  blocker.join();
+  EXPECT_EQ(s->counters().batches, 3);
+  EXPECT_EQ(s->counters().batched, 0);
 }
 
 // `llada2 serve` as a process: answers on the port it prints, exits 0 on SIGTERM.

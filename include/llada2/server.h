@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -22,12 +23,18 @@ struct ServerOptions {
   int64_t max_tokens_limit = 4096;    // largest max_tokens a request may ask for
   int64_t default_max_tokens = 256;   // max_tokens when the request has none
   int64_t max_n = 8;                  // largest `n` (rows per prompt)
+  int64_t max_batch_rows = 8;         // rows of compatible requests generated together (1: no batching)
+  std::function<void()> step_hook;    // optional: called by a worker after each refinement step (tests, tracing)
 };
 
 struct ServerCounters {
   int64_t requests = 0;   // generation requests accepted
   int64_t rejected = 0;   // turned away because the queue was full
   int64_t cancelled = 0;  // generations stopped early because the client went away or the server stopped
+  int64_t running = 0;    // prompts being generated now
+  int64_t queued = 0;     // requests waiting for a worker
+  int64_t batches = 0;    // pipeline runs made
+  int64_t batched = 0;    // prompts that shared their pipeline run with another one
 };
 
 class Server {

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "llada2/error.h"
+#include "server/batcher.h"
 #include "server/connection.h"
 #include "server/request.h"
 #include "server/text_stream.h"
@@ -20,7 +21,9 @@ namespace llada2 {
 
 using json = nlohmann::ordered_json;
 using server::ApiError;
+using server::Choice;
 using server::CompletionRequest;
+using server::Job;
 
 namespace {
 
@@ -31,88 +34,18 @@ void send_error(httplib::Response& res, const ApiError& e) {
   res.set_content(dump(server::error_body(e)), "application/json");
 }
 
-// At most `parallel` generations run; up to `queue` more wait; the rest are turned away.
-class Admission {
- public:
-  enum class Result { Admitted, Full, Closed };
-  Admission(int parallel, int queue) : parallel_(std::max(1, parallel)), queue_(std::max(0, queue)) {}
-
-  Result enter() {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (closed_) return Result::Closed;
-    if (active_ < parallel_ && waiting_ == 0) {
-      ++active_;
-      return Result::Admitted;
-    }
-    if (waiting_ >= queue_) return Result::Full;
-    ++waiting_;
-    cv_.wait(lock, [&] { return closed_ || active_ < parallel_; });
-    --waiting_;
-    if (closed_) {
-      cv_.notify_all();
-      return Result::Closed;
-    }
-    ++active_;
-    return Result::Admitted;
-  }
-  void leave() {
-    std::lock_guard<std::mutex> lock(mu_);
-    --active_;
-    cv_.notify_all();
-  }
-  void close() {
-    std::lock_guard<std::mutex> lock(mu_);
-    closed_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int parallel_, queue_;
-  int active_ = 0, waiting_ = 0;
-  bool closed_ = false;
-};
-
-// Holds a generation slot for as long as the response that uses it lives.
-struct Slot {
-  explicit Slot(Admission& a) : admission(a) {}
-  ~Slot() { admission.leave(); }
-  Admission& admission;
-};
-
-struct Choice {
-  std::string text;
-  std::string finish_reason;
-  int64_t completion_tokens = 0;
-};
-
-struct Generation {
-  std::vector<Choice> choices;
-  int64_t prompt_tokens = 0;
-  GenerationStats stats;  // summed over the prompts
-  bool cancelled = false;
-};
-
-// Where a streaming generation sends its pieces; every call returns false once the client is gone.
-struct StreamHooks {
-  std::function<bool(int64_t index, const std::string& delta)> delta;
-  std::function<bool(int64_t index, int64_t block, const std::vector<int64_t>& tokens)> canvas;
-  std::function<bool()> alive;
-};
-
 int64_t unix_time() { return int64_t(std::time(nullptr)); }
 
 }  // namespace
 
 struct Server::Impl {
   Impl(std::shared_ptr<const Pipeline> p, ServerOptions o)
-      : pipe(std::move(p)), opt(std::move(o)), admission(opt.parallel, opt.queue) {}
+      : pipe(std::move(p)), opt(std::move(o)), batcher(pipe, opt.parallel, opt.queue, opt.max_batch_rows, opt.step_hook) {}
 
   std::shared_ptr<const Pipeline> pipe;
   ServerOptions opt;
   httplib::Server http;
-  Admission admission;
+  server::Batcher batcher;
   std::atomic<bool> stopping{false}, in_listen{false};
   std::atomic<int64_t> requests{0}, rejected{0}, cancelled{0}, next_id{0};
   std::thread thread;
@@ -124,127 +57,45 @@ struct Server::Impl {
     return (chat ? "chatcmpl-" : "cmpl-") + std::to_string(created) + "-" + std::to_string(next_id++);
   }
 
+  ServerCounters counters() const {
+    const server::BatcherCounters b = batcher.counters();
+    return ServerCounters{requests.load(), rejected.load(), cancelled.load(), b.running, b.queued, b.batches,
+                          b.batched};
+  }
   void set_routes();
   void handle_completion(const httplib::Request& req, httplib::Response& res, bool chat);
-  // `client_alive` (optional) is asked each step; false cancels the generation.
-  Generation generate(const CompletionRequest& r, const StreamHooks* hooks, const std::function<bool()>& client_alive);
 };
-
-Generation Server::Impl::generate(const CompletionRequest& r, const StreamHooks* hooks,
-                                  const std::function<bool()>& client_alive) {
-  const Tokenizer& tok = *pipe->tokenizer();
-  const std::optional<int64_t> eos = tok.eos_token_id() ? tok.eos_token_id() : pipe->model().config().eos_token_id;
-  const int64_t K = r.gen.block_length.value_or(pipe->scheduler_config().block_length);
-  Generation g;
-  for (size_t p = 0; p < r.prompts.size(); ++p) {
-    const std::vector<int64_t>& prompt = r.prompts[p];
-    const int64_t P = int64_t(prompt.size());
-    const int64_t base = int64_t(p) * r.n;
-    g.prompt_tokens += P;  // once per prompt, however many choices share it (as OpenAI counts)
-    std::vector<server::TextStream> streams(size_t(r.n), server::TextStream(r.stop));
-    bool gone = false;
-
-    // Decodes a row's final tokens (cut after EOS) and sends what became safe to send.
-    auto emit = [&](int64_t b, const int64_t* tokens, int64_t n, bool complete) -> std::string {
-      std::vector<int64_t> row(tokens, tokens + n);
-      if (eos) {
-        auto it = std::find(row.begin(), row.end(), *eos);
-        if (it != row.end()) {
-          row.erase(it + 1, row.end());
-          complete = true;
-        }
-      }
-      const std::string text = tok.decode(row, true);
-      const std::string delta = streams[size_t(b)].update(text, complete);
-      if (hooks && !delta.empty() && !hooks->delta(base + b, delta)) gone = true;
-      return text;
-    };
-
-    GenerateOptions o = r.gen;
-    o.input_ids = IdTensor::from_rows(std::vector<std::vector<int64_t>>(size_t(r.n), prompt));
-    o.callback_on_step_end_tensor_inputs = std::vector<std::string>{"block_x"};
-    int64_t last_w = 0;
-    o.callback_on_step_end = [&](int64_t, int64_t, const std::map<std::string, CallbackTensor>& tensors) {
-      CallbackResult res;
-      if (stopping) {
-        g.cancelled = true;
-        res.stop = true;
-        return res;
-      }
-      if (client_alive && !client_alive()) {
-        gone = true;
-        g.cancelled = true;
-        res.stop = true;
-        return res;
-      }
-      // Stop strings are looked for in final blocks as they come, so generation can end early.
-      if (!hooks && r.stop.empty()) return res;
-      const CallbackTensor& bx = tensors.at("block_x");
-      const int64_t B = bx.shape[0], W = bx.shape[1];
-      if (W > last_w) {  // the window grew: every cell before the active block is final
-        if (last_w > P)
-          for (int64_t b = 0; b < B; ++b) emit(b, bx.ints.data() + b * W + P, last_w - P, false);
-        last_w = W;
-      }
-      if (hooks && r.canvas && !gone) {
-        const int64_t from = std::max(P, W - K);
-        const int64_t block = W / K - 1 - P / K;
-        for (int64_t b = 0; b < B && !gone; ++b) {
-          std::vector<int64_t> cells(bx.ints.begin() + b * W + from, bx.ints.begin() + (b + 1) * W);
-          if (!hooks->canvas(base + b, block, cells)) gone = true;
-        }
-      }
-      if (gone || (hooks && !hooks->alive())) {
-        gone = true;
-        g.cancelled = true;
-        res.stop = true;
-      }
-      if (std::all_of(streams.begin(), streams.end(), [](const server::TextStream& s) { return s.stopped(); }))
-        res.stop = true;
-      return res;
-    };
-
-    PipelineOutput out = (*pipe)(o);
-    g.stats.forwards += out.stats.forwards;
-    g.stats.generated_tokens += out.stats.generated_tokens;
-    g.stats.seconds += out.stats.seconds;
-    if (g.cancelled) return g;
-
-    const int64_t G = out.sequences.cols;
-    for (int64_t b = 0; b < r.n; ++b) {
-      const int64_t* row = out.sequences.row(b);
-      const int64_t* end = eos ? std::find(row, row + G, *eos) : row + G;
-      const bool eos_ended = end != row + G;
-      const std::string text = emit(b, row, G, true);
-      Choice c;
-      const bool stop_cut = streams[size_t(b)].stopped();
-      c.text = hooks || stop_cut ? streams[size_t(b)].sent() : text;
-      c.finish_reason = eos_ended || stop_cut ? "stop" : "length";
-      c.completion_tokens = stop_cut ? int64_t(tok.encode(c.text, false).size()) : int64_t(end - row);
-      g.choices.push_back(std::move(c));
-    }
-    if (gone) {
-      g.cancelled = true;
-      return g;
-    }
-  }
-  return g;
-}
 
 namespace {
 
-json usage_json(const Generation& g) {
+json usage_json(const Job& g) {
   int64_t completion = 0;
-  for (const auto& c : g.choices) completion += c.completion_tokens;
-  return json{{"prompt_tokens", g.prompt_tokens},
+  for (const auto& c : g.choices()) completion += c.completion_tokens;
+  return json{{"prompt_tokens", g.prompt_tokens()},
               {"completion_tokens", completion},
-              {"total_tokens", g.prompt_tokens + completion}};
+              {"total_tokens", g.prompt_tokens() + completion}};
 }
 
-json diffusion_json(const Generation& g) {
-  return json{{"forwards", g.stats.forwards},
-              {"tokens_per_forward", g.stats.tokens_per_forward()},
-              {"seconds", g.stats.seconds}};
+json diffusion_json(const Job& g) {
+  return json{{"forwards", g.stats().forwards},
+              {"tokens_per_forward", g.stats().tokens_per_forward()},
+              {"seconds", g.stats().seconds},
+              {"batch_rows", g.batched_rows()}};
+}
+
+ApiError shutting_down() { return ApiError(503, "The server is shutting down.", "server_error", "", "shutting_down"); }
+
+// A job that ended with an error from the pipeline: the error the client gets.
+ApiError job_error(std::exception_ptr ep) {
+  try {
+    std::rethrow_exception(ep);
+  } catch (const InputError& e) {
+    return server::invalid_request(e.what());
+  } catch (const std::exception& e) {
+    return ApiError(500, std::string("internal error: ") + e.what(), "server_error");
+  } catch (...) {
+    return ApiError(500, "internal error", "server_error");
+  }
 }
 
 std::string sse(const json& j) { return "data: " + dump(j) + "\n\n"; }
@@ -258,41 +109,65 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
   } catch (const json::parse_error& e) {
     throw server::invalid_request(std::string("the request body is not valid JSON: ") + e.what());
   }
-  auto r = std::make_shared<CompletionRequest>(server::parse_completion_request(body, chat, *pipe, opt));
+  auto job = std::make_shared<Job>(server::parse_completion_request(body, chat, *pipe, opt));
+  const bool stream = job->request().stream;
+  const std::string id = new_id(chat);
+  const int64_t created_at = unix_time();
+  auto chunk = [this, id, created_at, chat](json choices) {
+    return json{{"id", id},
+                {"object", chat ? "chat.completion.chunk" : "text_completion"},
+                {"created", created_at},
+                {"model", opt.model_id},
+                {"choices", std::move(choices)}};
+  };
+  if (stream) {
+    job->format_delta = [chunk, chat](int64_t index, const std::string& text) {
+      json c = {{"index", index}};
+      if (chat)
+        c["delta"] = json{{"content", text}};
+      else
+        c["text"] = text, c["logprobs"] = nullptr;
+      c["finish_reason"] = nullptr;
+      return sse(chunk(json::array({std::move(c)})));
+    };
+    const Tokenizer* tok = pipe->tokenizer();
+    job->format_canvas = [tok](int64_t index, int64_t block, const std::vector<int64_t>& tokens) {
+      json ev = {{"index", index}, {"block", block}, {"tokens", tokens}, {"text", tok->decode(tokens, false)}};
+      return "event: canvas\ndata: " + dump(ev) + "\n\n";
+    };
+  }
 
-  switch (admission.enter()) {
-    case Admission::Result::Full:
+  switch (batcher.submit(job)) {
+    case server::Batcher::Submit::Full:
       ++rejected;
       throw ApiError(429, "The server is busy: too many requests are waiting. Retry later.", "rate_limit_error", "",
                      "queue_full");
-    case Admission::Result::Closed:
-      throw ApiError(503, "The server is shutting down.", "server_error", "", "shutting_down");
-    case Admission::Result::Admitted:
+    case server::Batcher::Submit::Closed:
+      throw shutting_down();
+    case server::Batcher::Submit::Accepted:
       break;
   }
-  auto slot = std::make_shared<Slot>(admission);
   ++requests;
-  const std::string id = new_id(chat);
-  const int64_t created_at = unix_time();
 
-  if (!r->stream) {
-    Generation g;
-    try {
-      // httplib keeps this connection's socket open while the handler runs.
-      const int fd = server::find_connection_socket(req.remote_addr, req.remote_port, port);
-      std::function<bool()> client_alive;
-      if (fd >= 0) client_alive = [fd] { return !server::peer_closed(fd); };
-      g = generate(*r, nullptr, client_alive);
-    } catch (const InputError& e) {
-      throw server::invalid_request(e.what());
+  if (!stream) {
+    // httplib keeps this connection's socket open while the handler runs; a client that hangs up
+    // (while queued or while its generation runs) withdraws the job.
+    const int fd = server::find_connection_socket(req.remote_addr, req.remote_port, port);
+    while (!job->wait(50)) {
+      if (fd >= 0 && server::peer_closed(fd)) {
+        batcher.withdraw(job);
+        ++cancelled;
+        throw shutting_down();  // nobody reads it
+      }
     }
-    if (g.cancelled) {
+    if (job->error()) throw job_error(job->error());
+    if (job->cancelled()) {
       ++cancelled;
-      throw ApiError(503, "The server is shutting down.", "server_error", "", "shutting_down");
+      throw shutting_down();
     }
     json choices = json::array();
-    for (size_t i = 0; i < g.choices.size(); ++i) {
-      const Choice& c = g.choices[i];
+    for (size_t i = 0; i < job->choices().size(); ++i) {
+      const Choice& c = job->choices()[i];
       json choice = {{"index", i}};
       if (chat)
         choice["message"] = json{{"role", "assistant"}, {"content", c.text}};
@@ -306,79 +181,59 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
                 {"created", created_at},
                 {"model", opt.model_id},
                 {"choices", std::move(choices)},
-                {"usage", usage_json(g)},
-                {"diffusion", diffusion_json(g)}};
+                {"usage", usage_json(*job)},
+                {"diffusion", diffusion_json(*job)}};
     res.set_content(dump(out), "application/json");
     return;
   }
 
-  // Streaming: the generation runs in the content provider, on this connection's thread.
+  // Streaming: the workers queue the events; this connection's thread writes them.
   res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider("text/event-stream", [this, r, slot, id, created_at, chat](size_t,
-                                                                                               httplib::DataSink& sink) {
+  res.set_chunked_content_provider("text/event-stream", [this, job, chunk, chat](size_t, httplib::DataSink& sink) {
     bool gone = false;
     auto write = [&](const std::string& s) {
       if (!gone && !sink.write(s.data(), s.size())) gone = true;
       return !gone;
     };
-    auto chunk = [&](json choices) {
-      return json{{"id", id},
-                  {"object", chat ? "chat.completion.chunk" : "text_completion"},
-                  {"created", created_at},
-                  {"model", opt.model_id},
-                  {"choices", std::move(choices)}};
-    };
-    auto choice_delta = [&](int64_t index, const std::string& text) {
-      json c = {{"index", index}};
-      if (chat)
-        c["delta"] = json{{"content", text}};
-      else
-        c["text"] = text, c["logprobs"] = nullptr;
-      c["finish_reason"] = nullptr;
-      return c;
-    };
-    const int64_t rows = int64_t(r->prompts.size()) * r->n;
+    const CompletionRequest& r = job->request();
+    const int64_t rows = int64_t(r.prompts.size()) * r.n;
     if (chat)
       for (int64_t i = 0; i < rows; ++i)
         write(sse(chunk(json::array({json{{"index", i},
                                           {"delta", json{{"role", "assistant"}, {"content", ""}}},
                                           {"finish_reason", nullptr}}}))));
-    StreamHooks hooks;
-    hooks.delta = [&](int64_t index, const std::string& text) {
-      return write(sse(chunk(json::array({choice_delta(index, text)}))));
-    };
-    const Tokenizer& tok = *pipe->tokenizer();
-    hooks.canvas = [&](int64_t index, int64_t block, const std::vector<int64_t>& tokens) {
-      json ev = {{"index", index}, {"block", block}, {"tokens", tokens}, {"text", tok.decode(tokens, false)}};
-      return write("event: canvas\ndata: " + dump(ev) + "\n\n");
-    };
-    hooks.alive = [&] { return !gone && sink.is_writable(); };
-    try {
-      Generation g = generate(*r, &hooks, nullptr);
-      if (g.cancelled) {
-        ++cancelled;
-        if (!gone)
-          write(sse(server::error_body(ApiError(503, "The server is shutting down.", "server_error", "", "shutting_down"))));
-      } else {
-        for (size_t i = 0; i < g.choices.size(); ++i) {
-          json c = {{"index", i}};
-          if (chat)
-            c["delta"] = json::object();
-          else
-            c["text"] = "", c["logprobs"] = nullptr;
-          c["finish_reason"] = g.choices[i].finish_reason;
-          json ch = chunk(json::array({c}));
-          if (i + 1 == g.choices.size()) {
-            ch["usage"] = usage_json(g);
-            ch["diffusion"] = diffusion_json(g);
-          }
-          write(sse(ch));
+    std::vector<std::string> events;
+    for (bool done = false; !done && !gone;) {
+      done = job->take_events(&events, 50);
+      for (const std::string& e : events) write(e);
+      events.clear();
+      if (!gone && !sink.is_writable()) gone = true;
+    }
+    if (gone) {
+      batcher.withdraw(job);
+      ++cancelled;
+      return false;
+    }
+    if (job->error()) {
+      write(sse(server::error_body(job_error(job->error()))));
+    } else if (job->cancelled()) {
+      ++cancelled;
+      write(sse(server::error_body(shutting_down())));
+    } else {
+      for (size_t i = 0; i < job->choices().size(); ++i) {
+        json c = {{"index", i}};
+        if (chat)
+          c["delta"] = json::object();
+        else
+          c["text"] = "", c["logprobs"] = nullptr;
+        c["finish_reason"] = job->choices()[i].finish_reason;
+        json ch = chunk(json::array({c}));
+        if (i + 1 == job->choices().size()) {
+          ch["usage"] = usage_json(*job);
+          ch["diffusion"] = diffusion_json(*job);
         }
+        write(sse(ch));
       }
-    } catch (const InputError& e) {
-      write(sse(server::error_body(server::invalid_request(e.what()))));
-    } catch (const std::exception& e) {
-      write(sse(server::error_body(ApiError(500, std::string("internal error: ") + e.what(), "server_error"))));
     }
     write("data: [DONE]\n\n");
     if (!gone) sink.done();
@@ -435,8 +290,17 @@ void Server::Impl::set_routes() {
     }
   });
 
-  http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(R"({"status":"ok"})", "application/json");
+  http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    const ServerCounters c = counters();
+    res.set_content(dump(json{{"status", "ok"},
+                              {"requests", c.requests},
+                              {"rejected", c.rejected},
+                              {"cancelled", c.cancelled},
+                              {"running", c.running},
+                              {"queued", c.queued},
+                              {"batches", c.batches},
+                              {"batched", c.batched}}),
+                    "application/json");
   });
   auto model_json = [this] {
     return json{{"id", opt.model_id}, {"object", "model"}, {"created", created}, {"owned_by", "llada2"}};
@@ -499,7 +363,7 @@ void Server::start() {
 
 void Server::stop() {
   impl_->stopping = true;
-  impl_->admission.close();
+  impl_->batcher.close();
   // httplib's stop() does nothing before its accept loop runs.
   while (impl_->in_listen && !impl_->http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   impl_->http.stop();
@@ -509,7 +373,7 @@ void Server::stop() {
 int Server::port() const { return impl_->port; }
 
 ServerCounters Server::counters() const {
-  return ServerCounters{impl_->requests.load(), impl_->rejected.load(), impl_->cancelled.load()};
+  return impl_->counters();
 }
 
 }  // namespace llada2

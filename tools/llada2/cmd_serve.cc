@@ -27,6 +27,10 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--api-key", o.api_key, "require \"Authorization: Bearer KEY\" on /v1/*");
   app.add_option("--parallel", o.parallel, "generations running at once (default 1)")->check(CLI::Range(1, 256));
   app.add_option("--queue", o.queue, "requests waiting for a generation; more get 429 (default 16)")->check(CLI::Range(0, 4096));
+  app.add_option("--max-batch", o.max_batch_rows,
+                 "rows of waiting requests with the same settings and prompt length generated together in one run "
+                 "(default 8; 1 = no batching). Batched rows compute exactly what they would alone.")
+      ->check(CLI::Range(int64_t(1), int64_t(256)));
   app.add_option("--max-body-bytes", o.max_body_bytes, "largest request body; larger get 413 (default 1 MiB)");
   app.add_option("--max-tokens-limit", o.max_tokens_limit, "largest max_tokens a request may ask for (default 4096)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
@@ -50,8 +54,8 @@ int cmd_serve(int argc, char** argv) {
   if (!pipe->tokenizer()) throw InputError(model_dir + ": no tokenizer.json, so the server cannot take text");
   Server server(pipe, o);
   server.bind();
-  std::fprintf(stderr, "llada2 serve: model '%s' on http://%s:%d/v1 (parallel %d, queue %d)\n", o.model_id.c_str(),
-               o.host.c_str(), server.port(), o.parallel, o.queue);
+  std::fprintf(stderr, "llada2 serve: model '%s' on http://%s:%d/v1 (parallel %d, queue %d, batch %lld rows)\n",
+               o.model_id.c_str(), o.host.c_str(), server.port(), o.parallel, o.queue, (long long)o.max_batch_rows);
   std::atomic<bool> signalled{false};
   std::thread stopper([&] {
     int sig = 0;

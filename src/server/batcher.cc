@@ -1,0 +1,343 @@
+#include "server/batcher.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <set>
+
+#include "llada2/error.h"
+#include "server/text_stream.h"
+
+namespace llada2::server {
+
+namespace {
+
+std::string num(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%a", v);
+  return buf;
+}
+template <class T>
+std::string opt(const std::optional<T>& v) {
+  if (!v) return "-";
+  if constexpr (std::is_floating_point_v<T>)
+    return num(*v);
+  else
+    return std::to_string(*v);
+}
+
+// Units with equal keys compute the same as alone when batched: same prompt length (so the same
+// canvas, block alignment and positions), same gen_length (same canvas tail), same settings. Seeded
+// sampling gets a key of its own.
+std::string compatibility_key(const CompletionRequest& r, size_t prompt, const void* job) {
+  const GenerateOptions& g = r.gen;
+  std::string k = std::to_string(r.prompts[prompt].size()) + "|" + std::to_string(g.gen_length) + "|" +
+                  opt(g.block_length) + "|" + opt(g.num_inference_steps) + "|" + num(g.temperature) + "|" +
+                  opt(g.top_p) + "|" + opt(g.top_k) + "|" + g.sampling_method + "|" + opt(g.threshold) + "|" +
+                  opt(g.editing_threshold) + "|" + std::to_string(g.max_post_steps) + "|" + opt(g.minimal_topk) +
+                  "|" + (g.eos_early_stop ? "1" : "0") + "|" + opt(g.eos_token_id) + "|" + opt(g.mask_token_id) +
+                  "|" + std::to_string(int(g.attention)) + "|" + (g.use_kv_cache ? "1" : "0");
+  if (g.temperature > 0 && g.seed) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "|seeded:%p:%zu", job, prompt);
+    k += buf;
+  }
+  return k;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------- Job
+
+Job::Job(CompletionRequest request) : request_(std::move(request)), units_left_(request_.prompts.size()) {
+  choices_.resize(request_.prompts.size() * size_t(request_.n));
+  for (const auto& p : request_.prompts) prompt_tokens_ += int64_t(p.size());  // once per prompt, as OpenAI counts
+}
+
+bool Job::take_events(std::vector<std::string>* out, int timeout_ms) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return done_ || !events_.empty(); });
+  while (!events_.empty()) {
+    out->push_back(std::move(events_.front()));
+    events_.pop_front();
+  }
+  return done_;
+}
+
+bool Job::wait(int timeout_ms) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return done_; });
+}
+
+void Job::push_event(std::string e) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(std::move(e));
+  }
+  cv_.notify_all();
+}
+
+void Job::unit_finished(size_t prompt, std::vector<Choice> choices, const GenerationStats& stats, int64_t rows) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < choices.size(); ++i) choices_[prompt * size_t(request_.n) + i] = std::move(choices[i]);
+    stats_.forwards += stats.forwards;
+    stats_.generated_tokens += stats.generated_tokens;
+    stats_.seconds += stats.seconds;
+    batched_rows_ = std::max(batched_rows_, rows);
+    if (units_left_ > 0 && --units_left_ == 0) done_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Job::fail(std::exception_ptr e, bool cancelled) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (done_) return;
+    if (cancelled)
+      cancelled_ = true;
+    else if (!error_)
+      error_ = e;
+    done_ = true;
+  }
+  cv_.notify_all();
+}
+
+// ------------------------------------------------------------------------------------------ Batcher
+
+Batcher::Batcher(std::shared_ptr<const Pipeline> pipeline, int parallel, int queue, int64_t max_batch_rows,
+                 std::function<void()> step_hook)
+    : pipe_(std::move(pipeline)),
+      parallel_(std::max(1, parallel)),
+      queue_(std::max(0, queue)),
+      max_rows_(std::max<int64_t>(1, max_batch_rows)),
+      step_hook_(std::move(step_hook)) {
+  for (int i = 0; i < parallel_; ++i) workers_.emplace_back([this] { work(); });
+}
+
+Batcher::~Batcher() { close(); }
+
+Batcher::Submit Batcher::submit(const std::shared_ptr<Job>& job) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_) return Submit::Closed;
+  std::set<const Job*> queued;
+  for (const Unit& u : waiting_) queued.insert(u.job.get());
+  if (int64_t(queued.size()) >= int64_t(queue_) + (parallel_ - busy_)) return Submit::Full;
+  const CompletionRequest& r = job->request();
+  for (size_t p = 0; p < r.prompts.size(); ++p)
+    waiting_.push_back(Unit{job, p, compatibility_key(r, p, job.get()), r.n});
+  cv_.notify_all();
+  return Submit::Accepted;
+}
+
+void Batcher::withdraw(const std::shared_ptr<Job>& job) {
+  job->abandon();
+  bool removed = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = waiting_.begin(); it != waiting_.end();)
+      if (it->job == job) {
+        it = waiting_.erase(it);
+        removed = true;
+      } else {
+        ++it;
+      }
+  }
+  if (removed) job->fail(nullptr, true);
+}
+
+void Batcher::close() {
+  std::deque<Unit> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    stopping_ = true;
+    dropped.swap(waiting_);
+  }
+  cv_.notify_all();
+  for (Unit& u : dropped) u.job->fail(nullptr, true);
+  for (auto& w : workers_)
+    if (w.joinable()) w.join();
+}
+
+BatcherCounters Batcher::counters() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::set<const Job*> queued;
+  for (const Unit& u : waiting_) queued.insert(u.job.get());
+  return BatcherCounters{running_units_, int64_t(queued.size()), batches_, batched_};
+}
+
+void Batcher::work() {
+  for (;;) {
+    std::vector<Unit> batch;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return closed_ || !waiting_.empty(); });
+      if (closed_) return;
+      // Units of clients that left while waiting are dropped here.
+      for (auto it = waiting_.begin(); it != waiting_.end();)
+        if (it->job->gone()) {
+          it->job->fail(nullptr, true);
+          it = waiting_.erase(it);
+        } else {
+          ++it;
+        }
+      if (waiting_.empty()) continue;
+      batch.push_back(std::move(waiting_.front()));
+      waiting_.pop_front();
+      int64_t rows = batch[0].rows;
+      for (auto it = waiting_.begin(); it != waiting_.end() && rows < max_rows_;) {
+        if (it->key == batch[0].key && rows + it->rows <= max_rows_) {
+          rows += it->rows;
+          batch.push_back(std::move(*it));
+          it = waiting_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      ++busy_;
+      ++batches_;
+      running_units_ += int64_t(batch.size());
+      if (batch.size() > 1) batched_ += int64_t(batch.size());
+    }
+    run(batch);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --busy_;
+      running_units_ -= int64_t(batch.size());
+    }
+    cv_.notify_all();
+  }
+}
+
+void Batcher::run(std::vector<Unit> units) {
+  const Pipeline& pipe = *pipe_;
+  const Tokenizer& tok = *pipe.tokenizer();
+  const CompletionRequest& first = units[0].job->request();
+  const std::optional<int64_t> eos = tok.eos_token_id() ? tok.eos_token_id() : pipe.model().config().eos_token_id;
+  const int64_t K = first.gen.block_length.value_or(pipe.scheduler_config().block_length);
+  const int64_t P = int64_t(first.prompts[units[0].prompt].size());
+
+  // Rows of the batch: unit u owns rows [row0[u], row0[u] + n).
+  std::vector<std::vector<int64_t>> rows;
+  std::vector<size_t> unit_of;
+  std::vector<int64_t> row0;
+  std::vector<TextStream> streams;
+  for (size_t u = 0; u < units.size(); ++u) {
+    const CompletionRequest& r = units[u].job->request();
+    row0.push_back(int64_t(rows.size()));
+    for (int64_t i = 0; i < r.n; ++i) {
+      rows.push_back(r.prompts[units[u].prompt]);
+      unit_of.push_back(u);
+      streams.emplace_back(r.stop);
+    }
+  }
+  const int64_t B = int64_t(rows.size());
+  auto streaming = [&](size_t u) { return units[u].job->request().stream; };
+  auto index_of = [&](int64_t b) {  // the choice index of row b within its request
+    const size_t u = unit_of[size_t(b)];
+    return int64_t(units[u].prompt) * units[u].job->request().n + (b - row0[u]);
+  };
+
+  // Decodes a row's final tokens (cut after EOS) and queues what became safe to send.
+  auto emit = [&](int64_t b, const int64_t* tokens, int64_t n, bool complete) -> std::string {
+    std::vector<int64_t> row(tokens, tokens + n);
+    if (eos) {
+      auto it = std::find(row.begin(), row.end(), *eos);
+      if (it != row.end()) {
+        row.erase(it + 1, row.end());
+        complete = true;
+      }
+    }
+    const std::string text = tok.decode(row, true);
+    const std::string delta = streams[size_t(b)].update(text, complete);
+    const size_t u = unit_of[size_t(b)];
+    Job& job = *units[u].job;
+    if (streaming(u) && !delta.empty() && !job.gone()) job.push_event(job.format_delta(index_of(b), delta));
+    return text;
+  };
+
+  bool cancelled = false;
+  GenerateOptions o = first.gen;
+  o.input_ids = IdTensor::from_rows(rows);
+  o.callback_on_step_end_tensor_inputs = std::vector<std::string>{"block_x"};
+  int64_t last_w = 0;
+  bool want_final = false;  // someone needs final blocks as they come (streaming or stop strings)
+  for (const Unit& u : units) want_final |= u.job->request().stream || !u.job->request().stop.empty();
+  o.callback_on_step_end = [&](int64_t, int64_t, const std::map<std::string, CallbackTensor>& tensors) {
+    CallbackResult res;
+    if (step_hook_) step_hook_();
+    if (stopping_) {
+      cancelled = true;
+      res.stop = true;
+      return res;
+    }
+    if (std::all_of(units.begin(), units.end(), [](const Unit& u) { return u.job->gone(); })) {
+      res.stop = true;
+      return res;
+    }
+    if (!want_final) return res;
+    const CallbackTensor& bx = tensors.at("block_x");
+    const int64_t W = bx.shape[1];
+    if (W > last_w) {  // the window grew: every cell before the active block is final
+      if (last_w > P)
+        for (int64_t b = 0; b < B; ++b)
+          if (!units[unit_of[size_t(b)]].job->gone()) emit(b, bx.ints.data() + b * W + P, last_w - P, false);
+      last_w = W;
+    }
+    const int64_t from = std::max(P, W - K);
+    const int64_t block = W / K - 1 - P / K;
+    for (int64_t b = 0; b < B; ++b) {
+      Job& job = *units[unit_of[size_t(b)]].job;
+      if (!job.request().canvas || !job.request().stream || job.gone()) continue;
+      std::vector<int64_t> cells(bx.ints.begin() + b * W + from, bx.ints.begin() + (b + 1) * W);
+      job.push_event(job.format_canvas(index_of(b), block, cells));
+    }
+    bool all_stopped = true;
+    for (int64_t b = 0; b < B && all_stopped; ++b)
+      all_stopped = streams[size_t(b)].stopped() || units[unit_of[size_t(b)]].job->gone();
+    if (all_stopped) res.stop = true;
+    return res;
+  };
+
+  PipelineOutput out;
+  try {
+    out = pipe(o);
+  } catch (...) {
+    for (const Unit& u : units) u.job->fail(std::current_exception(), false);
+    return;
+  }
+  if (cancelled) {
+    for (const Unit& u : units) u.job->fail(nullptr, true);
+    return;
+  }
+
+  const int64_t G = out.sequences.cols;
+  const int64_t mask = pipe.special_ids(o).first.value_or(-1);
+  for (size_t u = 0; u < units.size(); ++u) {
+    Job& job = *units[u].job;
+    if (job.gone()) {
+      job.fail(nullptr, true);
+      continue;
+    }
+    std::vector<Choice> choices;
+    GenerationStats stats = out.stats;
+    stats.generated_tokens = 0;
+    for (int64_t b = row0[u]; b < row0[u] + job.request().n; ++b) {
+      const int64_t* row = out.sequences.row(b);
+      stats.generated_tokens += std::count_if(row, row + G, [&](int64_t t) { return t != mask; });
+      const int64_t* end = eos ? std::find(row, row + G, *eos) : row + G;
+      const bool eos_ended = end != row + G;
+      const std::string text = emit(b, row, G, true);
+      Choice c;
+      const bool stop_cut = streams[size_t(b)].stopped();
+      c.text = streaming(u) || stop_cut ? streams[size_t(b)].sent() : text;
+      c.finish_reason = eos_ended || stop_cut ? "stop" : "length";
+      c.completion_tokens = stop_cut ? int64_t(tok.encode(c.text, false).size()) : int64_t(end - row);
+      choices.push_back(std::move(c));
+    }
+    job.unit_finished(units[u].prompt, std::move(choices), stats, B);
+  }
+}
+
+}  // namespace llada2::server
