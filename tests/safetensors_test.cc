@@ -108,7 +108,9 @@ TEST(SafetensorsWriter, RoundTripAllDtypes) {
     EXPECT_EQ(t.dtype, s.dtype) << s.name;
     EXPECT_EQ(t.shape, s.shape) << s.name;
     ASSERT_EQ(t.nbytes, data[s.name].size()) << s.name;
-    if (t.nbytes) EXPECT_EQ(std::memcmp(t.data, data[s.name].data(), t.nbytes), 0) << s.name;
+    if (t.nbytes) {
+      EXPECT_EQ(std::memcmp(t.data, data[s.name].data(), t.nbytes), 0) << s.name;
+    }
     EXPECT_EQ(t.file, path.string());
   }
   EXPECT_EQ(f.tensors().at("scalar").numel(), 1);
@@ -234,11 +236,20 @@ TEST(CheckpointWriter, ShardsAboveLimit) {
   uint8_t salt = 0;
   for (const auto& [name, t] : c.tensors()) {
     auto bytes = pattern(t.nbytes, salt++);
-    if (t.nbytes) EXPECT_EQ(std::memcmp(t.data, bytes.data(), t.nbytes), 0) << name;
+    if (t.nbytes) {
+      EXPECT_EQ(std::memcmp(t.data, bytes.data(), t.nbytes), 0) << name;
+    }
     EXPECT_EQ(fs::path(t.file).filename().string(), index["weight_map"][name].get<std::string>());
   }
   EXPECT_EQ(c.get("t.c").shape, std::vector<int64_t>{100});
   EXPECT_THROW(c.get("t.zz"), FileError);
+  // Prefaulting reads every shard and reports its way to the total.
+  std::vector<std::pair<uint64_t, uint64_t>> calls;
+  c.prefault([&](uint64_t done, uint64_t total) { calls.emplace_back(done, total); });
+  ASSERT_FALSE(calls.empty());
+  EXPECT_EQ(calls.back(), std::make_pair(uint64_t(523), uint64_t(523)));
+  for (size_t i = 1; i < calls.size(); ++i) EXPECT_LE(calls[i - 1].first, calls[i].first);
+  c.prefault();
   fs::remove_all(dir);
 }
 

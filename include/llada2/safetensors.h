@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -73,6 +74,9 @@ class Checkpoint {
   const std::string& dir() const { return dir_; }
   // Total bytes of tensor data across all files.
   size_t total_bytes() const;
+  // Reads every tensor's pages into memory now (file order), so that the first forward does not wait
+  // on the disk; `progress(done, total)` (optional) is called every 64 MiB and at the end.
+  void prefault(const std::function<void(uint64_t done, uint64_t total)>& progress = nullptr) const;
 
  private:
   std::string dir_;

@@ -215,3 +215,35 @@ size_t Checkpoint::total_bytes() const {
 }
 
 }  // namespace llada2
+
+namespace llada2 {
+
+void Checkpoint::prefault(const std::function<void(uint64_t done, uint64_t total)>& progress) const {
+  std::vector<const TensorView*> views;
+  for (const auto& [name, t] : tensors_) views.push_back(&t);
+  std::sort(views.begin(), views.end(), [](const TensorView* a, const TensorView* b) {
+    return a->file != b->file ? a->file < b->file : a->data < b->data;
+  });
+  const uint64_t total = total_bytes();
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096);
+  constexpr uint64_t kChunk = uint64_t(64) << 20;
+  uint64_t done = 0, reported = 0;
+  volatile uint8_t sink = 0;
+  for (const TensorView* t : views) {
+    for (size_t off = 0; off < t->nbytes; off += kChunk) {
+      const size_t n = std::min<size_t>(kChunk, t->nbytes - off);
+      const uintptr_t a = reinterpret_cast<uintptr_t>(t->data + off) & ~(page - 1);
+      madvise(reinterpret_cast<void*>(a), reinterpret_cast<uintptr_t>(t->data + off + n) - a, MADV_WILLNEED);
+      for (size_t i = 0; i < n; i += page) sink = sink + t->data[off + i];
+      sink = sink + t->data[off + n - 1];
+      done += n;
+      if (progress && done - reported >= kChunk) {
+        progress(done, total);
+        reported = done;
+      }
+    }
+  }
+  if (progress) progress(total, total);
+}
+
+}  // namespace llada2

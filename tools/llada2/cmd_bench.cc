@@ -8,6 +8,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "progress.h"
 #include "core/thread_pool.h"
 #include "llada2/error.h"
 #include "llada2/model.h"
@@ -66,6 +67,7 @@ int cmd_bench(int argc, char** argv) {
   double t0 = now_s();
   std::shared_ptr<const Model> model = Model::load(model_dir);
   const double load_s = now_s() - t0;
+  load_weights(*model, model_dir);
   const ModelConfig& cfg = model->config();
   const int64_t V = cfg.vocab_size;
   const int64_t mask_id = cfg.mask_token_id.value_or(V > 156895 ? 156895 : V - 1);

@@ -7,6 +7,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "progress.h"
 #include "gen_flags.h"
 #include "live_view.h"
 #include "llada2/call_json.h"
@@ -33,10 +34,10 @@ int cmd_chat(int argc, char** argv) {
   nlohmann::ordered_json call = {{"gen_length", 512}};
   flags.apply(app, call);
   const bool tty_out = ::isatty(1), tty_in = ::isatty(0);
-  if (tty_out) std::fprintf(stderr, "loading %s ...\n", model_dir.c_str());
   Pipeline pipe = Pipeline::from_pretrained(model_dir);
   if (!pipe.tokenizer() || !pipe.chat_template())
     throw InputError(model_dir + ": chat needs tokenizer.json and a chat template (tokenizer_config.json chat_template or chat_template.jinja)");
+  load_weights(pipe.model(), model_dir);
   if (tty_out) std::fprintf(stderr, "ready: type a message, /reset to start over, /quit to leave\n");
 
   nlohmann::ordered_json history = nlohmann::ordered_json::array();

@@ -10,6 +10,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "progress.h"
 #include "llada2/error.h"
 #include "llada2/test_model.h"
 
@@ -95,32 +96,10 @@ int cmd_make_test_model(int argc, char** argv) {
   if (fs::is_directory(out, ec) && !fs::is_empty(out, ec) && !force)
     throw InputError("--out " + out + " is not empty; pass --force to overwrite the checkpoint in it");
 
-  const auto start = std::chrono::steady_clock::now();
-  auto last = start;
-  const bool tty = ::isatty(2);
-  int last_decile = -1;
-  bool printed = false;
-  o.progress = [&](uint64_t done, uint64_t total) {
-    // Small models finish too fast for progress to help.
-    if (quiet || total < (256ull << 20)) return;
-    const auto now = std::chrono::steady_clock::now();
-    const double secs = std::chrono::duration<double>(now - start).count();
-    const int pct = int(100.0 * double(done) / double(total));
-    const bool finished = done == total;
-    if (tty ? (now - last < std::chrono::milliseconds(500) && !finished) : (pct / 10 == last_decile && !finished)) return;
-    last = now;
-    last_decile = pct / 10;
-    std::fprintf(stderr, "%swriting %s: %3d%% (%.0f / %.0f MB, %.0f MB/s)%s", tty ? "\r" : "", out.c_str(), pct,
-                 double(done) / 1e6, double(total) / 1e6, secs > 0 ? double(done) / 1e6 / secs : 0.0,
-                 tty && !finished ? "" : "\n");
-    std::fflush(stderr);
-    printed = true;
-  };
+  ByteProgress progress("writing " + out, quiet);
+  o.progress = [&](uint64_t done, uint64_t total) { progress(done, total); };
   write_test_model(out, o);
-  if (!quiet && printed) {
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::fprintf(stderr, "wrote %s in %.1f s\n", out.c_str(), secs);
-  }
+  if (progress.printed()) std::fprintf(stderr, "wrote %s in %.1f s\n", out.c_str(), progress.seconds());
   return 0;
 }
 

@@ -6,6 +6,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "progress.h"
 #include "llada2/error.h"
 #include "llada2/quantize.h"
 
@@ -32,27 +33,11 @@ int cmd_quantize(int argc, char** argv) {
   o.type = parse_quant_type(type);
   if (app.count("--group") && group <= 0) throw InputError("--group: expected a power of two >= 16");
   o.group = group;
-  const auto start = std::chrono::steady_clock::now();
-  auto last = start;
-  const bool tty = ::isatty(2);
-  int last_decile = -1;
-  o.progress = [&](uint64_t done, uint64_t total) {
-    if (quiet || total < (256ull << 20)) return;
-    const auto now = std::chrono::steady_clock::now();
-    const double secs = std::chrono::duration<double>(now - start).count();
-    const int pct = int(100.0 * double(done) / double(total));
-    const bool finished = done == total;
-    if (tty ? (now - last < std::chrono::milliseconds(500) && !finished) : (pct / 10 == last_decile && !finished)) return;
-    last = now;
-    last_decile = pct / 10;
-    std::fprintf(stderr, "%squantizing %s: %3d%% (%.0f / %.0f MB read, %.0f MB/s)%s", tty ? "\r" : "", model.c_str(),
-                 pct, double(done) / 1e6, double(total) / 1e6, secs > 0 ? double(done) / 1e6 / secs : 0.0,
-                 tty && !finished ? "" : "\n");
-    std::fflush(stderr);
-  };
+  ByteProgress progress("quantizing " + model, quiet, " read");
+  o.progress = [&](uint64_t done, uint64_t total) { progress(done, total); };
   QuantizeStats s = quantize_checkpoint(model, out, o);
   if (!quiet) {
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double secs = progress.seconds();
     std::fprintf(stderr, "wrote %s: %lld tensors quantized, %lld kept; %.1f MB -> %.1f MB in %.1f s\n", out.c_str(),
                  (long long)s.quantized, (long long)s.kept, double(s.in_bytes) / 1e6, double(s.out_bytes) / 1e6, secs);
   }

@@ -1,0 +1,53 @@
+#include "progress.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "llada2/safetensors.h"
+
+namespace llada2::cli {
+
+ByteProgress::ByteProgress(std::string what, bool quiet, std::string unit_note)
+    : what_(std::move(what)), note_(std::move(unit_note)), quiet_(quiet), tty_(::isatty(2)),
+      start_(std::chrono::steady_clock::now()), last_(start_) {}
+
+double ByteProgress::seconds() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+void ByteProgress::operator()(uint64_t done, uint64_t total) {
+  if (quiet_ || total < (256ull << 20)) return;  // small work finishes too fast for progress to help
+  const auto now = std::chrono::steady_clock::now();
+  const double secs = std::chrono::duration<double>(now - start_).count();
+  const int pct = int(100.0 * double(done) / double(total));
+  const bool finished = done == total;
+  if (tty_ ? (now - last_ < std::chrono::milliseconds(500) && !finished) : (pct / 10 == last_decile_ && !finished))
+    return;
+  last_ = now;
+  last_decile_ = pct / 10;
+  std::fprintf(stderr, "%s%s: %3d%% (%.0f / %.0f MB%s, %.0f MB/s)%s", tty_ ? "\r" : "", what_.c_str(), pct,
+               double(done) / 1e6, double(total) / 1e6, note_.c_str(), secs > 0 ? double(done) / 1e6 / secs : 0.0,
+               tty_ && !finished ? "" : "\n");
+  std::fflush(stderr);
+  printed_ = true;
+}
+
+void load_weights(const Model& model, const std::string& dir, bool quiet) {
+  const Checkpoint& ck = model.checkpoint();
+  const double bytes = double(ck.total_bytes());
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  const double ram = pages > 0 && page > 0 ? double(pages) * double(page) : 0.0;
+  if (ram > 0 && bytes > 0.85 * ram) {
+    if (!quiet)
+      std::fprintf(stderr, "%s: weights (%.1f GB) exceed 85%% of RAM (%.1f GB): read from disk as needed\n",
+                   dir.c_str(), bytes / 1e9, ram / 1e9);
+    return;
+  }
+  ByteProgress progress("loading " + dir, quiet);
+  ck.prefault([&](uint64_t done, uint64_t total) { progress(done, total); });
+  if (progress.printed())
+    std::fprintf(stderr, "loaded %s: %.1f GB of weights in %.1f s\n", dir.c_str(), bytes / 1e9, progress.seconds());
+}
+
+}  // namespace llada2::cli
