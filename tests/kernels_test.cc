@@ -352,6 +352,38 @@ TEST(KernelsVector, SoftmaxMatchesScalar) {
   }
 }
 
+// Greedy choice: every tier finds the first maximal index (ties placed in different lanes and
+// in the tail) and the scalar twin's sum of exp(x - max) to float rounding.
+TEST(KernelsVector, ArgmaxExpsumMatchesScalar) {
+  TierGuard guard;
+  std::mt19937 rng(11);
+  const float kInf = std::numeric_limits<float>::infinity();
+  for (int64_t n : kLengths) {
+    if (n == 0) continue;  // n > 0 by contract
+    for (int variant = 0; variant < 5; ++variant) {
+      std::vector<float> x = random_floats(size_t(n), rng, 20.f);
+      if (variant == 1 && n > 2) x[size_t(n - 1)] = x[size_t(n / 2)] = 50.f;  // tie: the earlier wins
+      if (variant == 2) std::fill(x.begin(), x.end(), 3.f);                   // all equal: index 0
+      if (variant == 3 && n > 1) x[size_t(n - 1)] = kInf;                     // scalar semantics
+      if (variant == 4) x[0] = std::nanf("");
+      ASSERT_TRUE(k::set_isa(k::Isa::Scalar));
+      int64_t ref_arg = -1;
+      const float ref = k::argmax_expsum(x.data(), n, &ref_arg);
+      for (k::Isa isa : simd_tiers()) {
+        ASSERT_TRUE(k::set_isa(isa));
+        int64_t arg = -1;
+        const float sum = k::argmax_expsum(x.data(), n, &arg);
+        EXPECT_EQ(arg, ref_arg) << k::isa_name(isa) << " n=" << n << " variant " << variant;
+        if (std::isnan(ref)) {
+          EXPECT_TRUE(std::isnan(sum));
+        } else {
+          EXPECT_NEAR(sum, ref, 2e-6f * ref) << k::isa_name(isa) << " n=" << n << " variant " << variant;
+        }
+      }
+    }
+  }
+}
+
 // bf16 -> f32 -> bf16 and f16 -> f32 -> f16 are exact for every non-NaN bit pattern
 // (subnormals and infinities included); NaN stays NaN. Bulk to_f32 on every tier equals
 // the scalar conversion bit for bit.

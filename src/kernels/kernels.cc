@@ -183,11 +183,27 @@ void scalar_softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] /= sum;
 }
 
+// The first maximal value's index (NaN never wins unless it comes first) and sum(exp(x - max)).
+float scalar_argmax_expsum(const float* x, int64_t n, int64_t* arg) {
+  int64_t best = 0;
+  float mx = x[0];
+  for (int64_t i = 1; i < n; ++i)
+    if (x[i] > mx) {
+      mx = x[i];
+      best = i;
+    }
+  float sum = 0.f;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(x[i] - mx);
+  *arg = best;
+  return sum;
+}
+
 }  // namespace
 
 const Ops& scalar_ops() {
   static constexpr Ops ops{&scalar_linear, nullptr,           &scalar_to_f32,   nullptr,       &scalar_dot,
-                           &scalar_axpy,   &scalar_rms_norm_row, &scalar_silu_mul, &scalar_softmax};
+                           &scalar_axpy,   &scalar_rms_norm_row, &scalar_silu_mul, &scalar_softmax,
+                           &scalar_argmax_expsum};
   return ops;
 }
 
@@ -445,5 +461,6 @@ void rms_norm(float* x, int64_t M, int64_t n, const Weight& w, float eps) {
 void silu_mul(const float* gate, const float* up, float* out, int64_t n) { ops().silu_mul(gate, up, out, n); }
 
 void softmax(float* x, int64_t n) { ops().softmax(x, n); }
+float argmax_expsum(const float* x, int64_t n, int64_t* arg) { return ops().argmax_expsum(x, n, arg); }
 
 }  // namespace llada2::kernels

@@ -86,6 +86,10 @@ void silu_mul(const float* gate, const float* up, float* out, int64_t n);
 // In place softmax over n values (max-subtracted; an all -inf row becomes all zeros).
 void softmax(float* x, int64_t n);
 
+// Greedy choice over n > 0 logits: *arg = the first maximal index; returns sum(exp(x - max)),
+// so that the chosen token's softmax probability is 1 / the result.
+float argmax_expsum(const float* x, int64_t n, int64_t* arg);
+
 float dot(const float* a, const float* b, int64_t n);
 
 // y[i] += a * x[i]

@@ -45,6 +45,7 @@ struct Ops {
   void (*rms_norm_row)(float* x, const float* w, int64_t n, float eps);
   void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n);
   void (*softmax)(float* x, int64_t n);
+  float (*argmax_expsum)(const float* x, int64_t n, int64_t* arg);
 };
 
 const Ops& scalar_ops();

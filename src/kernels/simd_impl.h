@@ -128,6 +128,15 @@ void linear_tile(const LinearArgs& a, int64_t m, int64_t n, const char* pf) {
 
 using TileFn = void (*)(const LinearArgs&, int64_t, int64_t, const char*);
 
+// The M input rows in as few blocks of at most MR rows as possible, of sizes that differ by at
+// most one (17 rows, MR 6: 6 + 6 + 5, not 6 + 6 + 4 + 1): a block of few rows reuses each
+// widened weight vector for few FMAs.
+struct RowBlocks {
+  explicit RowBlocks(int64_t M) : count((M + V::MR - 1) / V::MR), base(count ? M / count : 0), extra(count ? M % count : 0) {}
+  int rows(int64_t b) const { return int(base + (b < extra ? 1 : 0)); }
+  int64_t count, base, extra;
+};
+
 template <DType DT, bool P, int MR, int... J>
 constexpr std::array<TileFn, sizeof...(J)> tile_row(std::integer_sequence<int, J...>) {
   return {&linear_tile<DT, MR, J + 1, P>...};
@@ -151,6 +160,7 @@ void linear_range_widened(const LinearArgs& a, int64_t n0, int64_t n1) {
   const int gs = __builtin_ctzll(uint64_t(a.group));
   const float* scales = a.scales;
   const char* w = static_cast<const char*>(a.w);
+  const RowBlocks rb(a.M);
   for (int64_t n = n0; n < n1; n += V::NR) {
     const int nr = int(std::min<int64_t>(V::NR, n1 - n));
     // The next tile's weights are fetched into L2 while this one is widened and multiplied.
@@ -169,10 +179,8 @@ void linear_range_widened(const LinearArgs& a, int64_t n0, int64_t n1) {
         V::store(dst + k * V::NR, V::mul(q, V::set1(scales[off >> gs])));
       }
     }
-    for (int64_t m = 0; m < a.M; m += V::MR) {
-      const int mr = int(std::min<int64_t>(V::MR, a.M - m));
-      table[size_t(mr - 1)][size_t(nr - 1)](a, m, n, nullptr);
-    }
+    for (int64_t b = 0, m = 0; b < rb.count; m += rb.rows(b), ++b)
+      table[size_t(rb.rows(b) - 1)][size_t(nr - 1)](a, m, n, nullptr);
   }
 }
 
@@ -184,14 +192,13 @@ void linear_range_dt(const LinearArgs& a, int64_t n0, int64_t n1) {
     // MR FMAs; past a few row blocks the buffered tile wins (measured on avx512, K = 2048).
     if (a.wbuf && a.M > (DT == DType::I8 ? 4 : 2) * V::MR) return linear_range_widened<DT>(a, n0, n1);
   }
+  const RowBlocks rb(a.M);
   for (int64_t n = n0; n < n1; n += V::NR) {
     const int nr = int(std::min<int64_t>(V::NR, n1 - n));
     const char* next =
         n + 2 * V::NR <= n1 ? static_cast<const char*>(a.w) + w_bytes<DT>((n + V::NR) * a.K) : nullptr;
-    for (int64_t m = 0; m < a.M; m += V::MR) {
-      const int mr = int(std::min<int64_t>(V::MR, a.M - m));
-      table[size_t(mr - 1)][size_t(nr - 1)](a, m, n, m == 0 ? next : nullptr);
-    }
+    for (int64_t b = 0, m = 0; b < rb.count; m += rb.rows(b), ++b)
+      table[size_t(rb.rows(b) - 1)][size_t(nr - 1)](a, m, n, m == 0 ? next : nullptr);
   }
 }
 
@@ -300,6 +307,29 @@ void simd_softmax(float* x, int64_t n) {
   for (; i < n; ++i) x[i] /= sum;
 }
 
+float simd_argmax_expsum(const float* x, int64_t n, int64_t* arg) {
+  if (std::isnan(x[0])) return scalar_ops().argmax_expsum(x, n, arg);  // the scalar twin keeps index 0
+  typename V::reg vm = V::set1(-std::numeric_limits<float>::infinity());
+  int64_t i = 0;
+  for (; i + V::L <= n; i += V::L) vm = V::max(V::load(x + i), vm);
+  float mx = V::reduce_max(vm);
+  for (; i < n; ++i) mx = std::max(mx, x[i]);
+  // NaN or infinite logits: the scalar twin's exact semantics.
+  if (!std::isfinite(mx)) return scalar_ops().argmax_expsum(x, n, arg);
+  const typename V::reg vmx = V::set1(mx);
+  int64_t best = -1;
+  for (i = 0; i + V::L <= n && best < 0; i += V::L)
+    if (unsigned m = V::eq_mask(V::load(x + i), vmx)) best = i + __builtin_ctz(m);
+  for (; i < n && best < 0; ++i)
+    if (x[i] == mx) best = i;
+  typename V::reg vs = V::zero();
+  for (i = 0; i + V::L <= n; i += V::L) vs = V::add(vs, V::exp(V::sub(V::load(x + i), vmx)));
+  float sum = V::reduce(vs);
+  for (; i < n; ++i) sum += std::exp(x[i] - mx);
+  *arg = best;
+  return sum;
+}
+
 constexpr Ops simd_ops() {
   Ops o{};
   o.linear = &simd_linear;
@@ -311,5 +341,6 @@ constexpr Ops simd_ops() {
   o.rms_norm_row = &simd_rms_norm_row;
   o.silu_mul = &simd_silu_mul;
   o.softmax = &simd_softmax;
+  o.argmax_expsum = &simd_argmax_expsum;
   return o;
 }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/kernels.h"
 #include "llada2/error.h"
 #include "llada2/scheduler.h"
 
@@ -35,18 +36,7 @@ constexpr float kLowest = std::numeric_limits<float>::lowest();
 
 // Greedy: the first maximal logit; confidence = softmax(raw logits)[argmax] = 1 / sum(exp(l - max)).
 void greedy_one(const float* l, int64_t V, int64_t* token, float* prob) {
-  int64_t best = 0;
-  float mx = l[0];
-  for (int64_t v = 1; v < V; ++v) {
-    if (l[v] > mx) {
-      mx = l[v];
-      best = v;
-    }
-  }
-  float sum = 0.f;
-  for (int64_t v = 0; v < V; ++v) sum += std::exp(l[v] - mx);
-  *token = best;
-  *prob = 1.0f / sum;
+  *prob = 1.0f / kernels::argmax_expsum(l, V, token);
 }
 
 // Temperature, top-k and top-p filtering, then a draw from the filtered softmax.
