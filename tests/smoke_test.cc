@@ -33,3 +33,19 @@ TEST(ThreadPool, ExceptionsReachTheCaller) {
   llada2::parallel_for(10, [&](int64_t a, int64_t b) { sum += b - a; });
   EXPECT_EQ(sum.load(), 10);
 }
+
+// A parallel_for inside a parallel_for (the MoE's expert loop around the kernels' products)
+// completes with any thread count, one included.
+TEST(ThreadPool, NestedCallsWithAnyThreadCount) {
+  for (int n : {1, 2, 3}) {
+    llada2::set_num_threads(n);
+    for (int64_t outer : {1, 2, 7}) {
+      std::atomic<int64_t> sum{0};
+      llada2::parallel_for(outer, [&](int64_t a, int64_t b) {
+        for (int64_t i = a; i < b; ++i) llada2::parallel_for(100, [&](int64_t c, int64_t d) { sum += d - c; });
+      });
+      EXPECT_EQ(sum.load(), outer * 100) << n << " threads";
+    }
+  }
+  llada2::set_num_threads(2);
+}

@@ -22,7 +22,9 @@ class Tokenizer {
 
   // Text must be valid UTF-8 (InputError otherwise).
   std::vector<int64_t> encode(std::string_view text, bool add_special_tokens = true) const;
-  // Throws InputError for an id that no token has.
+  // Ids that no token has (e.g. the padding rows of a model's embedding past the tokenizer's
+  // vocabulary) are skipped, as `tokenizers` does; a negative id or one past 2^32 - 1 (which
+  // `tokenizers` cannot take) throws InputError.
   std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = false) const;
 
   std::optional<int64_t> token_to_id(const std::string& token) const;

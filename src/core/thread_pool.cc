@@ -31,9 +31,12 @@ class Pool {
   }
 
   void run(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t min_chunk) {
-    std::lock_guard<std::mutex> run_lock(run_mu_);
+    std::unique_lock<std::mutex> run_lock(run_mu_);
     int parts = int(std::min<int64_t>(size(), (n + min_chunk - 1) / min_chunk));
     if (parts <= 1) {
+      // Runs on the caller without the pool; a parallel_for inside fn may then use the pool (or,
+      // with one thread, runs inline too) instead of waiting on the lock this call would hold.
+      run_lock.unlock();
       fn(0, n);
       return;
     }

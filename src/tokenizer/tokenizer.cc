@@ -515,8 +515,10 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (int64_t id : ids) {
+    if (id < 0 || id > int64_t(UINT32_MAX))
+      throw InputError("cannot decode token id " + std::to_string(id) + ": ids are in [0, 2^32)");
     auto t = impl_->id_to_token(id);
-    if (!t) throw InputError("cannot decode token id " + std::to_string(id) + ": no such token");
+    if (!t) continue;
     if (skip_special_tokens) {
       auto it = impl_->added_by_id.find(uint32_t(id));
       if (it != impl_->added_by_id.end() && impl_->added[it->second].special) continue;
