@@ -290,6 +290,21 @@ TEST(Server, StreamingChatEqualsNonStreaming) {
   EXPECT_EQ(st.text, whole.body["choices"][0]["message"]["content"].get<std::string>());
   EXPECT_EQ(st.finish_reason, whole.body["choices"][0]["finish_reason"]);
   EXPECT_EQ(st.last["usage"], whole.body["usage"]);
+
+  // stream_options.include_usage: as OpenAI, usage comes in a last chunk without choices.
+  body["stream_options"] = {{"include_usage", true}};
+  events = stream(*s, "/v1/chat/completions", body, &status);
+  EXPECT_EQ(status, 200);
+  Streamed with_usage = collect(events, true);
+  EXPECT_EQ(with_usage.text, st.text);
+  EXPECT_TRUE(with_usage.last["choices"].empty()) << with_usage.last;
+  EXPECT_EQ(with_usage.last["usage"], whole.body["usage"]);
+  size_t usage_chunks = 0;
+  for (const auto& e : events)
+    if (e.event.empty() && e.data != "[DONE]" && json::parse(e.data).contains("usage")) ++usage_chunks;
+  EXPECT_EQ(usage_chunks, 1u);
+  body["stream_options"] = "yes";
+  expect_error(post(*s, "/v1/chat/completions", body), 400, "", "stream_options");
 }
 
 TEST(Server, StreamingCompletionsEqualNonStreaming) {

@@ -159,6 +159,10 @@ CompletionRequest parse_completion_request(const json& body, bool chat, const Pi
   }
   if (const json* v = field(body, "stream")) r.stream = bool_field(*v, "stream");
   if (const json* v = field(body, "llada2_canvas")) r.canvas = bool_field(*v, "llada2_canvas");
+  if (const json* v = field(body, "stream_options")) {
+    if (!v->is_object()) throw invalid_request("`stream_options` must be an object", "stream_options");
+    if (const json* u = field(*v, "include_usage")) r.usage_chunk = bool_field(*u, "stream_options.include_usage");
+  }
   if (const json* v = field(body, "stop")) {
     r.stop = string_or_list(*v, "stop", 16);
     for (const auto& s : r.stop) check_range(!s.empty(), "stop", "must not contain empty strings");

@@ -32,6 +32,7 @@ struct CompletionRequest {
   int64_t n = 1;                               // rows (choices) per prompt
   bool stream = false;
   bool canvas = false;                         // llada2_canvas: live active-block events
+  bool usage_chunk = false;                    // stream_options.include_usage: usage in a chunk of its own
   std::vector<std::string> stop;
   GenerateOptions gen;                         // everything but input_ids and the callback
 };

@@ -228,10 +228,16 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
           c["text"] = "", c["logprobs"] = nullptr;
         c["finish_reason"] = job->choices()[i].finish_reason;
         json ch = chunk(json::array({c}));
-        if (i + 1 == job->choices().size()) {
+        if (i + 1 == job->choices().size() && !r.usage_chunk) {
           ch["usage"] = usage_json(*job);
           ch["diffusion"] = diffusion_json(*job);
         }
+        write(sse(ch));
+      }
+      if (r.usage_chunk) {  // as OpenAI: a last chunk with no choices carries the usage
+        json ch = chunk(json::array());
+        ch["usage"] = usage_json(*job);
+        ch["diffusion"] = diffusion_json(*job);
         write(sse(ch));
       }
     }
