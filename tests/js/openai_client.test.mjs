@@ -261,6 +261,33 @@ test("stop strings cut the text before the first match", TEST_TIMEOUT, async () 
   assert.equal(c.choices[0].finish_reason, "stop");
 });
 
+test("sampling with a seed is reproducible; include_usage sends a usage chunk", TEST_TIMEOUT, async () => {
+  // Temperature 1 over the whole vocabulary: padding rows of the embedding past the tokenizer may be
+  // drawn; they decode to nothing instead of failing the request.
+  for (const seed of [0, 1, 2, 3, 4, 5, 6, 7]) {
+    const params = completionParams({ temperature: 1, seed });
+    const a = await client.completions.create(params);
+    const b = await client.completions.create(params);
+    assert.equal(a.choices[0].text, b.choices[0].text, `seed ${seed}`);
+  }
+  const stream = await client.chat.completions.create(
+    chatParams({ stream: true, stream_options: { include_usage: true } }));
+  let text = "";
+  let usageChunks = 0;
+  let last;
+  for await (const chunk of stream) {
+    for (const c of chunk.choices) text += c.delta?.content ?? "";
+    if (chunk.usage) usageChunks += 1;
+    last = chunk;
+  }
+  assert.equal(usageChunks, 1);
+  assert.deepEqual(last.choices, []);
+  checkUsage(last.usage, FAST.max_tokens);
+  const whole = await client.chat.completions.create(chatParams());
+  assert.equal(text, whole.choices[0].message.content);
+  assert.deepEqual(last.usage, whole.usage);
+});
+
 test("errors surface as the client's error classes", TEST_TIMEOUT, async () => {
   await expectApiError(client.chat.completions.create(chatParams({ temperature: -1 })), OpenAI.BadRequestError, 400,
                        { param: "temperature", type: "invalid_request_error" });
