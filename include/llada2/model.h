@@ -52,6 +52,33 @@ struct ForwardTrace {
   std::vector<std::vector<int32_t>> router_topk;
 };
 
+// Per-phase counters of Model::forward, collected while profiling is on (Model::set_profiling).
+// Wall time is measured on the calling thread around each phase (the matrix products inside run
+// on the thread pool); weight bytes are counted as weight_bytes_read() counts them; FLOPs are
+// 2*M*N*K per matrix product, including the two products of attention over the cache
+// (scores and values: 4*D per query head and key).
+struct ModelProfile {
+  enum Phase : int {
+    Attention = 0,  // q/k/v and o projections, QK-norm, RoPE, attention over the cache
+    Mlp,            // dense MLP layers and the shared experts of MoE layers
+    Moe,            // routed experts: router, selection, grouped expert MLPs, combine
+    Head,           // final norm and LM head (logits)
+    Other,          // the rest of forward: checks, embeddings, layer norms, residual adds
+    kCount
+  };
+  struct Counters {
+    uint64_t ns = 0;            // wall nanoseconds
+    uint64_t weight_bytes = 0;  // weight bytes read by the phase's matrix products
+    uint64_t flops = 0;
+  };
+  Counters phase[kCount];
+  uint64_t forwards = 0;    // profiled forwards
+  uint64_t forward_ns = 0;  // their wall time: the sum of the phases' ns
+
+  static const char* name(int phase);  // "attention", "mlp", "moe", "lm_head", "other"
+  Counters total() const;              // summed over the phases
+};
+
 class Model {
  public:
   // Loads config.json and the safetensors of DIR (memory-mapped); checks every
@@ -68,6 +95,15 @@ class Model {
 
   // Weight bytes read by the matrix products since load (counts each weight once per product).
   uint64_t weight_bytes_read() const;
+
+  // Per-phase profiling of forward (ModelProfile). Off by default; when off, forward pays only a
+  // branch per phase. Takes effect at the next forward (toggle between forwards). The counters are
+  // shared by all threads calling forward, so they describe one forward at a time best.
+  void set_profiling(bool on) const;
+  bool profiling() const;
+  // The counters accumulated since load or the last reset_profile().
+  ModelProfile profile() const;
+  void reset_profile() const;
 
   // A cache sized for a window of `capacity` positions.
   KvCache make_cache(int64_t batch, int64_t capacity) const;

@@ -2,6 +2,7 @@
 // F32 / BF16 / F16 weights that stay memory-mapped.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -138,16 +139,81 @@ struct Model::Impl {
   // Weight bytes streamed by linear layers since load (benchmark statistics).
   mutable std::atomic<uint64_t> weight_bytes{0};
 
-  void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float* bias, float* y, int64_t ldy) const {
-    weight_bytes += kernels::weight_bytes(w);
+  // Opt-in per-phase counters (ModelProfile).
+  using Phase = ModelProfile::Phase;
+  struct PhaseCounters {
+    std::atomic<uint64_t> ns{0}, weight_bytes{0}, flops{0};
+  };
+  mutable std::atomic<bool> profiling{false};
+  mutable PhaseCounters prof[ModelProfile::kCount];
+  mutable std::atomic<uint64_t> prof_forwards{0}, prof_forward_ns{0};
+
+  bool profiling_on() const { return profiling.load(std::memory_order_relaxed); }
+  void count_flops(Phase phase, uint64_t flops) const { prof[phase].flops.fetch_add(flops, std::memory_order_relaxed); }
+
+  void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float* bias, float* y, int64_t ldy,
+              Phase phase) const {
+    const uint64_t bytes = kernels::weight_bytes(w);
+    weight_bytes += bytes;
+    if (profiling_on()) {
+      prof[phase].weight_bytes.fetch_add(bytes, std::memory_order_relaxed);
+      count_flops(phase, 2 * uint64_t(M) * uint64_t(w.rows) * uint64_t(w.cols));
+    }
     kernels::linear(x, M, ldx, w, bias, y, ldy);
   }
   void bind();
   void attention(const Layer& L, const ForwardBatch& fb, int64_t start, const float* a, float* kc, float* vc,
                  int64_t cap, float* out) const;
-  void mlp(const Mlp& m, const float* x, int64_t n, float* out) const;
+  void mlp(const Mlp& m, const float* x, int64_t n, float* out, Phase phase) const;
+  // The routed experts only (out = their weighted sum); the shared expert is added by the caller.
   void moe(const Layer& L, int64_t layer_index, const float* x, int64_t n, float* out, ForwardTrace* trace) const;
+  void head(const ForwardBatch& fb, int64_t start, std::vector<float>& h, float* logits, ForwardTrace* trace) const;
 };
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+uint64_t ns_since(Clock::time_point t0) {
+  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+}
+
+// Wall time of one forward's phases on the calling thread, when profiling is on; the time outside
+// the timed phases goes to ModelProfile::Other when the forward ends (also by an exception).
+class ForwardClock {
+ public:
+  explicit ForwardClock(const Model::Impl& m) : m_(m.profiling_on() ? &m : nullptr) {
+    if (m_) t0_ = Clock::now();
+  }
+  ForwardClock(const ForwardClock&) = delete;
+  ForwardClock& operator=(const ForwardClock&) = delete;
+  ~ForwardClock() {
+    if (!m_) return;
+    const uint64_t total = ns_since(t0_);
+    m_->prof[ModelProfile::Other].ns.fetch_add(total - std::min(total, in_phases_), std::memory_order_relaxed);
+    m_->prof_forward_ns.fetch_add(std::max(total, in_phases_), std::memory_order_relaxed);
+    m_->prof_forwards.fetch_add(1, std::memory_order_relaxed);
+  }
+  template <class F>
+  void phase(ModelProfile::Phase p, F&& f) {
+    if (!m_) {
+      f();
+      return;
+    }
+    const Clock::time_point t0 = Clock::now();
+    f();
+    const uint64_t d = ns_since(t0);
+    m_->prof[p].ns.fetch_add(d, std::memory_order_relaxed);
+    in_phases_ += d;
+  }
+
+ private:
+  const Model::Impl* m_;
+  Clock::time_point t0_{};
+  uint64_t in_phases_ = 0;
+};
+
+}  // namespace
 
 void Model::Impl::bind() {
   const ModelConfig& c = cfg;
@@ -216,7 +282,8 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t star
   const int64_t D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, R = c.rotary_dim;
   const int64_t QKV = (Hq + 2 * Hkv) * D, KV = Hkv * D;
   std::vector<float> qkv(N * QKV);
-  linear(a, N, c.hidden_size, L.qkv, L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(), qkv.data(), QKV);
+  linear(a, N, c.hidden_size, L.qkv, L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(), qkv.data(), QKV,
+         ModelProfile::Attention);
 
   // QK-norm (before RoPE), then partial rotate-half RoPE on the first R dims of each q and k head.
   const float eps = float(c.rms_norm_eps);
@@ -252,6 +319,19 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t star
   const int64_t G = Hq / Hkv;
   const float scale = 1.0f / std::sqrt(float(D));
   const int64_t K = fb.block_length;
+  if (profiling_on()) {
+    // Scores and weighted values: 2*D + 2*D FLOPs per query head and (unmasked) key.
+    uint64_t keys = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t* km = fb.key_mask + b * W;
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t pos = start + i;
+        const int64_t key_end = fb.attention == AttentionMode::BlockCausal ? std::min(W, (pos / K + 1) * K) : W;
+        for (int64_t s = 0; s < key_end; ++s) keys += km[s] != 0;
+      }
+    }
+    count_flops(ModelProfile::Attention, keys * uint64_t(Hq) * 4 * uint64_t(D));
+  }
   std::vector<float> ctx(N * Hq * D);
   parallel_for(B * Hq, [&](int64_t j0, int64_t j1) {
     std::vector<float> p(W);
@@ -278,18 +358,18 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t star
       }
     }
   });
-  linear(ctx.data(), N, Hq * D, L.dense, L.dense_bias.empty() ? nullptr : L.dense_bias.data(), out,
-                  c.hidden_size);
+  linear(ctx.data(), N, Hq * D, L.dense, L.dense_bias.empty() ? nullptr : L.dense_bias.data(), out, c.hidden_size,
+         ModelProfile::Attention);
 }
 
 // SwiGLU MLP: out = down(silu(gate x) * up x) for n rows of x [n, H].
-void Model::Impl::mlp(const Mlp& m, const float* x, int64_t n, float* out) const {
+void Model::Impl::mlp(const Mlp& m, const float* x, int64_t n, float* out, Phase phase) const {
   const int64_t H = cfg.hidden_size, I = m.gate.rows;
   std::vector<float> g(n * I), u(n * I);
-  linear(x, n, H, m.gate, nullptr, g.data(), I);
-  linear(x, n, H, m.up, nullptr, u.data(), I);
+  linear(x, n, H, m.gate, nullptr, g.data(), I, phase);
+  linear(x, n, H, m.up, nullptr, u.data(), I, phase);
   kernels::silu_mul(g.data(), u.data(), g.data(), n * I);
-  linear(g.data(), n, I, m.down, nullptr, out, H);
+  linear(g.data(), n, I, m.down, nullptr, out, H, phase);
 }
 
 // Sigmoid router with expert_bias for selection only, group-limited top-k, then
@@ -300,7 +380,7 @@ void Model::Impl::moe(const Layer& L, int64_t layer_index, const float* x, int64
   const int64_t H = c.hidden_size, E = c.num_experts, TK = c.num_experts_per_tok;
   const int64_t NG = c.n_group, per_group = E / NG, KG = c.topk_group;
   std::vector<float> logits(n * E);
-  linear(x, n, H, L.router, nullptr, logits.data(), E);
+  linear(x, n, H, L.router, nullptr, logits.data(), E, ModelProfile::Moe);
 
   std::vector<int32_t> chosen(n * TK);
   std::vector<float> weight(n * TK);
@@ -373,7 +453,7 @@ void Model::Impl::moe(const Layer& L, int64_t layer_index, const float* x, int64
       xin.resize(size_t(m * H));
       yout.resize(size_t(m * H));
       for (int64_t i = 0; i < m; ++i) std::copy_n(x + (slots[size_t(i)] / TK) * H, H, xin.data() + i * H);
-      mlp(L.experts[size_t(e)], xin.data(), m, yout.data());
+      mlp(L.experts[size_t(e)], xin.data(), m, yout.data(), ModelProfile::Moe);
       for (int64_t i = 0; i < m; ++i) {
         const int64_t slot = slots[size_t(i)];
         const float w = weight[size_t(slot)];
@@ -382,7 +462,7 @@ void Model::Impl::moe(const Layer& L, int64_t layer_index, const float* x, int64
       }
     }
   });
-  // Sum the top-k contributions in selection order, then add the shared expert.
+  // Sum the top-k contributions in selection order (the caller then adds the shared expert).
   for (int64_t t = 0; t < n; ++t) {
     float* o = out + t * H;
     std::fill(o, o + H, 0.f);
@@ -390,11 +470,6 @@ void Model::Impl::moe(const Layer& L, int64_t layer_index, const float* x, int64
       const float* src = per_slot.data() + (t * TK + k) * H;
       for (int64_t d = 0; d < H; ++d) o[d] += src[d];
     }
-  }
-  if (L.has_shared) {
-    std::vector<float> sh(n * H);
-    mlp(L.shared, x, n, sh.data());
-    for (int64_t i = 0; i < n * H; ++i) out[i] += sh[size_t(i)];
   }
 }
 
@@ -411,6 +486,52 @@ std::unique_ptr<Model> Model::load(const std::string& dir) {
 
 const ModelConfig& Model::config() const { return impl_->cfg; }
 uint64_t Model::weight_bytes_read() const { return impl_->weight_bytes.load(); }
+
+void Model::set_profiling(bool on) const { impl_->profiling.store(on); }
+bool Model::profiling() const { return impl_->profiling_on(); }
+
+ModelProfile Model::profile() const {
+  ModelProfile p;
+  for (int i = 0; i < ModelProfile::kCount; ++i) {
+    p.phase[i].ns = impl_->prof[i].ns.load();
+    p.phase[i].weight_bytes = impl_->prof[i].weight_bytes.load();
+    p.phase[i].flops = impl_->prof[i].flops.load();
+  }
+  p.forwards = impl_->prof_forwards.load();
+  p.forward_ns = impl_->prof_forward_ns.load();
+  return p;
+}
+
+void Model::reset_profile() const {
+  for (auto& c : impl_->prof) {
+    c.ns = 0;
+    c.weight_bytes = 0;
+    c.flops = 0;
+  }
+  impl_->prof_forwards = 0;
+  impl_->prof_forward_ns = 0;
+}
+
+const char* ModelProfile::name(int phase) {
+  switch (phase) {
+    case Attention: return "attention";
+    case Mlp: return "mlp";
+    case Moe: return "moe";
+    case Head: return "lm_head";
+    case Other: return "other";
+    default: return "?";
+  }
+}
+
+ModelProfile::Counters ModelProfile::total() const {
+  Counters t;
+  for (const Counters& c : phase) {
+    t.ns += c.ns;
+    t.weight_bytes += c.weight_bytes;
+    t.flops += c.flops;
+  }
+  return t;
+}
 const Checkpoint& Model::checkpoint() const { return *impl_->ck; }
 
 void KvCache::reset(int64_t b, int64_t cap, int64_t layers, int64_t r) {
@@ -436,6 +557,7 @@ KvCache Model::make_cache(int64_t batch, int64_t capacity) const {
 
 void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace, KvCache* cache) const {
   const Impl& m = *impl_;
+  ForwardClock clock(m);
   const ModelConfig& c = m.cfg;
   const int64_t B = fb.batch, W = fb.window, H = c.hidden_size, V = c.vocab_size;
   if (B <= 0 || W <= 0) throw InputError("forward: empty batch");
@@ -477,22 +599,41 @@ void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace, 
     const Layer& L = m.layers[size_t(l)];
     a = h;
     kernels::rms_norm(a.data(), N, H, L.input_norm, eps);
-    m.attention(L, fb, start, a.data(), cache->k[size_t(l)].data(), cache->v[size_t(l)].data(), cache->capacity,
-                o.data());
+    clock.phase(ModelProfile::Attention, [&] {
+      m.attention(L, fb, start, a.data(), cache->k[size_t(l)].data(), cache->v[size_t(l)].data(), cache->capacity,
+                  o.data());
+    });
     for (int64_t i = 0; i < N * H; ++i) h[size_t(i)] += o[size_t(i)];
     a = h;
     kernels::rms_norm(a.data(), N, H, L.post_norm, eps);
     if (L.moe) {
-      m.moe(L, l, a.data(), N, o.data(), trace);
+      clock.phase(ModelProfile::Moe, [&] { m.moe(L, l, a.data(), N, o.data(), trace); });
+      if (L.has_shared) {
+        clock.phase(ModelProfile::Mlp, [&] {
+          std::vector<float> sh(size_t(N * H));
+          m.mlp(L.shared, a.data(), N, sh.data(), ModelProfile::Mlp);
+          for (int64_t i = 0; i < N * H; ++i) o[size_t(i)] += sh[size_t(i)];
+        });
+      }
     } else {
-      m.mlp(L.mlp, a.data(), N, o.data());
+      clock.phase(ModelProfile::Mlp, [&] { m.mlp(L.mlp, a.data(), N, o.data(), ModelProfile::Mlp); });
     }
     for (int64_t i = 0; i < N * H; ++i) h[size_t(i)] += o[size_t(i)];
     if (trace && l + 1 < c.num_hidden_layers) trace->hidden.push_back(h);
   }
   if (cache != &scratch) cache->length = fb.commit_to;
 
-  // Final norm and LM head only for the rows the caller consumes (and of those, the selected ones).
+  clock.phase(ModelProfile::Head, [&] { m.head(fb, start, h, logits, trace); });
+}
+
+// Final norm and LM head only for the rows the caller consumes (and of those, the selected ones).
+// h = the last layer's output [B*n, H] for positions [start, W) (final-normed in place with a trace).
+void Model::Impl::head(const ForwardBatch& fb, int64_t start, std::vector<float>& h, float* logits,
+                       ForwardTrace* trace) const {
+  const Impl& m = *this;
+  const ModelConfig& c = cfg;
+  const int64_t B = fb.batch, W = fb.window, H = c.hidden_size, V = c.vocab_size, n = W - start, N = B * n;
+  const float eps = float(c.rms_norm_eps);
   const int64_t rows = W - fb.logits_from;
   if (trace) {
     kernels::rms_norm(h.data(), N, H, m.final_norm, eps);
@@ -510,11 +651,11 @@ void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace, 
   }
   if (!trace) kernels::rms_norm(sel.data(), int64_t(picked.size()), H, m.final_norm, eps);
   if (int64_t(picked.size()) == B * rows) {
-    m.linear(sel.data(), B * rows, H, m.lm_head, nullptr, logits, V);
+    m.linear(sel.data(), B * rows, H, m.lm_head, nullptr, logits, V, ModelProfile::Head);
     return;
   }
   std::vector<float> out(picked.size() * size_t(V));
-  m.linear(sel.data(), int64_t(picked.size()), H, m.lm_head, nullptr, out.data(), V);
+  m.linear(sel.data(), int64_t(picked.size()), H, m.lm_head, nullptr, out.data(), V, ModelProfile::Head);
   for (size_t i = 0; i < picked.size(); ++i) std::copy_n(out.data() + int64_t(i) * V, V, logits + picked[i] * V);
 }
 

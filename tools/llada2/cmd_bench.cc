@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "cli_util.h"
 #include "commands.h"
@@ -36,6 +38,54 @@ double peak_rss_mb() {
   return double(ru.ru_maxrss) / 1024.0;
 }
 
+// One line of the step breakdown: per-step averages and where they sit against the roofline.
+struct PhaseRow {
+  std::string name;
+  double seconds = 0;  // per step
+  double bytes = 0;    // weight bytes per step
+  double flops = 0;    // per step
+};
+
+// Roofline time of a row: the longer of streaming its weights at `bw_gbs` and of its FLOPs at
+// `peak_gflops`; 0 when it has neither (no roofline to compare against).
+double roofline_seconds(const PhaseRow& r, double bw_gbs, double peak_gflops) {
+  return std::max(r.bytes / (bw_gbs * 1e9), r.flops / (peak_gflops * 1e9));
+}
+
+const char* bound_of(const PhaseRow& r, double bw_gbs, double peak_gflops) {
+  if (r.bytes == 0 && r.flops == 0) return nullptr;
+  return r.bytes / (bw_gbs * 1e9) >= r.flops / (peak_gflops * 1e9) ? "memory" : "compute";
+}
+
+nlohmann::json phase_json(const PhaseRow& r, double step_s, double bw_gbs, double peak_gflops) {
+  const double roof = roofline_seconds(r, bw_gbs, peak_gflops);
+  const char* bound = bound_of(r, bw_gbs, peak_gflops);
+  return {
+      {"ms_per_step", r.seconds * 1e3},
+      {"step_fraction", step_s > 0 ? r.seconds / step_s : 0.0},
+      {"weight_mb_per_step", r.bytes / 1e6},
+      {"gflop_per_step", r.flops / 1e9},
+      {"gb_per_second", r.seconds > 0 ? r.bytes / r.seconds / 1e9 : 0.0},
+      {"gflop_per_second", r.seconds > 0 ? r.flops / r.seconds / 1e9 : 0.0},
+      {"roofline_ms", roof * 1e3},
+      {"roofline_percent", bound && r.seconds > 0 ? nlohmann::json(100.0 * roof / r.seconds) : nlohmann::json(nullptr)},
+      {"bound", bound ? nlohmann::json(bound) : nlohmann::json(nullptr)},
+  };
+}
+
+void print_phase(const PhaseRow& r, double step_s, double bw_gbs, double peak_gflops) {
+  const double roof = roofline_seconds(r, bw_gbs, peak_gflops);
+  const char* bound = bound_of(r, bw_gbs, peak_gflops);
+  std::printf("  %-22s %9.2f %6.1f%% %9.1f %8.2f", r.name.c_str(), r.seconds * 1e3,
+              step_s > 0 ? 100.0 * r.seconds / step_s : 0.0, r.bytes / 1e6, r.flops / 1e9);
+  if (bound && r.seconds > 0) {
+    std::printf(" %7.1f %8.1f %8.2f %6.1f%% %s\n", r.bytes / r.seconds / 1e9, r.flops / r.seconds / 1e9, roof * 1e3,
+                100.0 * roof / r.seconds, bound);
+  } else {
+    std::printf(" %7s %8s %8s %7s\n", "-", "-", "-", "-");
+  }
+}
+
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
@@ -43,7 +93,7 @@ int cmd_bench(int argc, char** argv) {
                "llada2 bench"};
   std::string model_dir, attention = "block_causal", editing = "none";
   int64_t prompt_length = 64, gen_length = 256, block_length = 32, steps = 32, batch = 1, seed = 1;
-  double threshold = 0.95;
+  double threshold = 0.95, bandwidth_gbs = 34, peak_gflops = 0;
   int threads = 0;
   bool json_out = false, no_cache = false;
   app.add_option("-m,--model", model_dir, "checkpoint folder")->required();
@@ -58,11 +108,17 @@ int cmd_bench(int argc, char** argv) {
   app.add_flag("--no-cache", no_cache, "block_causal without the prefix KV cache (recompute the window)");
   app.add_option("--seed", seed, "seed of the random prompt");
   app.add_option("-t,--threads", threads, "worker threads (default: all cores)");
-  app.add_flag("--json", json_out, "print one JSON object");
+  app.add_option("--bandwidth-gbs", bandwidth_gbs,
+                 "memory read bandwidth for the step breakdown's roofline, GB/s (default 34: this machine, 2 threads)");
+  app.add_option("--peak-gflops", peak_gflops,
+                 "float32 peak for the step breakdown's roofline, GFLOP/s (default 117 x threads: Zen 4 FMA per core)");
+  app.add_flag("--json", json_out, "print one JSON object (the step breakdown under \"phases\")");
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
   if (prompt_length < 1 || gen_length < 1 || block_length < 1 || steps < 1 || batch < 1)
     throw InputError("bench: lengths, steps and batch must be >= 1");
+  if (!(bandwidth_gbs > 0) || peak_gflops < 0) throw InputError("bench: --bandwidth-gbs and --peak-gflops must be > 0");
   if (threads > 0) set_num_threads(threads);
+  if (peak_gflops == 0) peak_gflops = 117.0 * num_threads();
 
   double t0 = now_s();
   std::shared_ptr<const Model> model = Model::load(model_dir);
@@ -121,10 +177,14 @@ int cmd_bench(int argc, char** argv) {
     return CallbackResult{};
   };
   const uint64_t bytes0 = model->weight_bytes_read();
+  model->reset_profile();
+  model->set_profiling(true);
   const double tg = now_s();
   PipelineOutput out = Pipeline(model)(o);
   const double gen_s = now_s() - tg;
+  model->set_profiling(false);
   const uint64_t bytes = model->weight_bytes_read() - bytes0;
+  const ModelProfile prof = model->profile();
   std::vector<double> step_s;
   for (size_t i = 1; i < stamps.size(); ++i) step_s.push_back(stamps[i] - stamps[i - 1]);
   const double med = percentile(step_s, 0.5), p90 = percentile(step_s, 0.9);
@@ -154,6 +214,23 @@ int cmd_bench(int argc, char** argv) {
       {"weight_gb_per_second", med > 0 ? bytes_per_step / med / 1e9 : 0.0},
       {"peak_rss_mb", peak_rss_mb()},
   };
+
+  // Step breakdown: the model's phases per step (averaged over the steps), the pipeline's own work
+  // (scheduler, sampling, bookkeeping) as step time minus forward time, and the whole step.
+  const double n_steps = double(std::max<size_t>(stamps.size(), 1));
+  const double mean_step_s = gen_s / n_steps;
+  std::vector<PhaseRow> phases;
+  for (int p = 0; p < ModelProfile::kCount; ++p)
+    phases.push_back({ModelProfile::name(p), double(prof.phase[p].ns) * 1e-9 / n_steps,
+                      double(prof.phase[p].weight_bytes) / n_steps, double(prof.phase[p].flops) / n_steps});
+  phases.push_back({"sampling", std::max(0.0, gen_s - double(prof.forward_ns) * 1e-9) / n_steps, 0, 0});
+  const ModelProfile::Counters tot = prof.total();
+  const PhaseRow step{"step", mean_step_s, double(tot.weight_bytes) / n_steps, double(tot.flops) / n_steps};
+  nlohmann::json jp = nlohmann::json::object();
+  for (const PhaseRow& r : phases) jp[r.name] = phase_json(r, mean_step_s, bandwidth_gbs, peak_gflops);
+  jp["step"] = phase_json(step, mean_step_s, bandwidth_gbs, peak_gflops);
+  j["phases"] = jp;
+  j["roofline"] = {{"bandwidth_gbs", bandwidth_gbs}, {"peak_gflops", peak_gflops}, {"steps", stamps.size()}};
   if (json_out) {
     std::cout << j.dump() << "\n";
     return 0;
@@ -170,6 +247,18 @@ int cmd_bench(int argc, char** argv) {
   std::printf("weights / step   %.1f MB (%.1f GB/s at the median step)\n", bytes_per_step / 1e6,
               med > 0 ? bytes_per_step / med / 1e9 : 0.0);
   std::printf("peak RSS         %.1f MB\n", peak_rss_mb());
+  std::printf("\nstep breakdown   mean of %zu steps; roofline = max(weight bytes / %.1f GB/s, FLOPs / %.0f GFLOP/s)\n",
+              stamps.size(), bandwidth_gbs, peak_gflops);
+  std::printf("  %-22s %9s %7s %9s %8s %7s %8s %8s %7s %s\n", "phase", "ms/step", "step", "weight MB", "GFLOP", "GB/s",
+              "GFLOP/s", "roof ms", "roof", "bound");
+  static const char* const labels[] = {"attention", "dense mlp + shared", "moe (routed experts)", "lm head",
+                                       "other (forward)", "sampling (pipeline)"};
+  for (size_t i = 0; i < phases.size(); ++i) {
+    PhaseRow r = phases[i];
+    r.name = labels[i];
+    print_phase(r, mean_step_s, bandwidth_gbs, peak_gflops);
+  }
+  print_phase(step, mean_step_s, bandwidth_gbs, peak_gflops);
   return 0;
 }
 
