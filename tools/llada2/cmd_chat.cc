@@ -74,14 +74,17 @@ int cmd_chat(int argc, char** argv) {
         view->attach(spec.options);
       }
     }
+    const bool status = !view && ::isatty(2) && attach_status_line(pipe, spec.options);
     PipelineOutput out;
     try {
       out = pipe(spec.options);
     } catch (const InputError& e) {
+      if (status) clear_status_line();
       history.erase(history.end() - 1);
       std::fprintf(stderr, "error: %s\n", e.what());
       continue;
     }
+    if (status) clear_status_line();
     const std::string answer = out.texts && !out.texts->empty() ? (*out.texts)[0] : std::string();
     if (view) view->finish(out);
     else std::printf("%s\n", answer.c_str());

@@ -1,7 +1,6 @@
 // llada2 generate: one pipeline call from flags and/or a --call JSON file.
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -112,38 +111,10 @@ int cmd_generate(int argc, char** argv) {
     }
   }
   // On a terminal, a status line shows how far a long generation is.
-  bool progress_line = false;
-  if (!view && !spec.options.callback_on_step_end && ::isatty(2)) {
-    const auto [mask_id, eos_id] = pipe.special_ids(spec.options);
-    if (mask_id) {
-      const int64_t P = pipe.encode_prompt(spec.options).first.cols;
-      const int64_t K = spec.options.block_length.value_or(pipe.scheduler_config().block_length);
-      const int64_t G = spec.options.gen_length, T = K > 0 ? K * ((P + G + K - 1) / K) : 0;
-      const int64_t blocks = K > 0 ? T / K - P / K : 0;
-      const auto start = std::chrono::steady_clock::now();
-      auto last = start;
-      progress_line = true;
-      spec.options.callback_on_step_end_tensor_inputs = std::vector<std::string>{"block_x"};
-      spec.options.callback_on_step_end = [=, mask = *mask_id](int64_t step, int64_t,
-                                                               const std::map<std::string, CallbackTensor>& t) mutable {
-        const auto now = std::chrono::steady_clock::now();
-        if (now - last < std::chrono::milliseconds(200)) return CallbackResult{};
-        last = now;
-        const CallbackTensor& bx = t.at("block_x");
-        const int64_t B = bx.shape[0], W = bx.shape[1];
-        int64_t filled = 0;
-        for (int64_t b = 0; b < B; ++b)
-          for (int64_t j = std::min(P, W); j < W; ++j) filled += bx.ints[size_t(b * W + j)] != mask;
-        const double secs = std::chrono::duration<double>(now - start).count();
-        std::fprintf(stderr, "\r\033[Kblock %lld/%lld, step %lld, %lld tokens, %.1f s", (long long)(W / K - P / K),
-                     (long long)blocks, (long long)step + 1, (long long)filled, secs);
-        std::fflush(stderr);
-        return CallbackResult{};
-      };
-    }
-  }
+  const bool progress_line = !view && !spec.options.callback_on_step_end && ::isatty(2) &&
+                             attach_status_line(pipe, spec.options);
   PipelineOutput out = pipe(spec.options);
-  if (progress_line) std::fprintf(stderr, "\r\033[K");
+  if (progress_line) clear_status_line();
   if (view) {
     view->finish(out);
     if (!json_out) {

@@ -33,6 +33,41 @@ void ByteProgress::operator()(uint64_t done, uint64_t total) {
   printed_ = true;
 }
 
+bool attach_status_line(const Pipeline& pipe, GenerateOptions& options) {
+  const auto [mask_id, eos_id] = pipe.special_ids(options);
+  if (!mask_id) return false;
+  const int64_t P = pipe.encode_prompt(options).first.cols;
+  const int64_t K = options.block_length.value_or(pipe.scheduler_config().block_length);
+  if (K <= 0) return false;
+  const int64_t T = K * ((P + options.gen_length + K - 1) / K);
+  const int64_t blocks = T / K - P / K;
+  const auto start = std::chrono::steady_clock::now();
+  auto last = start;
+  options.callback_on_step_end_tensor_inputs = std::vector<std::string>{"block_x"};
+  options.callback_on_step_end = [=, mask = *mask_id](int64_t step, int64_t,
+                                                      const std::map<std::string, CallbackTensor>& t) mutable {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last < std::chrono::milliseconds(200)) return CallbackResult{};
+    last = now;
+    const CallbackTensor& bx = t.at("block_x");
+    const int64_t B = bx.shape[0], W = bx.shape[1];
+    int64_t filled = 0;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = std::min(P, W); j < W; ++j) filled += bx.ints[size_t(b * W + j)] != mask;
+    const double secs = std::chrono::duration<double>(now - start).count();
+    std::fprintf(stderr, "\r\033[Kblock %lld/%lld, step %lld, %lld tokens, %.1f s", (long long)(W / K - P / K),
+                 (long long)blocks, (long long)step + 1, (long long)filled, secs);
+    std::fflush(stderr);
+    return CallbackResult{};
+  };
+  return true;
+}
+
+void clear_status_line() {
+  std::fprintf(stderr, "\r\033[K");
+  std::fflush(stderr);
+}
+
 void load_weights(const Model& model, const std::string& dir, bool quiet) {
   const Checkpoint& ck = model.checkpoint();
   const double bytes = double(ck.total_bytes());

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "llada2/model.h"
+#include "llada2/pipeline.h"
 
 namespace llada2::cli {
 
@@ -24,6 +25,12 @@ class ByteProgress {
   int last_decile_ = -1;
   std::chrono::steady_clock::time_point start_, last_;
 };
+
+// Adds a step callback to `options` that keeps a status line on stderr (block i/n, step, tokens,
+// seconds) during the generation; false (nothing attached) when the mask id is unknown.
+bool attach_status_line(const Pipeline& pipe, GenerateOptions& options);
+// Erases the status line.
+void clear_status_line();
 
 // Reads the model's weights into memory up front with progress (so the first forward does not
 // stall on the disk), unless they would not fit in RAM; then says they are read as needed.
