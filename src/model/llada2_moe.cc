@@ -444,9 +444,15 @@ void Model::Impl::moe(const Layer& L, int64_t layer_index, const float* x, int64
   for (int64_t e = 0; e < E; ++e)
     if (!rows_of[size_t(e)].empty()) active.push_back(e);
   std::vector<float> per_slot(n * TK * H, 0.f);
-  parallel_for(int64_t(active.size()), [&](int64_t a0, int64_t a1) {
+  // Experts differ in rows (work): the threads take them one at a time, largest first, instead of
+  // fixed equal-count ranges.
+  std::stable_sort(active.begin(), active.end(),
+                   [&](int64_t a, int64_t b) { return rows_of[size_t(a)].size() > rows_of[size_t(b)].size(); });
+  std::atomic<int64_t> next{0};
+  const int64_t workers = std::min<int64_t>(num_threads(), int64_t(active.size()));
+  parallel_for(workers, [&](int64_t, int64_t) {
     std::vector<float> xin, yout;
-    for (int64_t a = a0; a < a1; ++a) {
+    for (int64_t a; (a = next.fetch_add(1, std::memory_order_relaxed)) < int64_t(active.size());) {
       const int64_t e = active[size_t(a)];
       const auto& slots = rows_of[size_t(e)];
       const int64_t m = int64_t(slots.size());
