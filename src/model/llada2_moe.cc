@@ -273,14 +273,14 @@ void Model::Impl::bind() {
 }
 
 // Self-attention of one layer for the n = W - start new positions of each row. a = normed input
-// [B*n, H]; kc/vc = this layer's key/value store [B, cap, Hkv*D] holding final keys/values for
+// [B*n, H]; kc/vc = this layer's key/value store [B, Hkv, cap, D] holding final keys/values for
 // positions < start; the new positions' keys/values are written into it. out = dense output [B*n, H].
 void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t start, const float* a, float* kc, float* vc,
                             int64_t cap, float* out) const {
   const ModelConfig& c = cfg;
   const int64_t B = fb.batch, W = fb.window, n = W - start, N = B * n;
   const int64_t D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads, R = c.rotary_dim;
-  const int64_t QKV = (Hq + 2 * Hkv) * D, KV = Hkv * D;
+  const int64_t QKV = (Hq + 2 * Hkv) * D;
   std::vector<float> qkv(N * QKV);
   linear(a, N, c.hidden_size, L.qkv, L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(), qkv.data(), QKV,
          ModelProfile::Attention);
@@ -310,8 +310,10 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t star
         }
         std::copy(tmp.begin(), tmp.end(), x);
       }
-      std::copy_n(row + Hq * D, KV, kc + (b * cap + pos) * KV);
-      std::copy_n(row + (Hq + Hkv) * D, KV, vc + (b * cap + pos) * KV);
+      for (int64_t g = 0; g < Hkv; ++g) {
+        std::copy_n(row + (Hq + g) * D, D, kc + ((b * Hkv + g) * cap + pos) * D);
+        std::copy_n(row + (Hq + Hkv + g) * D, D, vc + ((b * Hkv + g) * cap + pos) * D);
+      }
     }
   });
 
@@ -332,28 +334,42 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t star
     }
     count_flops(ModelProfile::Attention, keys * uint64_t(Hq) * 4 * uint64_t(D));
   }
+  // Per (row, kv head): the queries come in runs that see the same keys (a block's queries in
+  // block_causal mode, all of them in bidirectional mode). For each run and each of the G query
+  // heads: scores = Q K^T as one product over the keys, masked softmax per query, then
+  // context = P V as a product with V transposed once per run.
   std::vector<float> ctx(N * Hq * D);
-  parallel_for(B * Hq, [&](int64_t j0, int64_t j1) {
-    std::vector<float> p(W);
+  parallel_for(B * Hkv, [&](int64_t j0, int64_t j1) {
+    std::vector<float> scores, vt;
     for (int64_t j = j0; j < j1; ++j) {
-      const int64_t b = j / Hq, h = j % Hq, g = h / G;
+      const int64_t b = j / Hkv, g = j % Hkv;
       const int64_t* km = fb.key_mask + b * W;
-      const float* kb = kc + b * cap * KV + g * D;
-      const float* vb = vc + b * cap * KV + g * D;
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t pos = start + i;
-        const float* q = qkv.data() + (b * n + i) * QKV + h * D;
-        const int64_t key_end = fb.attention == AttentionMode::BlockCausal ? std::min(W, (pos / K + 1) * K) : W;
-        for (int64_t s = 0; s < key_end; ++s)
-          p[size_t(s)] = km[s] == 0 ? -std::numeric_limits<float>::infinity() : kernels::dot(q, kb + s * KV, D) * scale;
-        kernels::softmax(p.data(), key_end);
-        float* o = ctx.data() + (b * n + i) * Hq * D + h * D;
-        std::fill(o, o + D, 0.f);
-        for (int64_t s = 0; s < key_end; ++s) {
-          const float w = p[size_t(s)];
-          if (w == 0.f) continue;
-          const float* v = vb + s * KV;
-          for (int64_t d = 0; d < D; ++d) o[d] += w * v[d];
+      const float* kb = kc + (b * Hkv + g) * cap * D;
+      const float* vb = vc + (b * Hkv + g) * cap * D;
+      for (int64_t i0 = 0, i1; i0 < n; i0 = i1) {
+        auto key_end = [&](int64_t i) {
+          const int64_t pos = start + i;
+          return fb.attention == AttentionMode::BlockCausal ? std::min(W, (pos / K + 1) * K) : W;
+        };
+        const int64_t E = key_end(i0);
+        for (i1 = i0 + 1; i1 < n && key_end(i1) == E; ++i1) {
+        }
+        const int64_t m = i1 - i0;
+        vt.resize(size_t(D * E));
+        for (int64_t s = 0; s < E; ++s)
+          for (int64_t d = 0; d < D; ++d) vt[size_t(d * E + s)] = vb[s * D + d];
+        scores.resize(size_t(m * E));
+        for (int64_t h = g * G; h < (g + 1) * G; ++h) {
+          kernels::linear(qkv.data() + (b * n + i0) * QKV + h * D, m, QKV, kernels::Weight{kb, DType::F32, E, D},
+                          nullptr, scores.data(), E);
+          for (int64_t i = 0; i < m; ++i) {
+            float* p = scores.data() + i * E;
+            for (int64_t s = 0; s < E; ++s)
+              p[s] = km[s] == 0 ? -std::numeric_limits<float>::infinity() : p[s] * scale;
+            kernels::softmax(p, E);
+          }
+          kernels::linear(scores.data(), m, E, kernels::Weight{vt.data(), DType::F32, D, E}, nullptr,
+                          ctx.data() + (b * n + i0) * Hq * D + h * D, Hq * D);
         }
       }
     }
