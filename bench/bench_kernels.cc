@@ -82,6 +82,38 @@ void BM_linear(benchmark::State& state, k::Isa isa, bool bf16dot, DType dt, int6
   state.counters["threads"] = num_threads();
 }
 
+// Q8 weights (int8, one float scale per 64 values of a row), as `llada2 quantize --type q8` writes.
+void BM_linear_q8(benchmark::State& state, k::Isa isa, int64_t M, int64_t K, int64_t N) {
+  if (!k::set_isa(isa)) {
+    state.SkipWithError("tier not supported");
+    return;
+  }
+  const int64_t group = 64;
+  const size_t n = size_t(N * K), ns = size_t(N * K / group);
+  const size_t count = std::max<size_t>(1, (size_t(96) << 20) / (n + 4 * ns) + 1);
+  std::vector<std::vector<int8_t>> q(count, std::vector<int8_t>(n));
+  std::vector<std::vector<float>> sc(count, std::vector<float>(ns));
+  for (size_t c = 0; c < count; ++c) {
+    for (size_t i = 0; i < n; ++i) q[c][i] = int8_t(int(pseudo(i + c) * 127.f));
+    for (size_t i = 0; i < ns; ++i) sc[c][i] = 0.01f * (1.f + pseudo(i + 3 * c));
+  }
+  std::vector<float> x(size_t(M * K)), y(size_t(M * N));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = pseudo(i + 7);
+  size_t next = 0;
+  for (auto _ : state) {
+    const k::Weight w{q[next].data(), DType::I8, N, K, k::Quant::Q8, group, sc[next].data()};
+    next = (next + 1) % count;
+    k::linear(x.data(), M, K, w, nullptr, y.data(), N);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  const double bytes = double(n) + 4.0 * double(ns);
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["wGB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = num_threads();
+}
+
 void BM_attention_row(benchmark::State& state, k::Isa isa) {
   // One query head against W=256 keys of D=128: scores (dot), softmax, weighted V sum (axpy).
   if (!k::set_isa(isa)) {
@@ -153,6 +185,14 @@ int register_all() {
     }
   }
   for (const auto& [tname, isa] : tiers) {
+    if (isa != k::Isa::Scalar)
+      for (const Shape& q8 : {Shape{"lm_head", 17, 2048, 157184}, Shape{"qkv", 32, 2048, 3072},
+                              Shape{"expert_up", 1, 2048, 512}, Shape{"expert_up", 2, 2048, 512},
+                              Shape{"expert_up", 8, 2048, 512}, Shape{"expert_down", 2, 512, 2048}}) {
+        const std::string name = "linear_q8/" + q8.name + "/M=" + std::to_string(q8.M) + "/K=" +
+                                 std::to_string(q8.K) + "/N=" + std::to_string(q8.N) + "/" + tname;
+        benchmark::RegisterBenchmark(name.c_str(), BM_linear_q8, isa, q8.M, q8.K, q8.N)->MeasureProcessCPUTime();
+      }
     benchmark::RegisterBenchmark(("attention_row/W=256/D=128/" + tname).c_str(), BM_attention_row, isa)
         ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(("rms_norm+silu_mul/" + tname).c_str(), BM_norm_silu, isa)

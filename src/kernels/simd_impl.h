@@ -93,7 +93,7 @@ void linear_tile(const LinearArgs& a, int64_t m, int64_t n, const char* pf) {
 #pragma GCC unroll 8
       for (int j = 0; j < NR; ++j) w[j] = load_wq<DT>(a, (n + j) * K + k, gs);
     }
-    if (pf) {
+    if (pf && (w_bytes<DT>(k) & 63) == 0) {  // once per cache line of each row
 #pragma GCC unroll 8
       for (int j = 0; j < V::NR; ++j) _mm_prefetch(pf + w_bytes<DT>(j * K + k), _MM_HINT_T1);
     }
@@ -127,6 +127,12 @@ void linear_tile(const LinearArgs& a, int64_t m, int64_t n, const char* pf) {
 }
 
 using TileFn = void (*)(const LinearArgs&, int64_t, int64_t, const char*);
+
+// How many weight tiles ahead the tile loop fetches into L2.
+#ifndef LLADA2_PREFETCH_TILES
+#define LLADA2_PREFETCH_TILES 1
+#endif
+constexpr int64_t kPrefetchTiles = LLADA2_PREFETCH_TILES;
 
 // The M input rows in as few blocks of at most MR rows as possible, of sizes that differ by at
 // most one (17 rows, MR 6: 6 + 6 + 5, not 6 + 6 + 4 + 1): a block of few rows reuses each
@@ -195,8 +201,9 @@ void linear_range_dt(const LinearArgs& a, int64_t n0, int64_t n1) {
   const RowBlocks rb(a.M);
   for (int64_t n = n0; n < n1; n += V::NR) {
     const int nr = int(std::min<int64_t>(V::NR, n1 - n));
-    const char* next =
-        n + 2 * V::NR <= n1 ? static_cast<const char*>(a.w) + w_bytes<DT>((n + V::NR) * a.K) : nullptr;
+    const char* next = n + (kPrefetchTiles + 1) * V::NR <= n1
+                           ? static_cast<const char*>(a.w) + w_bytes<DT>((n + kPrefetchTiles * V::NR) * a.K)
+                           : nullptr;
     for (int64_t b = 0, m = 0; b < rb.count; m += rb.rows(b), ++b)
       table[size_t(rb.rows(b) - 1)][size_t(nr - 1)](a, m, n, m == 0 ? next : nullptr);
   }
