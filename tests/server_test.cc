@@ -489,6 +489,24 @@ struct Hold {
   }
 };
 
+// Options of a server whose workers `hold` keeps in their current step.
+ServerOptions held(Hold& hold, int parallel, int queue, int64_t max_batch_rows = 8) {
+  ServerOptions o;
+  o.parallel = parallel;
+  o.queue = queue;
+  o.max_batch_rows = max_batch_rows;
+  o.step_hook = hold.hook();
+  return o;
+}
+
+// Sends a request that takes the (held) worker and returns once it runs; join the thread after
+// releasing the hold.
+std::thread occupy_worker(const Server& s) {
+  std::thread t([&s] { post(s, "/v1/chat/completions", chat_body()); });
+  EXPECT_TRUE(wait_for([&] { return s.counters().running == 1; }));
+  return t;
+}
+
 TEST(Server, QueueFullGets429AndDisconnectCancels) {
   Hold hold;
   ServerOptions o;
@@ -608,7 +626,7 @@ TEST(Server, StopReleasesQueuedRequests) {
     };
     c.send(req);
   });
-  ASSERT_TRUE(wait_for([&] { return got_first.load(); }));
+  ASSERT_TRUE(wait_for([&] { return got_first.load() && s->counters().running == 1; }));
   Reply queued;
   std::thread second([&] { queued = post(*s, "/v1/chat/completions", chat_body()); });
   ASSERT_TRUE(wait_for([&] { return s->counters().queued == 1; }));
@@ -624,13 +642,8 @@ TEST(Server, StopReleasesQueuedRequests) {
 // A queued request whose client hangs up leaves the queue at once, without waiting for a worker.
 TEST(Server, QueuedRequestWithdrawnWhenClientLeaves) {
   Hold hold;
-  ServerOptions o;
-  o.parallel = 1;
-  o.queue = 1;
-  o.step_hook = hold.hook();
-  auto s = start_server(o);
-  std::thread first([&] { post(*s, "/v1/chat/completions", chat_body()); });
-  ASSERT_TRUE(wait_for([&] { return s->counters().running == 1; }));
+  auto s = start_server(held(hold, 1, 1));
+  std::thread first = occupy_worker(*s);
   {
     httplib::Client c("127.0.0.1", s->port());
     c.set_read_timeout(0, 200000);  // gives up while queued
@@ -653,12 +666,7 @@ TEST(Server, QueuedRequestWithdrawnWhenClientLeaves) {
 // exactly what they get alone; others run separately.
 TEST(Server, BatchesCompatibleRequestsExactly) {
   Hold hold;
-  ServerOptions o;
-  o.parallel = 1;
-  o.queue = 16;
-  o.max_batch_rows = 8;
-  o.step_hook = hold.hook();
-  auto s = start_server(o);
+  auto s = start_server(held(hold, 1, 16));
   const Tokenizer& tok = *chat_pipeline()->tokenizer();
   // Three different prompts of one token length.
   std::map<size_t, std::vector<std::string>> by_length;
@@ -690,8 +698,7 @@ TEST(Server, BatchesCompatibleRequestsExactly) {
   // Hold the worker with a request of other settings, queue the three (one of them streaming) and a
   // fourth with other settings, then let go.
   hold.on = true;
-  std::thread blocker([&] { post(*s, "/v1/chat/completions", chat_body()); });
-  ASSERT_TRUE(wait_for([&] { return s->counters().running == 1; }));
+  std::thread blocker = occupy_worker(*s);
   std::vector<Reply> replies(prompts.size());
   std::string streamed;
   std::vector<std::thread> threads;
@@ -732,13 +739,8 @@ TEST(Server, BatchesCompatibleRequestsExactly) {
 // max_batch_rows 1 turns batching off.
 TEST(Server, BatchingCanBeTurnedOff) {
   Hold hold;
-  ServerOptions o;
-  o.parallel = 1;
-  o.max_batch_rows = 1;
-  o.step_hook = hold.hook();
-  auto s = start_server(o);
-  std::thread blocker([&] { post(*s, "/v1/chat/completions", chat_body()); });
-  ASSERT_TRUE(wait_for([&] { return s->counters().running == 1; }));
+  auto s = start_server(held(hold, 1, 16, 1));
+  std::thread blocker = occupy_worker(*s);
   std::vector<std::thread> threads;
   for (int i = 0; i < 2; ++i)
     threads.emplace_back([&] { EXPECT_EQ(post(*s, "/v1/chat/completions", chat_body()).status, 200); });
