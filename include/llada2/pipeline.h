@@ -79,6 +79,11 @@ struct GenerateOptions {
   AttentionMode attention = AttentionMode::BlockCausal;
   // block_causal only: prefill the prompt once and reuse the keys/values of final blocks (exact).
   bool use_kv_cache = true;
+  // Not a diffusers argument. The original ends a block for the whole batch (editing goes on for
+  // a row that has no masks left while another row still has some); with independent_rows each
+  // row ends its block when it would alone and is then left as it is, so every row computes what
+  // it computes in a batch of its own. The server sets it when it batches unrelated requests.
+  bool independent_rows = false;
   StepCallback callback_on_step_end;
   std::optional<std::vector<std::string>> callback_on_step_end_tensor_inputs;  // None: ["block_x"]
 };

@@ -213,6 +213,7 @@ PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
 
   const std::optional<double> editing_threshold = o.editing_threshold ? o.editing_threshold : scheduler_.editing_threshold;
   const bool editing_enabled = editing_threshold && *editing_threshold > 0.0;
+  const bool per_row = o.independent_rows;
   const std::vector<std::string> cb_names = o.callback_on_step_end_tensor_inputs.value_or(std::vector<std::string>{"block_x"});
   // Logits are needed for masked cells, for editable cells while editing is on, and for every cell
   // when the callback asks for the sampled tokens or probabilities.
@@ -277,20 +278,27 @@ PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
     std::vector<uint8_t> prompt_flag(static_cast<size_t>(K));
     for (int64_t j = 0; j < K; ++j) prompt_flag[size_t(j)] = (n * K + j) < P;
     int64_t post_steps = 0, step_idx = 0;
+    // independent_rows: each row's own step count, post steps and whether its block has ended.
+    std::vector<int64_t> row_steps(size_t(B), 0), row_post(size_t(B), 0);
+    std::vector<uint8_t> row_ended(size_t(B), 0), row_masks(size_t(B), 0);
     for (;;) {
       Matrix<int64_t> blk(B, K);
       bool masks_remaining = false;
-      for (int64_t b = 0; b < B; ++b)
+      for (int64_t b = 0; b < B; ++b) {
+        row_masks[size_t(b)] = 0;
         for (int64_t j = 0; j < K; ++j) {
           blk.at(b, j) = window.at(b, W - K + j);
-          if (blk.at(b, j) == *mask_id) masks_remaining = true;
+          if (blk.at(b, j) == *mask_id) masks_remaining = true, row_masks[size_t(b)] = 1;
         }
+        if (per_row && !row_masks[size_t(b)] && !row_ended[size_t(b)]) ++row_post[size_t(b)];
+      }
       if (!masks_remaining) ++post_steps;
       Matrix<uint8_t> needed(B, K, 1);
       if (!callback_reads_samples)
         for (int64_t b = 0; b < B; ++b)
           for (int64_t j = 0; j < K; ++j)
-            needed.at(b, j) = blk.at(b, j) == *mask_id || (editing_enabled && !prompt_flag[size_t(j)]);
+            needed.at(b, j) = !(per_row && row_ended[size_t(b)]) &&
+                              (blk.at(b, j) == *mask_id || (editing_enabled && !prompt_flag[size_t(j)]));
 
       ForwardBatch fb;
       fb.batch = B;
@@ -320,6 +328,7 @@ PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
           active.at(b, j) = blk.at(b, j) == *mask_id;
           bool f = so.transfer_index.at(b, j) || so.editing_transfer_index.at(b, j);
           if (o.eos_early_stop && finished[size_t(b)]) f = false;  // finished rows are frozen
+          if (per_row && row_ended[size_t(b)]) f = false;           // so are rows whose block ended
           final_transfer.at(b, j) = f;
           if (f) window.at(b, W - K + j) = so.prev_sample.at(b, j);
         }
@@ -361,10 +370,28 @@ PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
       ++global_step;
       if (out.stats.stopped) break;
       if (masks_remaining) ++step_idx;
-      if (!BlockRefinementScheduler::check_block_should_continue(step_idx, masks_remaining, editing_enabled,
-                                                                 so.editing_transfer_index, post_steps,
-                                                                 o.max_post_steps, finished, steps))
+      if (per_row) {
+        // Each row ends its block when it would alone; the block goes on while any row continues.
+        bool any_continues = false;
+        for (int64_t b = 0; b < B; ++b) {
+          if (row_ended[size_t(b)]) continue;
+          if (row_masks[size_t(b)]) ++row_steps[size_t(b)];
+          Matrix<uint8_t> edits(1, K);
+          std::copy_n(so.editing_transfer_index.row(b), K, edits.row(0));
+          const std::vector<uint8_t> fin_b(1, finished[size_t(b)]);
+          if (BlockRefinementScheduler::check_block_should_continue(row_steps[size_t(b)], row_masks[size_t(b)],
+                                                                    editing_enabled, edits, row_post[size_t(b)],
+                                                                    o.max_post_steps, fin_b, steps))
+            any_continues = true;
+          else
+            row_ended[size_t(b)] = 1;
+        }
+        if (!any_continues) break;
+      } else if (!BlockRefinementScheduler::check_block_should_continue(step_idx, masks_remaining, editing_enabled,
+                                                                        so.editing_transfer_index, post_steps,
+                                                                        o.max_post_steps, finished, steps)) {
         break;
+      }
     }
     for (int64_t b = 0; b < B; ++b) std::copy_n(window.row(b), W, x.row(b));
     if (out.stats.stopped) break;

@@ -80,6 +80,7 @@ void Job::push_event(std::string e) {
 void Job::unit_finished(size_t prompt, std::vector<Choice> choices, const GenerationStats& stats, int64_t rows) {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (done_) return;  // failed or withdrawn meanwhile: nobody reads the results
     for (size_t i = 0; i < choices.size(); ++i) choices_[prompt * size_t(request_.n) + i] = std::move(choices[i]);
     stats_.forwards += stats.forwards;
     stats_.generated_tokens += stats.generated_tokens;
@@ -200,7 +201,11 @@ void Batcher::work() {
       running_units_ += int64_t(batch.size());
       if (batch.size() > 1) batched_ += int64_t(batch.size());
     }
-    run(batch);
+    try {
+      run(batch);
+    } catch (...) {  // anything outside the pipeline call (decoding, allocation): fail what is left
+      for (const Unit& u : batch) u.job->fail(std::current_exception(), false);
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       --busy_;
@@ -260,6 +265,7 @@ void Batcher::run(std::vector<Unit> units) {
   bool cancelled = false;
   GenerateOptions o = first.gen;
   o.input_ids = IdTensor::from_rows(rows);
+  o.independent_rows = true;  // each row ends its blocks as it would alone
   o.callback_on_step_end_tensor_inputs = std::vector<std::string>{"block_x"};
   int64_t last_w = 0;
   bool want_final = false;  // someone needs final blocks as they come (streaming or stop strings)
@@ -304,6 +310,12 @@ void Batcher::run(std::vector<Unit> units) {
   try {
     out = pipe(o);
   } catch (...) {
+    if (units.size() > 1 && !cancelled) {
+      // One request's input (or the batch's size) may be the cause: each unit alone gets its own
+      // answer or its own error.
+      for (const Unit& u : units) run({u});
+      return;
+    }
     for (const Unit& u : units) u.job->fail(std::current_exception(), false);
     return;
   }
@@ -314,6 +326,7 @@ void Batcher::run(std::vector<Unit> units) {
 
   const int64_t G = out.sequences.cols;
   const int64_t mask = pipe.special_ids(o).first.value_or(-1);
+  std::set<const Job*> credited;  // a job's prompts may share this run: its forwards count once
   for (size_t u = 0; u < units.size(); ++u) {
     Job& job = *units[u].job;
     if (job.gone()) {
@@ -322,6 +335,7 @@ void Batcher::run(std::vector<Unit> units) {
     }
     std::vector<Choice> choices;
     GenerationStats stats = out.stats;
+    if (!credited.insert(&job).second) stats.forwards = 0, stats.seconds = 0;
     stats.generated_tokens = 0;
     for (int64_t b = row0[u]; b < row0[u] + job.request().n; ++b) {
       const int64_t* row = out.sequences.row(b);

@@ -160,6 +160,7 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
         throw shutting_down();  // nobody reads it
       }
     }
+    if (job->error() || job->cancelled()) batcher.withdraw(job);  // a multi-prompt job's other units
     if (job->error()) throw job_error(job->error());
     if (job->cancelled()) {
       ++cancelled;
@@ -214,6 +215,7 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
       ++cancelled;
       return false;
     }
+    if (job->error() || job->cancelled()) batcher.withdraw(job);  // a multi-prompt job's other units
     if (job->error()) {
       write(sse(server::error_body(job_error(job->error()))));
     } else if (job->cancelled()) {
@@ -244,7 +246,10 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
     write("data: [DONE]\n\n");
     if (!gone) sink.done();
     return !gone;
-  });
+  },
+  // Runs when the response ends, also when the provider never ran (the client left before the
+  // headers went out): a job nobody will read stops.
+  [this, job](bool) { batcher.withdraw(job); });
 }
 
 void Server::Impl::set_routes() {
