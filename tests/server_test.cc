@@ -502,8 +502,13 @@ ServerOptions held(Hold& hold, int parallel, int queue, int64_t max_batch_rows =
 // Sends a request that takes the (held) worker and returns once it runs; join the thread after
 // releasing the hold.
 std::thread occupy_worker(const Server& s) {
+  // A run counts as running until just after its client got the answer: wait for a new run.
+  const int64_t batches = s.counters().batches;
   std::thread t([&s] { post(s, "/v1/chat/completions", chat_body()); });
-  EXPECT_TRUE(wait_for([&] { return s.counters().running == 1; }));
+  EXPECT_TRUE(wait_for([&] {
+    const ServerCounters c = s.counters();
+    return c.batches == batches + 1 && c.running == 1 && c.queued == 0;
+  }));
   return t;
 }
 
