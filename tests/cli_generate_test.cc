@@ -84,3 +84,25 @@ TEST(CliGenerate, HelpExplainsTheFlags) {
 
 }  // namespace
 }  // namespace llada2::testing
+
+namespace llada2::testing {
+namespace {
+
+// --bf16-activations: an opt-in engine setting on generate, chat, serve and bench.
+TEST(CliGenerate, Bf16ActivationsFlag) {
+  for (const char* cmd : {"generate", "chat", "serve", "bench"}) {
+    std::string out;
+    EXPECT_EQ(run_cli(std::string(cmd) + " --help", &out), 0);
+    EXPECT_NE(out.find("--bf16-activations"), std::string::npos) << cmd;
+  }
+  const std::string args = "generate --model " + golden_path("models/tiny-a-bf16") +
+                           " --input-ids 35,55,4,256 --gen-length 8 --block-length 4 --mask-token-id 319 --json";
+  std::string exact, fast;
+  ASSERT_EQ(run_cli(args, &exact), 0);
+  ASSERT_EQ(run_cli(args + " --bf16-activations", &fast), 0);
+  const auto a = nlohmann::json::parse(exact), b = nlohmann::json::parse(fast);
+  EXPECT_EQ(b["sequences"][0].size(), a["sequences"][0].size());
+}
+
+}  // namespace
+}  // namespace llada2::testing

@@ -14,6 +14,7 @@ struct GenerationFlags {
   double temperature = -1;
   bool no_eos_stop = false;
   int threads = 0;
+  bool bf16_activations = false;
 
   // Registers the flags; `gen_length_default` is shown in --help.
   void add(CLI::App& app, const std::string& gen_length_default);
