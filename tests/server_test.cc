@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <fstream>
 #include <thread>
@@ -512,27 +513,38 @@ std::thread occupy_worker(const Server& s) {
   return t;
 }
 
-TEST(Server, QueueFullGets429AndDisconnectCancels) {
-  Hold hold;
-  ServerOptions o;
-  o.parallel = 1;
-  o.queue = 0;
-  o.step_hook = hold.hook();
-  auto s = start_server(o);
-  std::atomic<bool> got_first{false}, release{false};
-  std::thread first([&] {
-    auto c = client(*s);
+// Sends long_body() (streaming) on a thread; `receiver` gets each piece of the answer and may hang
+// up by returning false.
+std::thread send_long_stream(const Server& s, std::function<bool(const char*, size_t)> receiver) {
+  return std::thread([&s, receiver = std::move(receiver)] {
+    auto c = client(s);
     httplib::Request req;
     req.method = "POST";
     req.path = "/v1/chat/completions";
     req.body = long_body().dump();
     req.set_header("Content-Type", "application/json");
-    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
-      got_first = true;
-      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      return false;  // hang up: the server must stop generating
-    };
+    req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) { return receiver(d, n); };
     c.send(req);
+  });
+}
+
+// Stops the server while its worker is held, then lets the worker reach the end of its step,
+// where it sees the stop.
+void stop_while_held(Server& s, Hold& hold) {
+  std::thread stopper([&] { s.stop(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  hold.on = false;
+  stopper.join();
+}
+
+TEST(Server, QueueFullGets429AndDisconnectCancels) {
+  Hold hold;
+  auto s = start_server(held(hold, 1, 0));
+  std::atomic<bool> got_first{false}, release{false};
+  std::thread first = send_long_stream(*s, [&](const char*, size_t) {
+    got_first = true;
+    while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return false;  // hang up: the server must stop generating
   });
   ASSERT_TRUE(wait_for([&] { return got_first.load(); }));
   expect_error(post(*s, "/v1/chat/completions", chat_body()), 429, "queue_full");
@@ -580,30 +592,16 @@ TEST(Server, ConcurrentRequestsAllAnswer) {
 
 TEST(Server, StopCancelsRunningStreams) {
   Hold hold;
-  ServerOptions o;
-  o.step_hook = hold.hook();
-  auto s = start_server(o);
+  auto s = start_server(held(hold, 1, 16));
   std::atomic<bool> got_first{false};
   std::string text;
-  std::thread first([&] {
-    auto c = client(*s);
-    httplib::Request req;
-    req.method = "POST";
-    req.path = "/v1/chat/completions";
-    req.body = long_body().dump();
-    req.set_header("Content-Type", "application/json");
-    req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
-      text.append(d, n);
-      got_first = true;
-      return true;
-    };
-    c.send(req);
+  std::thread first = send_long_stream(*s, [&](const char* d, size_t n) {
+    text.append(d, n);
+    got_first = true;
+    return true;
   });
   ASSERT_TRUE(wait_for([&] { return got_first.load(); }));
-  std::thread stopper([&] { s->stop(); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  hold.on = false;  // the worker sees the stop at the end of its step
-  stopper.join();
+  stop_while_held(*s, hold);
   first.join();
   EXPECT_EQ(s->counters().cancelled, 1);
   EXPECT_NE(text.find("shutting_down"), std::string::npos);
@@ -612,33 +610,17 @@ TEST(Server, StopCancelsRunningStreams) {
 
 TEST(Server, StopReleasesQueuedRequests) {
   Hold hold;
-  ServerOptions o;
-  o.parallel = 1;
-  o.queue = 4;
-  o.step_hook = hold.hook();
-  auto s = start_server(o);
+  auto s = start_server(held(hold, 1, 4));
   std::atomic<bool> got_first{false};
-  std::thread first([&] {
-    auto c = client(*s);
-    httplib::Request req;
-    req.method = "POST";
-    req.path = "/v1/chat/completions";
-    req.body = long_body().dump();
-    req.set_header("Content-Type", "application/json");
-    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) {
-      got_first = true;
-      return true;
-    };
-    c.send(req);
+  std::thread first = send_long_stream(*s, [&](const char*, size_t) {
+    got_first = true;
+    return true;
   });
   ASSERT_TRUE(wait_for([&] { return got_first.load() && s->counters().running == 1; }));
   Reply queued;
   std::thread second([&] { queued = post(*s, "/v1/chat/completions", chat_body()); });
   ASSERT_TRUE(wait_for([&] { return s->counters().queued == 1; }));
-  std::thread stopper([&] { s->stop(); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  hold.on = false;
-  stopper.join();
+  stop_while_held(*s, hold);
   first.join();
   second.join();
   expect_error(queued, 503, "shutting_down");
