@@ -321,16 +321,18 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t star
   const int64_t G = Hq / Hkv;
   const float scale = 1.0f / std::sqrt(float(D));
   const int64_t K = fb.block_length;
+  // Keys [0, key_end(i)) exist for new position i (block_causal: up to the end of its block).
+  auto key_end = [&](int64_t i) {
+    const int64_t pos = start + i;
+    return fb.attention == AttentionMode::BlockCausal ? std::min(W, (pos / K + 1) * K) : W;
+  };
   if (profiling_on()) {
     // Scores and weighted values: 2*D + 2*D FLOPs per query head and (unmasked) key.
     uint64_t keys = 0;
     for (int64_t b = 0; b < B; ++b) {
       const int64_t* km = fb.key_mask + b * W;
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t pos = start + i;
-        const int64_t key_end = fb.attention == AttentionMode::BlockCausal ? std::min(W, (pos / K + 1) * K) : W;
-        for (int64_t s = 0; s < key_end; ++s) keys += km[s] != 0;
-      }
+      for (int64_t i = 0; i < n; ++i)
+        keys += uint64_t(std::count_if(km, km + key_end(i), [](int64_t v) { return v != 0; }));
     }
     count_flops(ModelProfile::Attention, keys * uint64_t(Hq) * 4 * uint64_t(D));
   }
@@ -347,13 +349,8 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t star
       const float* kb = kc + (b * Hkv + g) * cap * D;
       const float* vb = vc + (b * Hkv + g) * cap * D;
       for (int64_t i0 = 0, i1; i0 < n; i0 = i1) {
-        auto key_end = [&](int64_t i) {
-          const int64_t pos = start + i;
-          return fb.attention == AttentionMode::BlockCausal ? std::min(W, (pos / K + 1) * K) : W;
-        };
         const int64_t E = key_end(i0);
-        for (i1 = i0 + 1; i1 < n && key_end(i1) == E; ++i1) {
-        }
+        for (i1 = i0 + 1; i1 < n && key_end(i1) == E;) ++i1;
         const int64_t m = i1 - i0;
         vt.resize(size_t(D * E));
         for (int64_t s = 0; s < E; ++s)

@@ -121,12 +121,10 @@ Batcher::~Batcher() { close(); }
 Batcher::Submit Batcher::submit(const std::shared_ptr<Job>& job) {
   std::lock_guard<std::mutex> lock(mu_);
   if (closed_) return Submit::Closed;
-  std::set<const Job*> queued;
-  for (const Unit& u : waiting_) queued.insert(u.job.get());
-  if (int64_t(queued.size()) >= int64_t(queue_) + (parallel_ - busy_)) return Submit::Full;
+  if (queued_jobs() >= int64_t(queue_) + (parallel_ - busy_)) return Submit::Full;
   const CompletionRequest& r = job->request();
   for (size_t p = 0; p < r.prompts.size(); ++p)
-    waiting_.push_back(Unit{job, p, compatibility_key(r, p, job.get()), r.n});
+    waiting_.push_back(Unit{job, p, compatibility_key(r, p, job.get())});
   cv_.notify_all();
   return Submit::Accepted;
 }
@@ -163,9 +161,13 @@ void Batcher::close() {
 
 BatcherCounters Batcher::counters() const {
   std::lock_guard<std::mutex> lock(mu_);
+  return BatcherCounters{running_units_, queued_jobs(), batches_, batched_};
+}
+
+int64_t Batcher::queued_jobs() const {
   std::set<const Job*> queued;
   for (const Unit& u : waiting_) queued.insert(u.job.get());
-  return BatcherCounters{running_units_, int64_t(queued.size()), batches_, batched_};
+  return int64_t(queued.size());
 }
 
 void Batcher::work() {
@@ -186,10 +188,10 @@ void Batcher::work() {
       if (waiting_.empty()) continue;
       batch.push_back(std::move(waiting_.front()));
       waiting_.pop_front();
-      int64_t rows = batch[0].rows;
+      int64_t rows = batch[0].rows();
       for (auto it = waiting_.begin(); it != waiting_.end() && rows < max_rows_;) {
-        if (it->key == batch[0].key && rows + it->rows <= max_rows_) {
-          rows += it->rows;
+        if (it->key == batch[0].key && rows + it->rows() <= max_rows_) {
+          rows += it->rows();
           batch.push_back(std::move(*it));
           it = waiting_.erase(it);
         } else {

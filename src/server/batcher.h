@@ -116,8 +116,10 @@ class Batcher {
     std::shared_ptr<Job> job;
     size_t prompt;
     std::string key;  // compatibility key; units batch together only with the same key
-    int64_t rows;
+    int64_t rows() const { return job->request().n; }
   };
+
+  int64_t queued_jobs() const;  // distinct jobs with a unit waiting; mu_ held
 
   void work();
   void run(std::vector<Unit> units);
