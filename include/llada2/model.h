@@ -70,6 +70,8 @@ struct ModelProfile {
     uint64_t ns = 0;            // wall nanoseconds
     uint64_t weight_bytes = 0;  // weight bytes read by the phase's matrix products
     uint64_t flops = 0;
+    uint64_t flops_bf16 = 0;  // of flops, those in products over bf16 activations (2x the float32 rate)
+    uint64_t flops_int8 = 0;  // of flops, those in products over int8 activations (4x)
   };
   Counters phase[kCount];
   uint64_t forwards = 0;    // profiled forwards

@@ -151,6 +151,56 @@ void scalar_linear(const LinearArgs& a, int64_t n0, int64_t n1) {
   }
 }
 
+// Int8 activations for Q8 weights: see Ops::quantize_act. A group holding NaN or infinity gets a
+// NaN scale (and zeros), so the outputs it feeds become NaN as in float32 compute.
+void scalar_quantize_act(const float* x, int64_t n, int64_t group, int8_t* q, float* scale, int32_t* sum) {
+  for (int64_t g = 0; g < n / group; ++g) {
+    const float* xg = x + g * group;
+    float amax = 0.f;
+    bool finite = true;
+    for (int64_t i = 0; i < group; ++i) {
+      const float v = std::fabs(xg[i]);
+      finite = finite && v <= std::numeric_limits<float>::max();
+      amax = v > amax ? v : amax;
+    }
+    int32_t s = 0;
+    if (!finite || amax == 0.f) {
+      std::memset(q + g * group, 0, size_t(group));
+      scale[g] = finite ? 0.f : std::numeric_limits<float>::quiet_NaN();
+    } else {
+      const float inv = 127.f / amax;
+      for (int64_t i = 0; i < group; ++i) {
+        const long v = std::clamp<long>(std::lrint(xg[i] * inv), -127, 127);
+        q[g * group + i] = int8_t(v);
+        s += int32_t(v);
+      }
+      scale[g] = amax / 127.f;
+    }
+    sum[g] = s;
+  }
+}
+
+// Q8 weights times int8 activations: an exact integer dot product per group, scaled by the
+// weight's and the activation's group scales, summed over the groups in float32.
+void scalar_linear_q8q8(const LinearArgs& a, int64_t n0, int64_t n1) {
+  const int64_t K = a.K, G = a.group, NG = K / G;
+  for (int64_t n = n0; n < n1; ++n) {
+    const int8_t* w = static_cast<const int8_t*>(a.w) + n * K;
+    const float* sw = a.scales + n * NG;
+    for (int64_t m = 0; m < a.M; ++m) {
+      const int8_t* x = a.xq + m * K;
+      const float* sx = a.xqs + m * NG;
+      float acc = 0.f;
+      for (int64_t g = 0; g < NG; ++g) {
+        int32_t t = 0;
+        for (int64_t k = g * G; k < (g + 1) * G; ++k) t += int32_t(x[k]) * int32_t(w[k]);
+        acc += float(t) * (sw[g] * sx[g]);
+      }
+      a.y[m * a.ldy + n] = acc + (a.bias ? a.bias[n] : 0.f);
+    }
+  }
+}
+
 void scalar_axpy(float alpha, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
@@ -201,9 +251,9 @@ float scalar_argmax_expsum(const float* x, int64_t n, int64_t* arg) {
 }  // namespace
 
 const Ops& scalar_ops() {
-  static constexpr Ops ops{&scalar_linear, nullptr,           &scalar_to_f32,   nullptr,       &scalar_dot,
-                           &scalar_axpy,   &scalar_rms_norm_row, &scalar_silu_mul, &scalar_softmax,
-                           &scalar_argmax_expsum};
+  static constexpr Ops ops{&scalar_linear,       nullptr,        &scalar_linear_q8q8, &scalar_quantize_act,
+                           &scalar_to_f32,       nullptr,        &scalar_dot,         &scalar_axpy,
+                           &scalar_rms_norm_row, &scalar_silu_mul, &scalar_softmax,    &scalar_argmax_expsum};
   return ops;
 }
 
@@ -234,7 +284,8 @@ bool cpu_has(Isa isa) {
       return cpu_has(Isa::Avx2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl");
     case Isa::Avx512Bf16:
-      return cpu_has(Isa::Avx512) && cpuid_bit(7, 1, 0, 5);  // eax.AVX512_BF16
+      return cpu_has(Isa::Avx512) && cpuid_bit(7, 1, 0, 5) &&  // eax.AVX512_BF16
+             cpuid_bit(7, 0, 2, 11);                             // ecx.AVX512_VNNI
   }
 #endif
   return isa == Isa::Scalar;
@@ -257,6 +308,7 @@ const Ops& ops_of(Isa isa) {
 std::atomic<const Ops*> g_ops{nullptr};
 std::atomic<int> g_isa{-1};
 std::atomic<int> g_bf16{-1};  // -1: LLADA2_BF16_DOT not read yet
+std::atomic<int> g_int8{-1};  // -1: LLADA2_INT8_ACT not read yet
 
 const Ops& resolve_ops() {
   Isa isa = best_isa();
@@ -327,6 +379,37 @@ bool set_isa(Isa isa) {
   g_isa.store(int(isa), std::memory_order_release);
   g_ops.store(&ops_of(isa), std::memory_order_release);
   return true;
+}
+
+void set_int8_activations(bool on) { g_int8.store(on ? 1 : 0, std::memory_order_release); }
+
+bool int8_activations() {
+  int v = g_int8.load(std::memory_order_acquire);
+  if (v < 0) {
+    const char* env = std::getenv("LLADA2_INT8_ACT");
+    std::string s = env ? env : "";
+    if (s.empty() || s == "1" || s == "true" || s == "on") {
+      v = 1;
+    } else if (s == "0" || s == "false" || s == "off") {
+      v = 0;
+    } else {
+      throw std::invalid_argument("LLADA2_INT8_ACT=" + s + ": expected 0 or 1");
+    }
+    g_int8.store(v, std::memory_order_release);
+  }
+  return v == 1;
+}
+
+bool int8_activations_active(const Weight& w) {
+  return w.quant == Quant::Q8 && int8_activations() && ops().linear_q8q8 && w.group % 64 == 0 &&
+         (w.group & (w.group - 1)) == 0 && w.cols % w.group == 0;
+}
+
+Arithmetic linear_arithmetic(const Weight& w) {
+  if (int8_activations_active(w)) return Arithmetic::Int8;
+  if (w.quant == Quant::None && w.dtype == DType::BF16 && bf16_activations() && ops().linear_bf16dot && w.cols > 0)
+    return Arithmetic::Bf16;
+  return Arithmetic::F32;
 }
 
 void set_bf16_activations(bool on) { g_bf16.store(on ? 1 : 0, std::memory_order_release); }
@@ -422,6 +505,26 @@ void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float
     for (int64_t m = 0; m < M; ++m) o.to_bf16(x + m * ldx, K, xb.data() + m * K);
     a.xb = xb.data();
     run = o.linear_bf16dot;
+  }
+  if (K > 0 && int8_activations_active(w)) {
+    // Quantized once per call into this thread's buffers (the pool threads read them while
+    // this thread waits in parallel_for; a linear call never nests another on the same thread).
+    thread_local std::vector<int8_t> xq;
+    thread_local std::vector<float> xqs;
+    thread_local std::vector<int32_t> xqsum;
+    const int64_t NG = K / w.group;
+    if (xq.size() < size_t(M * K)) xq.resize(size_t(M * K));
+    if (xqs.size() < size_t(M * NG)) xqs.resize(size_t(M * NG)), xqsum.resize(size_t(M * NG));
+    for (int64_t m = 0; m < M; ++m)
+      o.quantize_act(x + m * ldx, K, w.group, xq.data() + m * K, xqs.data() + m * NG, xqsum.data() + m * NG);
+    a.xq = xq.data();
+    a.xqs = xqs.data();
+    a.xqsum = xqsum.data();
+    const int64_t units = (N + 15) / 16;
+    parallel_for(
+        units, [&](int64_t u0, int64_t u1) { o.linear_q8q8(a, u0 * 16, std::min(N, u1 * 16)); },
+        std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, 16 * M * K)));
+    return;
   }
   // Threads split the outputs in units of 16 (a multiple of the tile widths), each unit
   // big enough to be worth waking a worker for.

@@ -62,6 +62,23 @@ bool set_isa(Isa isa);
 void set_bf16_activations(bool on);
 bool bf16_activations();
 
+// Q8 weights: on tiers with integer dot products (avx512bf16, which implies AVX-512 VNNI, and the
+// scalar reference) linear() quantizes the activations to int8 per group of the weight's group
+// size (symmetric, scale = max |x| / 127, round to nearest even), multiplies int8 x int8 exactly
+// in int32 per group and scales and sums the groups in float32: ~2x the float path's throughput,
+// at an extra rounding of the activations (quality in docs/quantization.md). On by default;
+// LLADA2_INT8_ACT=0 (or set_int8_activations(false)) keeps float32 activations. Other tiers, Q4
+// and groups that are not a multiple of 64 always use float32 activations.
+void set_int8_activations(bool on);
+bool int8_activations();
+// Whether linear() on w uses int8 activations now (Q8, setting on, tier and group support it).
+bool int8_activations_active(const Weight& w);
+
+// The arithmetic linear() uses on w now: float32 FMAs, bf16 pairs (vdpbf16ps, 2x the float32
+// rate) or int8 quads (vpdpbusd, 4x): what a roofline should divide its FLOPs by.
+enum class Arithmetic { F32, Bf16, Int8 };
+Arithmetic linear_arithmetic(const Weight& w);
+
 float bf16_to_f32(uint16_t v);
 uint16_t f32_to_bf16(float v);  // round to nearest even
 float f16_to_f32(uint16_t v);

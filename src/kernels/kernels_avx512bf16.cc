@@ -1,6 +1,7 @@
 // The avx512bf16 tier: the avx512 kernels plus, for bf16 weights and only when bf16
 // activations are switched on (kernels.h), a vdpbf16ps matmul over activations rounded
-// to bf16. Only reached after kernels.cc has checked the CPU.
+// to bf16, and, for Q8 weights with int8 activations (kernels.h), a vpdpbusd matmul.
+// Only reached after kernels.cc has checked the CPU (AVX512_BF16 and AVX512_VNNI).
 // GCC 12 flags the deliberately undefined lanes inside its own AVX-512 intrinsics.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -10,12 +11,15 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
+#include <limits>
 #include <utility>
+#include <vector>
 
 #include "kernels/ops.h"
 #include "kernels/target.h"
 
-LLADA2_TARGET_BEGIN("avx512bf16,avx512f,avx512bw,avx512vl,avx2,fma,f16c")
+LLADA2_TARGET_BEGIN("avx512bf16,avx512vnni,avx512f,avx512bw,avx512vl,avx2,fma,f16c")
 
 namespace llada2::kernels {
 namespace {
@@ -108,6 +112,150 @@ void linear_bf16dot(const LinearArgs& a, int64_t n0, int64_t n1) {
   }
 }
 
+// ---- Q8 weights x int8 activations ----
+//
+// vpdpbusd multiplies unsigned by signed bytes, so the weights enter as w + 128 (the sign bit
+// flipped) against the signed activations: per group, sum (w + 128) x = sum w x + 128 sum x,
+// and the 128 sum x part is taken off once per output (corr below). Each 64-byte step gives 16
+// int32 lanes of 4 exact products; they are converted and multiplied by the step's group scale
+// product S = s_w[n, g] * s_x[m, g] into float accumulators, summed across lanes at the end.
+
+// S for every (row i, weight row j, group g) of a tile, [MR][NR][NG], and corr[i][j] =
+// -128 * sum_g S[i][j][g] * sum_x[i][g].
+template <int MR, int NR>
+void q8_scales(const LinearArgs& a, int64_t m, int64_t n, int64_t NG, float* S, float (&corr)[MR][NR]) {
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i) {
+    const float* sx = a.xqs + (m + i) * NG;
+    const int32_t* sumx = a.xqsum + (m + i) * NG;
+#pragma GCC unroll 4
+    for (int j = 0; j < NR; ++j) {
+      const float* sw = a.scales + (n + j) * NG;
+      float* out = S + (i * NR + j) * NG;
+      __m512 c = _mm512_setzero_ps();
+      for (int64_t g = 0; g < NG; g += 16) {
+        const __mmask16 mk = NG - g >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (NG - g)) - 1u);
+        const __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, sw + g), _mm512_maskz_loadu_ps(mk, sx + g));
+        _mm512_mask_storeu_ps(out + g, mk, p);
+        c = _mm512_fmadd_ps(p, _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(mk, sumx + g)), c);
+      }
+      corr[i][j] = -128.f * _mm512_reduce_add_ps(c);
+    }
+  }
+}
+
+// Rows m .. m+MR of a.xq against weight rows n .. n+NR; S from q8_scales. pf, when set, is the
+// next tile's weights, fetched into L2 meanwhile.
+template <int MR, int NR>
+void q8_tile(const LinearArgs& a, int64_t m, int64_t n, const int8_t* pf, float* S) {
+  const int64_t K = a.K, NG = K / a.group;
+  const int gs = __builtin_ctzll(uint64_t(a.group));
+  const int8_t* x = a.xq + m * K;
+  const int8_t* w = static_cast<const int8_t*>(a.w) + n * K;
+  float corr[MR][NR];
+  q8_scales<MR, NR>(a, m, n, NG, S, corr);
+  const __m512i flip = _mm512_set1_epi8(char(0x80));
+  __m512 acc[MR][NR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; k += 64) {
+    const int64_t g = k >> gs;
+    __m512i wv[NR];
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) wv[j] = _mm512_xor_si512(_mm512_loadu_si512(w + j * K + k), flip);
+    if (pf) {
+#pragma GCC unroll 8
+      for (int j = 0; j < kNR; ++j) _mm_prefetch(reinterpret_cast<const char*>(pf + j * K + k), _MM_HINT_T1);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m512i xv = _mm512_loadu_si512(x + i * K + k);
+#pragma GCC unroll 8
+      for (int j = 0; j < NR; ++j) {
+        const __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[j], xv);
+        acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_set1_ps(S[(i * NR + j) * NG + g]), acc[i][j]);
+      }
+    }
+  }
+  const __m512 z = _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    float out[4];
+    hsum4(acc[i][0], NR > 1 ? acc[i][1 % NR] : z, NR > 2 ? acc[i][2 % NR] : z, NR > 3 ? acc[i][3 % NR] : z, out);
+    float* yr = a.y + (m + i) * a.ldy + n;
+    for (int j = 0; j < NR; ++j) yr[j] = (out[j] + corr[i][j]) + (a.bias ? a.bias[n + j] : 0.f);
+  }
+}
+
+using Q8TileFn = void (*)(const LinearArgs&, int64_t, int64_t, const int8_t*, float*);
+
+template <int MR, int... J>
+constexpr std::array<Q8TileFn, sizeof...(J)> q8_tile_row(std::integer_sequence<int, J...>) {
+  return {&q8_tile<MR, J + 1>...};
+}
+
+template <int... I>
+constexpr std::array<std::array<Q8TileFn, kNR>, sizeof...(I)> q8_tile_table(std::integer_sequence<int, I...>) {
+  return {q8_tile_row<I + 1>(std::make_integer_sequence<int, kNR>())...};
+}
+
+// Needs a.group a power of two and a multiple of 64 (kernels.cc checks).
+void linear_q8q8(const LinearArgs& a, int64_t n0, int64_t n1) {
+  static constexpr auto table = q8_tile_table(std::make_integer_sequence<int, kMR>());
+  thread_local std::vector<float> S;
+  const size_t need = size_t(kMR * kNR * (a.K / a.group));
+  if (S.size() < need) S.resize(need);
+  // Input rows in blocks of sizes that differ by at most one (9 rows: 3 + 3 + 3, not 4 + 4 + 1).
+  const int64_t blocks = (a.M + kMR - 1) / kMR, base = a.M / blocks, extra = a.M % blocks;
+  constexpr int64_t kAheadBytes = 8192;  // fetch ~8 KB ahead: 1 tile at K = 2048, 4 at K = 512
+  const int64_t ahead = std::max<int64_t>(1, kAheadBytes / (kNR * a.K));
+  for (int64_t n = n0; n < n1; n += kNR) {
+    const int nr = int(std::min<int64_t>(kNR, n1 - n));
+    const int8_t* next = n + (ahead + 1) * kNR <= n1 ? static_cast<const int8_t*>(a.w) + (n + ahead * kNR) * a.K : nullptr;
+    for (int64_t b = 0, m = 0; b < blocks; ++b) {
+      const int mr = int(base + (b < extra ? 1 : 0));
+      table[size_t(mr - 1)][size_t(nr - 1)](a, m, n, m == 0 ? next : nullptr, S.data());
+      m += mr;
+    }
+  }
+}
+
+// Ops::quantize_act; the same operations as the scalar twin (max of |x|, one float division,
+// x * inv rounded to nearest even by vcvtps2dq), hence the same bytes.
+void quantize_act(const float* x, int64_t n, int64_t group, int8_t* q, float* scale, int32_t* sum) {
+  const __m512 fmax = _mm512_set1_ps(std::numeric_limits<float>::max());
+  for (int64_t g = 0; g < n / group; ++g) {
+    const float* xg = x + g * group;
+    __m512 amax = _mm512_setzero_ps();
+    __mmask16 bad = 0;
+    for (int64_t i = 0; i < group; i += 16) {
+      const __m512 v = _mm512_abs_ps(_mm512_loadu_ps(xg + i));
+      bad |= _mm512_cmp_ps_mask(v, fmax, _CMP_NLE_UQ);  // NaN or infinity
+      amax = _mm512_max_ps(amax, v);
+    }
+    const float am = _mm512_reduce_max_ps(amax);
+    if (bad || am == 0.f) {
+      std::memset(q + g * group, 0, size_t(group));
+      scale[g] = bad ? std::numeric_limits<float>::quiet_NaN() : 0.f;
+      sum[g] = 0;
+      continue;
+    }
+    const __m512 inv = _mm512_set1_ps(127.f / am);
+    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+    __m512i s = _mm512_setzero_si512();
+    for (int64_t i = 0; i < group; i += 16) {
+      __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xg + i), inv));
+      v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+      s = _mm512_add_epi32(s, v);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + g * group + i), _mm512_cvtepi32_epi8(v));
+    }
+    scale[g] = am / 127.f;
+    sum[g] = _mm512_reduce_add_epi32(s);
+  }
+}
+
 // Round to nearest even, NaN kept NaN (vcvtneps2bf16).
 void to_bf16(const float* src, int64_t n, uint16_t* dst) {
   int64_t i = 0;
@@ -126,6 +274,8 @@ const Ops& avx512bf16_ops() {
     Ops o = avx512_ops();
     o.linear_bf16dot = &linear_bf16dot;
     o.to_bf16 = &to_bf16;
+    o.linear_q8q8 = &linear_q8q8;
+    o.quantize_act = &quantize_act;
     return o;
   }();
   return ops;

@@ -341,6 +341,8 @@ constexpr Ops simd_ops() {
   Ops o{};
   o.linear = &simd_linear;
   o.linear_bf16dot = nullptr;
+  o.linear_q8q8 = nullptr;  // int8 activations only where the tier has integer dot products
+  o.quantize_act = nullptr;
   o.to_f32 = &simd_to_f32;
   o.to_bf16 = nullptr;
   o.dot = &simd_dot;

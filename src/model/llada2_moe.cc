@@ -142,7 +142,7 @@ struct Model::Impl {
   // Opt-in per-phase counters (ModelProfile).
   using Phase = ModelProfile::Phase;
   struct PhaseCounters {
-    std::atomic<uint64_t> ns{0}, weight_bytes{0}, flops{0};
+    std::atomic<uint64_t> ns{0}, weight_bytes{0}, flops{0}, flops_bf16{0}, flops_int8{0};
   };
   mutable std::atomic<bool> profiling{false};
   mutable PhaseCounters prof[ModelProfile::kCount];
@@ -157,7 +157,13 @@ struct Model::Impl {
     weight_bytes += bytes;
     if (profiling_on()) {
       prof[phase].weight_bytes.fetch_add(bytes, std::memory_order_relaxed);
-      count_flops(phase, 2 * uint64_t(M) * uint64_t(w.rows) * uint64_t(w.cols));
+      const uint64_t f = 2 * uint64_t(M) * uint64_t(w.rows) * uint64_t(w.cols);
+      count_flops(phase, f);
+      switch (kernels::linear_arithmetic(w)) {
+        case kernels::Arithmetic::Bf16: prof[phase].flops_bf16.fetch_add(f, std::memory_order_relaxed); break;
+        case kernels::Arithmetic::Int8: prof[phase].flops_int8.fetch_add(f, std::memory_order_relaxed); break;
+        case kernels::Arithmetic::F32: break;
+      }
     }
     kernels::linear(x, M, ldx, w, bias, y, ldy);
   }
@@ -515,6 +521,8 @@ ModelProfile Model::profile() const {
     p.phase[i].ns = impl_->prof[i].ns.load();
     p.phase[i].weight_bytes = impl_->prof[i].weight_bytes.load();
     p.phase[i].flops = impl_->prof[i].flops.load();
+    p.phase[i].flops_bf16 = impl_->prof[i].flops_bf16.load();
+    p.phase[i].flops_int8 = impl_->prof[i].flops_int8.load();
   }
   p.forwards = impl_->prof_forwards.load();
   p.forward_ns = impl_->prof_forward_ns.load();
@@ -526,6 +534,8 @@ void Model::reset_profile() const {
     c.ns = 0;
     c.weight_bytes = 0;
     c.flops = 0;
+    c.flops_bf16 = 0;
+    c.flops_int8 = 0;
   }
   impl_->prof_forwards = 0;
   impl_->prof_forward_ns = 0;
@@ -548,6 +558,8 @@ ModelProfile::Counters ModelProfile::total() const {
     t.ns += c.ns;
     t.weight_bytes += c.weight_bytes;
     t.flops += c.flops;
+    t.flops_bf16 += c.flops_bf16;
+    t.flops_int8 += c.flops_int8;
   }
   return t;
 }

@@ -45,17 +45,24 @@ struct PhaseRow {
   double seconds = 0;  // per step
   double bytes = 0;    // weight bytes per step
   double flops = 0;    // per step
+  double f32_equiv = 0;  // flops at the float32 rate: bf16-activation products count 1/2, int8 ones 1/4
 };
 
+PhaseRow phase_row(std::string name, double seconds, const ModelProfile::Counters& c, double n_steps) {
+  const double f = double(c.flops), b = double(c.flops_bf16), q = double(c.flops_int8);
+  return {std::move(name), seconds, double(c.weight_bytes) / n_steps, f / n_steps, (f - b - q + b / 2 + q / 4) / n_steps};
+}
+
 // Roofline time of a row: the longer of streaming its weights at `bw_gbs` and of its FLOPs at
-// `peak_gflops`; 0 when it has neither (no roofline to compare against).
+// `peak_gflops` (the float32 rate; products over bf16 / int8 activations at 2x / 4x it); 0 when it
+// has neither (no roofline to compare against).
 double roofline_seconds(const PhaseRow& r, double bw_gbs, double peak_gflops) {
-  return std::max(r.bytes / (bw_gbs * 1e9), r.flops / (peak_gflops * 1e9));
+  return std::max(r.bytes / (bw_gbs * 1e9), r.f32_equiv / (peak_gflops * 1e9));
 }
 
 const char* bound_of(const PhaseRow& r, double bw_gbs, double peak_gflops) {
   if (r.bytes == 0 && r.flops == 0) return nullptr;
-  return r.bytes / (bw_gbs * 1e9) >= r.flops / (peak_gflops * 1e9) ? "memory" : "compute";
+  return r.bytes / (bw_gbs * 1e9) >= r.f32_equiv / (peak_gflops * 1e9) ? "memory" : "compute";
 }
 
 nlohmann::json phase_json(const PhaseRow& r, double step_s, double bw_gbs, double peak_gflops) {
@@ -225,16 +232,19 @@ int cmd_bench(int argc, char** argv) {
   const double mean_step_s = gen_s / n_steps;
   std::vector<PhaseRow> phases;
   for (int p = 0; p < ModelProfile::kCount; ++p)
-    phases.push_back({ModelProfile::name(p), double(prof.phase[p].ns) * 1e-9 / n_steps,
-                      double(prof.phase[p].weight_bytes) / n_steps, double(prof.phase[p].flops) / n_steps});
+    phases.push_back(phase_row(ModelProfile::name(p), double(prof.phase[p].ns) * 1e-9 / n_steps, prof.phase[p], n_steps));
   phases.push_back({"sampling", std::max(0.0, gen_s - double(prof.forward_ns) * 1e-9) / n_steps, 0, 0});
   const ModelProfile::Counters tot = prof.total();
-  const PhaseRow step{"step", mean_step_s, double(tot.weight_bytes) / n_steps, double(tot.flops) / n_steps};
+  const PhaseRow step = phase_row("step", mean_step_s, tot, n_steps);
   nlohmann::json jp = nlohmann::json::object();
   for (const PhaseRow& r : phases) jp[r.name] = phase_json(r, mean_step_s, bandwidth_gbs, peak_gflops);
   jp["step"] = phase_json(step, mean_step_s, bandwidth_gbs, peak_gflops);
   j["phases"] = jp;
-  j["roofline"] = {{"bandwidth_gbs", bandwidth_gbs}, {"peak_gflops", peak_gflops}, {"steps", stamps.size()}};
+  j["roofline"] = {{"bandwidth_gbs", bandwidth_gbs},
+                   {"peak_gflops", peak_gflops},
+                   {"steps", stamps.size()},
+                   {"bf16_flop_fraction", double(tot.flops_bf16) / double(std::max<uint64_t>(tot.flops, 1))},
+                   {"int8_flop_fraction", double(tot.flops_int8) / double(std::max<uint64_t>(tot.flops, 1))}};
   if (json_out) {
     std::cout << j.dump() << "\n";
     return 0;
@@ -253,6 +263,10 @@ int cmd_bench(int argc, char** argv) {
   std::printf("peak RSS         %.1f MB\n", peak_rss_mb());
   std::printf("\nstep breakdown   mean of %zu steps; roofline = max(weight bytes / %.1f GB/s, FLOPs / %.0f GFLOP/s)\n",
               stamps.size(), bandwidth_gbs, peak_gflops);
+  if (tot.flops_bf16 + tot.flops_int8 > 0)
+    std::printf("                 (products over bf16 / int8 activations at 2x / 4x that rate: %.0f%% / %.0f%% of FLOPs)\n",
+                100.0 * double(tot.flops_bf16) / double(std::max<uint64_t>(tot.flops, 1)),
+                100.0 * double(tot.flops_int8) / double(std::max<uint64_t>(tot.flops, 1)));
   std::printf("  %-22s %9s %7s %9s %8s %7s %8s %8s %7s %s\n", "phase", "ms/step", "step", "weight MB", "GFLOP", "GB/s",
               "GFLOP/s", "roof ms", "roof", "bound");
   static const char* const labels[] = {"attention", "dense mlp + shared", "moe (routed experts)", "lm head",
