@@ -204,7 +204,8 @@ TEST(KernelsLinear, TiersMatchScalarAtModelWidth) {
 }
 
 // The opt-in vdpbf16ps path equals float math on bf16-rounded activations, and only runs
-// when asked for.
+// when asked for. 8+ rows with K even take the packed-panel kernel (partial panels: N = 3, 65;
+// K % 32 tails: 16, 100).
 TEST(KernelsLinear, Bf16ActivationsPath) {
   if (!k::isa_supported(k::Isa::Avx512Bf16)) GTEST_SKIP() << "no avx512bf16 on this CPU";
   TierGuard guard;
@@ -212,12 +213,12 @@ TEST(KernelsLinear, Bf16ActivationsPath) {
   std::mt19937 rng(7);
   for (int64_t K : {1, 7, 16, 33, 100, 513, 2048}) {
     for (int64_t N : {1, 3, 65}) {
-      for (int64_t M : {1, 2, 5, 17}) {
+      for (int64_t M : {1, 2, 5, 9, 17, 33}) {
         TestWeight tw = make_weight(DType::BF16, N, K, rng);
         std::vector<float> bias = random_floats(size_t(N), rng);
         const int64_t ldx = K + 1, ldy = N + 2;
         std::vector<float> x = random_floats(size_t(M * ldx), rng);
-        std::vector<float> y32(size_t(M * ldy)), y16(size_t(M * ldy));
+        std::vector<float> y32(size_t(M * ldy)), y16(size_t(M * ldy), -7.f);
         k::set_bf16_activations(false);
         k::linear(x.data(), M, ldx, tw.w, bias.data(), y32.data(), ldy);
         k::set_bf16_activations(true);
@@ -234,6 +235,7 @@ TEST(KernelsLinear, Bf16ActivationsPath) {
             ASSERT_NEAR(y16[size_t(m * ldy + n)], exact, 1e-5 * mag + 1e-7) << "M=" << M << " K=" << K << " N=" << N;
             differs |= y16[size_t(m * ldy + n)] != y32[size_t(m * ldy + n)];
           }
+          ASSERT_EQ(y16[size_t(m * ldy + N)], -7.f) << "wrote past the row";
         }
         if (K >= 100) {
           EXPECT_TRUE(differs) << "bf16 path not taken, K=" << K;

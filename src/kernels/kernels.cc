@@ -188,7 +188,7 @@ void scalar_linear_q8q8(const LinearArgs& a, int64_t n0, int64_t n1) {
     const int8_t* w = static_cast<const int8_t*>(a.w) + n * K;
     const float* sw = a.scales + n * NG;
     for (int64_t m = 0; m < a.M; ++m) {
-      const int8_t* x = a.xq + m * K;
+      const int8_t* x = a.xq + m * a.ldxl;
       const float* sx = a.xqs + m * NG;
       float acc = 0.f;
       for (int64_t g = 0; g < NG; ++g) {
@@ -499,10 +499,13 @@ void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float
   } else if (w.dtype != DType::F32 && w.dtype != DType::BF16 && w.dtype != DType::F16) {
     run = scalar_ops().linear;
   }
+  // The bf16 / int8 copies of x get rows padded by 64 bytes: rows a multiple of 4 KB apart would
+  // share one L1 set, and the kernels read up to 12 rows at the same offset.
   std::vector<uint16_t> xb;
   if (w.dtype == DType::BF16 && bf16_activations() && o.linear_bf16dot && K > 0) {
-    xb.resize(size_t(M * K));
-    for (int64_t m = 0; m < M; ++m) o.to_bf16(x + m * ldx, K, xb.data() + m * K);
+    a.ldxl = K + 32;
+    xb.resize(size_t(M * a.ldxl));
+    for (int64_t m = 0; m < M; ++m) o.to_bf16(x + m * ldx, K, xb.data() + m * a.ldxl);
     a.xb = xb.data();
     run = o.linear_bf16dot;
   }
@@ -513,10 +516,11 @@ void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float
     thread_local std::vector<float> xqs;
     thread_local std::vector<int32_t> xqsum;
     const int64_t NG = K / w.group;
-    if (xq.size() < size_t(M * K)) xq.resize(size_t(M * K));
+    a.ldxl = K + 64;
+    if (xq.size() < size_t(M * a.ldxl)) xq.resize(size_t(M * a.ldxl));
     if (xqs.size() < size_t(M * NG)) xqs.resize(size_t(M * NG)), xqsum.resize(size_t(M * NG));
     for (int64_t m = 0; m < M; ++m)
-      o.quantize_act(x + m * ldx, K, w.group, xq.data() + m * K, xqs.data() + m * NG, xqsum.data() + m * NG);
+      o.quantize_act(x + m * ldx, K, w.group, xq.data() + m * a.ldxl, xqs.data() + m * NG, xqsum.data() + m * NG);
     a.xq = xq.data();
     a.xqs = xqs.data();
     a.xqsum = xqsum.data();

@@ -45,7 +45,7 @@ __m512 dp(__m512 acc, __m512i x, __m512i w) { return _mm512_dpbf16_ps(acc, (__m5
 template <int MR, int NR>
 void tile(const LinearArgs& a, int64_t m, int64_t n, const uint16_t* pf) {
   const int64_t K = a.K;
-  const uint16_t* x = a.xb + m * K;
+  const uint16_t* x = a.xb + m * a.ldxl;
   const uint16_t* w = static_cast<const uint16_t*>(a.w) + n * K;
   __m512 acc[MR][NR];
 #pragma GCC unroll 8
@@ -63,7 +63,7 @@ void tile(const LinearArgs& a, int64_t m, int64_t n, const uint16_t* pf) {
     }
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      __m512i xv = _mm512_loadu_si512(x + i * K + k);
+      __m512i xv = _mm512_loadu_si512(x + i * a.ldxl + k);
 #pragma GCC unroll 8
       for (int j = 0; j < NR; ++j) acc[i][j] = dp(acc[i][j], xv, wv[j]);
     }
@@ -75,7 +75,7 @@ void tile(const LinearArgs& a, int64_t m, int64_t n, const uint16_t* pf) {
     for (int j = 0; j < NR; ++j) wv[j] = _mm512_maskz_loadu_epi16(mask, w + j * K + k);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      __m512i xv = _mm512_maskz_loadu_epi16(mask, x + i * K + k);
+      __m512i xv = _mm512_maskz_loadu_epi16(mask, x + i * a.ldxl + k);
 #pragma GCC unroll 8
       for (int j = 0; j < NR; ++j) acc[i][j] = dp(acc[i][j], xv, wv[j]);
     }
@@ -101,6 +101,80 @@ template <int... I>
 constexpr std::array<std::array<TileFn, kNR>, sizeof...(I)> tile_table(std::integer_sequence<int, I...>) {
   return {tile_row<I + 1>(std::make_integer_sequence<int, kNR>())...};
 }
+
+// ---- Packed panels of 16 weight rows (many input rows) ----
+//
+// With lanes = 16 weight rows, one vpdpbusd multiplies a 4-byte quad of an input row (broadcast)
+// by the same quad of 16 weight rows: no horizontal sums, and each weight vector serves every
+// input row of the block. The weights come as [N, K] rows, so each panel is transposed once
+// (16 x 16 dwords per 64 bytes of each row) into a per-thread buffer. (The same scheme for bf16
+// weights with vdpbf16ps lost to the tiles above: its product alone ran at 71% of peak, but
+// packing twice the bytes per multiply-add added ~45% on top; the tiles reach 68% unpacked.)
+
+// out[q] lane j = in[j] dword q.
+void transpose16(const __m512i (&in)[16], __m512i (&out)[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(in[2 * i], in[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(in[2 * i], in[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
+    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44), w1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
+    out[c] = _mm512_shuffle_i32x4(v0, w0, 0x88);
+    out[4 + c] = _mm512_shuffle_i32x4(v0, w0, 0xDD);
+    out[8 + c] = _mm512_shuffle_i32x4(v1, w1, 0x88);
+    out[12 + c] = _mm512_shuffle_i32x4(v1, w1, 0xDD);
+  }
+}
+
+// A per-thread 64-byte aligned buffer for one packed panel and its scales.
+struct PanelBuffer {
+  char* w = nullptr;
+  float* s = nullptr;
+  size_t wcap = 0, scap = 0;
+  PanelBuffer() = default;
+  PanelBuffer(const PanelBuffer&) = delete;
+  PanelBuffer& operator=(const PanelBuffer&) = delete;
+  ~PanelBuffer() {
+    std::free(w);
+    std::free(s);
+  }
+  void reserve(size_t wbytes, size_t sfloats) {
+    if (wcap < wbytes) {
+      std::free(w);
+      wcap = (wbytes + 63) / 64 * 64;
+      w = static_cast<char*>(std::aligned_alloc(64, wcap));
+      if (!w) wcap = 0;
+    }
+    if (scap < sfloats) {
+      std::free(s);
+      scap = (sfloats + 15) / 16 * 16;
+      s = static_cast<float*>(std::aligned_alloc(64, scap * 4));
+      if (!s) scap = 0;
+    }
+    if (!w || (sfloats && !s)) throw std::bad_alloc();
+  }
+};
+
+constexpr int kPanelMR = 12;
+// From this many input rows on, packing q8 panels pays (measured at K = 2048: 8 rows 104 -> 113
+// GFLOP/s per core, 17 rows 140 -> 234, 32 rows 155 -> 284); with fewer it does not.
+constexpr int64_t kPanelRows = 8;
+
+// Input rows in blocks of at most kPanelMR, of sizes that differ by at most one.
+struct PanelBlocks {
+  explicit PanelBlocks(int64_t M)
+      : count((M + kPanelMR - 1) / kPanelMR), base(M / count), extra(M % count) {}
+  int rows(int64_t b) const { return int(base + (b < extra ? 1 : 0)); }
+  int64_t count, base, extra;
+};
 
 void linear_bf16dot(const LinearArgs& a, int64_t n0, int64_t n1) {
   static constexpr auto table = tile_table(std::make_integer_sequence<int, kMR>());
@@ -152,7 +226,7 @@ template <int MR, int NR>
 void q8_tile(const LinearArgs& a, int64_t m, int64_t n, const int8_t* pf, float* S) {
   const int64_t K = a.K, NG = K / a.group;
   const int gs = __builtin_ctzll(uint64_t(a.group));
-  const int8_t* x = a.xq + m * K;
+  const int8_t* x = a.xq + m * a.ldxl;
   const int8_t* w = static_cast<const int8_t*>(a.w) + n * K;
   float corr[MR][NR];
   q8_scales<MR, NR>(a, m, n, NG, S, corr);
@@ -173,7 +247,7 @@ void q8_tile(const LinearArgs& a, int64_t m, int64_t n, const int8_t* pf, float*
     }
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const __m512i xv = _mm512_loadu_si512(x + i * K + k);
+      const __m512i xv = _mm512_loadu_si512(x + i * a.ldxl + k);
 #pragma GCC unroll 8
       for (int j = 0; j < NR; ++j) {
         const __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[j], xv);
@@ -203,36 +277,10 @@ constexpr std::array<std::array<Q8TileFn, kNR>, sizeof...(I)> q8_tile_table(std:
   return {q8_tile_row<I + 1>(std::make_integer_sequence<int, kNR>())...};
 }
 
-// ---- Q8 x int8 over a repacked panel of 16 weight rows (many input rows) ----
+// ---- Q8 x int8 over packed panels (many input rows) ----
 //
-// With lanes = 16 weight rows, one vpdpbusd multiplies a 4-byte quad of an input row (broadcast)
-// by the same quad of 16 weight rows and keeps summing in int32 over the whole group: one
-// conversion and one FMA per group and input row instead of one per 64 bytes and output. The
-// weights come as [N, K] rows, so each panel is transposed once (16 x 16 dwords per 64 bytes) into
-// a per-thread buffer and then serves every input row.
-
-// out[q] lane j = in[j] dword q.
-void transpose16(const __m512i (&in)[16], __m512i (&out)[16]) {
-  __m512i t[16], u[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_epi32(in[2 * i], in[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_epi32(in[2 * i], in[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
-    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44), w1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
-    out[c] = _mm512_shuffle_i32x4(v0, w0, 0x88);
-    out[4 + c] = _mm512_shuffle_i32x4(v0, w0, 0xDD);
-    out[8 + c] = _mm512_shuffle_i32x4(v1, w1, 0x88);
-    out[12 + c] = _mm512_shuffle_i32x4(v1, w1, 0xDD);
-  }
-}
+// vpdpbusd keeps summing a group in int32 per input row: one conversion and one FMA per group and
+// input row instead of one per 64 bytes and output.
 
 // Weight rows n .. n+nr (nr <= 16) into wb: quad q of the panel at wb + 64 q, lane j = row n + j,
 // bytes flipped to w + 128; missing rows are weight 0 (byte 0x80). Their scales into sb [NG][16].
@@ -257,7 +305,7 @@ template <int MR>
 void q8_panel_rows(const LinearArgs& a, int64_t m, int64_t n, int nr, const int8_t* wb, const float* sb,
                    const int8_t* pf) {
   const int64_t K = a.K, G = a.group, NG = K / G;
-  const int8_t* x = a.xq + m * K;
+  const int8_t* x = a.xq + m * a.ldxl;
   __m512 acc[MR];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
@@ -271,7 +319,7 @@ void q8_panel_rows(const LinearArgs& a, int64_t m, int64_t n, int nr, const int8
 #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) {
         int32_t xq;
-        std::memcpy(&xq, x + i * K + 4 * q, 4);
+        std::memcpy(&xq, x + i * a.ldxl + 4 * q, 4);
         t[i] = _mm512_dpbusd_epi32(t[i], wv, _mm512_set1_epi32(xq));
       }
     }
@@ -287,7 +335,6 @@ void q8_panel_rows(const LinearArgs& a, int64_t m, int64_t n, int nr, const int8
   for (int i = 0; i < MR; ++i) _mm512_mask_storeu_ps(a.y + (m + i) * a.ldy + n, mk, _mm512_add_ps(acc[i], b));
 }
 
-constexpr int kPanelMR = 12;
 using Q8PanelFn = void (*)(const LinearArgs&, int64_t, int64_t, int, const int8_t*, const float*, const int8_t*);
 
 template <int... I>
@@ -297,46 +344,20 @@ constexpr std::array<Q8PanelFn, sizeof...(I)> q8_panel_table(std::integer_sequen
 
 void linear_q8q8_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
   static constexpr auto table = q8_panel_table(std::make_integer_sequence<int, kPanelMR>());
-  struct Buffers {
-    int8_t* w = nullptr;
-    float* s = nullptr;
-    size_t wcap = 0, scap = 0;
-    ~Buffers() {
-      std::free(w);
-      std::free(s);
-    }
-  };
-  thread_local Buffers buf;
-  const size_t wneed = size_t(16 * a.K), sneed = size_t(16 * (a.K / a.group));
-  if (buf.wcap < wneed) {
-    std::free(buf.w);
-    buf.w = static_cast<int8_t*>(std::aligned_alloc(64, (wneed + 63) / 64 * 64));
-    buf.wcap = wneed;
-  }
-  if (buf.scap < sneed) {
-    std::free(buf.s);
-    buf.s = static_cast<float*>(std::aligned_alloc(64, (sneed * 4 + 63) / 64 * 64));
-    buf.scap = sneed;
-  }
-  if (!buf.w || !buf.s) throw std::bad_alloc();
-  const int64_t blocks = (a.M + kPanelMR - 1) / kPanelMR, base = a.M / blocks, extra = a.M % blocks;
+  thread_local PanelBuffer buf;
+  buf.reserve(size_t(16 * a.K), size_t(16 * (a.K / a.group)));
+  const PanelBlocks pb(a.M);
   for (int64_t n = n0; n < n1; n += 16) {
     const int nr = int(std::min<int64_t>(16, n1 - n));
-    q8_pack_panel(a, n, nr, buf.w, buf.s);
+    q8_pack_panel(a, n, nr, reinterpret_cast<int8_t*>(buf.w), buf.s);
     const int8_t* next = n + 32 <= n1 ? static_cast<const int8_t*>(a.w) + (n + 16) * a.K : nullptr;
-    for (int64_t b = 0, m = 0; b < blocks; ++b) {
-      const int mr = int(base + (b < extra ? 1 : 0));
-      table[size_t(mr - 1)](a, m, n, nr, buf.w, buf.s, m == 0 ? next : nullptr);
-      m += mr;
-    }
+    for (int64_t b = 0, m = 0; b < pb.count; m += pb.rows(b), ++b)
+      table[size_t(pb.rows(b) - 1)](a, m, n, nr, reinterpret_cast<const int8_t*>(buf.w), buf.s, b == 0 ? next : nullptr);
   }
 }
 
 // Needs a.group a power of two and a multiple of 64 (kernels.cc checks).
 void linear_q8q8(const LinearArgs& a, int64_t n0, int64_t n1) {
-  // From 8 input rows on, the packed panels win (measured at K = 2048: 8 rows 104 -> 113 GFLOP/s
-  // per core, 17 rows 140 -> 234, 32 rows 155 -> 284); with fewer the packing does not pay.
-  constexpr int64_t kPanelRows = 8;
   if (a.M >= kPanelRows) return linear_q8q8_panels(a, n0, n1);
   static constexpr auto table = q8_tile_table(std::make_integer_sequence<int, kMR>());
   thread_local std::vector<float> S;

@@ -18,7 +18,7 @@ struct LinearArgs {
   const float* bias;  // may be null
   float* y;
   int64_t ldy;
-  const uint16_t* xb = nullptr;  // x rounded to bf16, [M, K] dense (bf16 activations path only)
+  const uint16_t* xb = nullptr;  // x rounded to bf16, [M, K], row stride ldxl (bf16 activations path only)
   // Quantized weights (dtype I8 = Q8, U8 = Q4; see kernels.h): element scale is
   // scales[(n * K + k) / group].
   Quant quant = Quant::None;
@@ -34,6 +34,7 @@ struct LinearArgs {
   const int8_t* xq = nullptr;
   const float* xqs = nullptr;
   const int32_t* xqsum = nullptr;
+  int64_t ldxl = 0;  // row stride of xb / xq, elements
 };
 
 // The widest weight tile (NR) of any tier: the size of LinearArgs::wbuf in rows.
