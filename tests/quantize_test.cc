@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "llada2/error.h"
@@ -583,6 +585,27 @@ TEST(QuantizeCli, WritesALoadableModelAndRejectsBadInput) {
   EXPECT_FALSE(fs::exists(dir.path / "x"));
   EXPECT_FALSE(fs::exists(dir.path / "y"));
   EXPECT_FALSE(fs::exists(dir.path / "z"));
+}
+
+// --int8-activations on|off reaches the kernels: bench reports which share of the FLOPs ran over
+// int8 activations (none with off; all quantized products with on, where the tier has them).
+TEST(QuantizeCli, Int8ActivationsFlag) {
+  TempDir dir("int8flag");
+  const std::string model = golden_path("models/tiny-b-f32");
+  std::string out, err;
+  ASSERT_EQ(run_cli("quantize -m " + model + " --type q8 --out " + dir.str("q8") + " --quiet", &out, &err), 0) << err;
+  const std::string bench = "bench -m " + dir.str("q8") + " --prompt-length 8 --gen-length 8 --block-length 4 --steps 4 --json";
+  for (const char* mode : {"on", "off"}) {
+    ASSERT_EQ(run_cli(bench + " --int8-activations " + mode, &out, &err), 0) << err;
+    const double frac = nlohmann::json::parse(out).at("roofline").at("int8_flop_fraction").get<double>();
+    if (std::string(mode) == "off" || !tier_has_int8()) {
+      EXPECT_EQ(frac, 0.0) << mode;
+    } else {
+      EXPECT_GT(frac, 0.5) << mode;
+    }
+  }
+  EXPECT_EQ(run_cli(bench + " --int8-activations maybe", &out, &err), 2);
+  EXPECT_NE(err.find("--int8-activations"), std::string::npos) << err;
 }
 
 }  // namespace

@@ -4,15 +4,34 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
+#include "kernels/kernels.h"
 #include "llada2/error.h"
 
 namespace llada2::cli {
 
-// --bf16-activations (generate, chat, serve, bench).
-inline constexpr const char* kBf16ActivationsHelp =
-    "bf16 checkpoints on CPUs with AVX512-BF16: round activations to bf16 and multiply with vdpbf16ps "
-    "(~1.3x faster; not float32-exact: logits move by ~1e-3, so tokens may differ from the reference; "
-    "the same as LLADA2_BF16_DOT=1)";
+// The arithmetic switches of generate, chat, serve and bench: --bf16-activations and
+// --int8-activations on|off.
+struct ActivationFlags {
+  bool bf16 = false;
+  std::string int8 = "on";
+
+  void add(CLI::App& app) {
+    app.add_flag("--bf16-activations", bf16,
+                 "bf16 checkpoints on CPUs with AVX512-BF16: round activations to bf16 and multiply with vdpbf16ps "
+                 "(~1.3x faster; not float32-exact: logits move by ~1e-3, so tokens may differ from the reference; "
+                 "the same as LLADA2_BF16_DOT=1)");
+    app.add_option("--int8-activations", int8,
+                   "q8 checkpoints on CPUs with AVX512-VNNI: quantize activations to int8 per group and multiply "
+                   "with vpdpbusd (on, the default: ~2-3x faster products; off: float32 activations, the same as "
+                   "LLADA2_INT8_ACT=0)")
+        ->check(CLI::IsMember({"on", "off"}));
+  }
+  // Sets the process-wide kernel modes (flags given explicitly win over the environment).
+  void apply(const CLI::App& app) const {
+    if (bf16) kernels::set_bf16_activations(true);
+    if (app.count("--int8-activations")) kernels::set_int8_activations(int8 == "on");
+  }
+};
 
 // Parses argv with CLI11. Returns -1 when the caller should continue, otherwise
 // the exit code (0 after --help, 2 after a usage error, with the message printed).

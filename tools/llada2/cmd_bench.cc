@@ -116,8 +116,8 @@ int cmd_bench(int argc, char** argv) {
   app.add_flag("--no-cache", no_cache, "block_causal without the prefix KV cache (recompute the window)");
   app.add_option("--seed", seed, "seed of the random prompt");
   app.add_option("-t,--threads", threads, "worker threads (default: all cores)");
-  bool bf16_activations = false;
-  app.add_flag("--bf16-activations", bf16_activations, kBf16ActivationsHelp);
+  ActivationFlags activations;
+  activations.add(app);
   app.add_option("--bandwidth-gbs", bandwidth_gbs,
                  "memory read bandwidth for the step breakdown's roofline, GB/s (default 34: this machine, 2 threads)");
   app.add_option("--peak-gflops", peak_gflops,
@@ -128,7 +128,7 @@ int cmd_bench(int argc, char** argv) {
     throw InputError("bench: lengths, steps and batch must be >= 1");
   if (!(bandwidth_gbs > 0) || peak_gflops < 0) throw InputError("bench: --bandwidth-gbs and --peak-gflops must be > 0");
   if (threads > 0) set_num_threads(threads);
-  if (bf16_activations) kernels::set_bf16_activations(true);
+  activations.apply(app);
   if (peak_gflops == 0) peak_gflops = 117.0 * num_threads();
 
   double t0 = now_s();

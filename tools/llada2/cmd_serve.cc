@@ -39,12 +39,12 @@ int cmd_serve(int argc, char** argv) {
   app.add_option("--default-max-tokens", o.default_max_tokens, "max_tokens when a request has none (default 256)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   app.add_option("-t,--threads", threads, "worker threads of the model (default: all cores)");
-  bool bf16_activations = false;
-  app.add_flag("--bf16-activations", bf16_activations, kBf16ActivationsHelp);
+  ActivationFlags activations;
+  activations.add(app);
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
   if (o.default_max_tokens > o.max_tokens_limit) o.default_max_tokens = o.max_tokens_limit;
   if (threads > 0) set_num_threads(threads);
-  if (bf16_activations) kernels::set_bf16_activations(true);
+  activations.apply(app);
 
   // SIGINT/SIGTERM go to one thread that stops the server; the others never see them.
   sigset_t signals;

@@ -44,7 +44,7 @@ void GenerationFlags::add(CLI::App& app, const std::string& gen_length_default) 
   app.add_option("--seed", seed, "seed of the sampling generator (xoshiro256**)");
   app.add_option("--output-type", output_type, "text (default) or seq");
   app.add_option("-t,--threads", threads, "worker threads (default: all cores)");
-  app.add_flag("--bf16-activations", bf16_activations, kBf16ActivationsHelp);
+  activations.add(app);
 }
 
 void GenerationFlags::apply(const CLI::App& app, nlohmann::ordered_json& call) const {
@@ -66,7 +66,7 @@ void GenerationFlags::apply(const CLI::App& app, nlohmann::ordered_json& call) c
   if (app.count("--seed")) call["seed"] = seed;
   if (!output_type.empty()) call["output_type"] = output_type;
   if (threads > 0) set_num_threads(threads);
-  if (bf16_activations) kernels::set_bf16_activations(true);
+  activations.apply(app);
 }
 
 }  // namespace llada2::cli

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cli_util.h"
+
 namespace llada2::cli {
 
 struct GenerationFlags {
@@ -14,7 +16,7 @@ struct GenerationFlags {
   double temperature = -1;
   bool no_eos_stop = false;
   int threads = 0;
-  bool bf16_activations = false;
+  ActivationFlags activations;
 
   // Registers the flags; `gen_length_default` is shown in --help.
   void add(CLI::App& app, const std::string& gen_length_default);
