@@ -145,6 +145,8 @@ struct Model::Impl {
     std::atomic<uint64_t> ns{0}, weight_bytes{0}, flops{0}, flops_bf16{0}, flops_int8{0};
   };
   mutable std::atomic<bool> profiling{false};
+  mutable std::atomic<uint64_t> uniform_routing{0};  // set_uniform_routing
+  mutable std::atomic<uint64_t> routing_calls{0};
   mutable PhaseCounters prof[ModelProfile::kCount];
   mutable std::atomic<uint64_t> prof_forwards{0}, prof_forward_ns{0};
 
@@ -448,6 +450,26 @@ void Model::Impl::moe(const Layer& L, int64_t layer_index, const float* x, int64
       weight[size_t(t * TK + k)] = w * float(c.routed_scaling_factor);
     }
   }
+  if (const uint64_t seed = uniform_routing.load(std::memory_order_relaxed)) {
+    // splitmix64 over (seed, call, token): TK distinct experts per token, equal weights.
+    uint64_t z = seed ^ (routing_calls.fetch_add(1, std::memory_order_relaxed) * 0x9E3779B97F4A7C15ull);
+    auto next = [&z] {
+      z += 0x9E3779B97F4A7C15ull;
+      uint64_t r = z;
+      r = (r ^ (r >> 30)) * 0xBF58476D1CE4E5B9ull;
+      r = (r ^ (r >> 27)) * 0x94D049BB133111EBull;
+      return r ^ (r >> 31);
+    };
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t k = 0; k < TK; ++k) {
+        int32_t e;
+        do {
+          e = int32_t(next() % uint64_t(E));
+        } while (std::find(chosen.begin() + t * TK, chosen.begin() + t * TK + k, e) != chosen.begin() + t * TK + k);
+        chosen[size_t(t * TK + k)] = e;
+        weight[size_t(t * TK + k)] = 1.0f / float(TK);
+      }
+  }
   if (trace) {
     trace->moe_layers.push_back(layer_index);
     trace->router_logits.push_back(logits);
@@ -513,6 +535,7 @@ const ModelConfig& Model::config() const { return impl_->cfg; }
 uint64_t Model::weight_bytes_read() const { return impl_->weight_bytes.load(); }
 
 void Model::set_profiling(bool on) const { impl_->profiling.store(on); }
+void Model::set_uniform_routing(uint64_t seed) const { impl_->uniform_routing.store(seed); }
 bool Model::profiling() const { return impl_->profiling_on(); }
 
 ModelProfile Model::profile() const {

@@ -103,7 +103,7 @@ int cmd_bench(int argc, char** argv) {
   int64_t prompt_length = 64, gen_length = 256, block_length = 32, steps = 32, batch = 1, seed = 1;
   double threshold = 0.95, bandwidth_gbs = 34, peak_gflops = 0;
   int threads = 0;
-  bool json_out = false, no_cache = false;
+  bool json_out = false, no_cache = false, uniform_routing = false;
   app.add_option("-m,--model", model_dir, "checkpoint folder")->required();
   app.add_option("--prompt-length", prompt_length, "random prompt ids per row (default 64)");
   app.add_option("--gen-length", gen_length, "generated positions (default 256)");
@@ -114,6 +114,10 @@ int cmd_bench(int argc, char** argv) {
   app.add_option("--batch", batch, "rows generated together (default 1)");
   app.add_option("--attention", attention, "block_causal (default) or bidirectional");
   app.add_flag("--no-cache", no_cache, "block_causal without the prefix KV cache (recompute the window)");
+  app.add_flag("--uniform-routing", uniform_routing,
+               "send each token to experts drawn uniformly instead of the router's choice, as a load-balanced "
+               "trained model spreads a block (random test checkpoints route most tokens to a few experts); the "
+               "tokens are then not the model's");
   app.add_option("--seed", seed, "seed of the random prompt");
   app.add_option("-t,--threads", threads, "worker threads (default: all cores)");
   ActivationFlags activations;
@@ -133,6 +137,7 @@ int cmd_bench(int argc, char** argv) {
 
   double t0 = now_s();
   std::shared_ptr<const Model> model = Model::load(model_dir);
+  if (uniform_routing) model->set_uniform_routing(uint64_t(seed) * 2654435761u + 1);
   const double load_s = now_s() - t0;
   load_weights(*model, model_dir);
   const ModelConfig& cfg = model->config();
@@ -205,6 +210,7 @@ int cmd_bench(int argc, char** argv) {
       {"threads", num_threads()},
       {"attention", attention},
       {"kv_cache", mode == AttentionMode::BlockCausal && !no_cache},
+      {"uniform_routing", uniform_routing},
       {"prompt_length", prompt_length},
       {"gen_length", gen_length},
       {"block_length", block_length},
@@ -252,6 +258,7 @@ int cmd_bench(int argc, char** argv) {
   std::printf("model            %s (%lld layers, hidden %lld, %lld experts)\n", model_dir.c_str(),
               (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size, (long long)cfg.num_experts);
   std::printf("threads          %d\n", num_threads());
+  if (uniform_routing) std::printf("routing          uniform (--uniform-routing: not the router's choice)\n");
   std::printf("load             %.3f s\n", load_s);
   std::printf("prefill          %.1f tokens/s\n", prefill_tps);
   std::printf("step latency     median %.2f ms, p90 %.2f ms\n", med * 1e3, p90 * 1e3);
