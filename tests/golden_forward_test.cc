@@ -2,6 +2,8 @@
 // SPEC A6 tolerance, router choices identical.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cmath>
 
 #include "llada2/error.h"
@@ -110,6 +112,49 @@ TEST(Forward, LogitsFromSuffixEqualFullRows) {
   fb.logits_from = W - 4;
   model->forward(fb, tail.data());
   for (int64_t i = 0; i < 4 * V; ++i) ASSERT_EQ(tail[size_t(i)], full[size_t((W - 4) * V + i)]);
+}
+
+// Benchmark routing: each token goes to k distinct experts, not the router's, reproducibly for a
+// seed, spread over the experts; 0 restores the router (the logits come back bit for bit).
+TEST(Forward, UniformRoutingSpreadsTokensAndRestores) {
+  auto model = golden_model("models/tiny-b-f32");
+  const ModelConfig& c = model->config();
+  std::vector<int64_t> ids(40);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = int64_t(i * 7 % 300);
+  std::vector<int64_t> mask(ids.size(), 1);
+  const int64_t W = int64_t(ids.size()), V = c.vocab_size, TK = c.num_experts_per_tok;
+  ForwardBatch fb{1, W, ids.data(), mask.data(), AttentionMode::Bidirectional, 8, 0};
+  std::vector<float> ref(size_t(W * V)), got(size_t(W * V));
+  ForwardTrace base, u1, u2;
+  model->forward(fb, ref.data(), &base);
+  model->set_uniform_routing(42);
+  model->forward(fb, got.data(), &u1);
+  model->set_uniform_routing(42);
+  model->forward(fb, got.data(), &u2);
+  ASSERT_FALSE(u1.router_topk.empty());
+  EXPECT_NE(u1.router_topk, base.router_topk);
+  EXPECT_EQ(u1.router_topk, u2.router_topk);
+  std::vector<int> used(size_t(c.num_experts), 0);
+  for (const auto& layer : u1.router_topk) {
+    ASSERT_EQ(int64_t(layer.size()), W * TK);
+    for (int64_t t = 0; t < W; ++t) {
+      std::vector<int32_t> e(layer.begin() + t * TK, layer.begin() + (t + 1) * TK);
+      std::sort(e.begin(), e.end());
+      EXPECT_EQ(std::adjacent_find(e.begin(), e.end()), e.end()) << "expert twice for token " << t;
+      for (int32_t x : e) {
+        ASSERT_GE(x, 0);
+        ASSERT_LT(x, c.num_experts);
+        ++used[size_t(x)];
+      }
+    }
+  }
+  // 3 x 40 x k picks over the experts: every expert gets some.
+  EXPECT_EQ(std::count(used.begin(), used.end(), 0), 0);
+  model->set_uniform_routing(0);
+  ForwardTrace again;
+  model->forward(fb, got.data(), &again);
+  EXPECT_EQ(again.router_topk, base.router_topk);
+  EXPECT_EQ(got, ref);
 }
 
 TEST(Forward, RejectsOutOfVocabularyIds) {

@@ -535,7 +535,10 @@ const ModelConfig& Model::config() const { return impl_->cfg; }
 uint64_t Model::weight_bytes_read() const { return impl_->weight_bytes.load(); }
 
 void Model::set_profiling(bool on) const { impl_->profiling.store(on); }
-void Model::set_uniform_routing(uint64_t seed) const { impl_->uniform_routing.store(seed); }
+void Model::set_uniform_routing(uint64_t seed) const {
+  impl_->routing_calls.store(0);
+  impl_->uniform_routing.store(seed);
+}
 bool Model::profiling() const { return impl_->profiling_on(); }
 
 ModelProfile Model::profile() const {
