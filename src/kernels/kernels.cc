@@ -381,24 +381,33 @@ bool set_isa(Isa isa) {
   return true;
 }
 
-void set_int8_activations(bool on) { g_int8.store(on ? 1 : 0, std::memory_order_release); }
+namespace {
 
-bool int8_activations() {
-  int v = g_int8.load(std::memory_order_acquire);
+// A process-wide on/off switch read from `var` at first use (unset or empty: `dflt`); `state` is
+// -1 until then. Anything but 0/1/false/true/off/on throws, naming the variable.
+bool env_switch(std::atomic<int>& state, const char* var, bool dflt) {
+  int v = state.load(std::memory_order_acquire);
   if (v < 0) {
-    const char* env = std::getenv("LLADA2_INT8_ACT");
-    std::string s = env ? env : "";
-    if (s.empty() || s == "1" || s == "true" || s == "on") {
+    const char* env = std::getenv(var);
+    const std::string s = env ? env : "";
+    if (s.empty()) {
+      v = dflt ? 1 : 0;
+    } else if (s == "1" || s == "true" || s == "on") {
       v = 1;
     } else if (s == "0" || s == "false" || s == "off") {
       v = 0;
     } else {
-      throw std::invalid_argument("LLADA2_INT8_ACT=" + s + ": expected 0 or 1");
+      throw std::invalid_argument(std::string(var) + "=" + s + ": expected 0 or 1");
     }
-    g_int8.store(v, std::memory_order_release);
+    state.store(v, std::memory_order_release);
   }
   return v == 1;
 }
+
+}  // namespace
+
+void set_int8_activations(bool on) { g_int8.store(on ? 1 : 0, std::memory_order_release); }
+bool int8_activations() { return env_switch(g_int8, "LLADA2_INT8_ACT", true); }
 
 bool int8_activations_active(const Weight& w) {
   return w.quant == Quant::Q8 && int8_activations() && ops().linear_q8q8 && w.group % 64 == 0 &&
@@ -414,22 +423,7 @@ Arithmetic linear_arithmetic(const Weight& w) {
 
 void set_bf16_activations(bool on) { g_bf16.store(on ? 1 : 0, std::memory_order_release); }
 
-bool bf16_activations() {
-  int v = g_bf16.load(std::memory_order_acquire);
-  if (v < 0) {
-    const char* env = std::getenv("LLADA2_BF16_DOT");
-    std::string s = env ? env : "";
-    if (s.empty() || s == "0" || s == "false" || s == "off") {
-      v = 0;
-    } else if (s == "1" || s == "true" || s == "on") {
-      v = 1;
-    } else {
-      throw std::invalid_argument("LLADA2_BF16_DOT=" + s + ": expected 0 or 1");
-    }
-    g_bf16.store(v, std::memory_order_release);
-  }
-  return v == 1;
-}
+bool bf16_activations() { return env_switch(g_bf16, "LLADA2_BF16_DOT", false); }
 
 // ---- public entry points ----
 

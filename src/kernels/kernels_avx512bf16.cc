@@ -92,14 +92,15 @@ void tile(const LinearArgs& a, int64_t m, int64_t n, const uint16_t* pf) {
 
 using TileFn = void (*)(const LinearArgs&, int64_t, int64_t, const uint16_t*);
 
-template <int MR, int... J>
-constexpr std::array<TileFn, sizeof...(J)> tile_row(std::integer_sequence<int, J...>) {
-  return {&tile<MR, J + 1>...};
-}
-
-template <int... I>
-constexpr std::array<std::array<TileFn, kNR>, sizeof...(I)> tile_table(std::integer_sequence<int, I...>) {
-  return {tile_row<I + 1>(std::make_integer_sequence<int, kNR>())...};
+// table[mr - 1][nr - 1] = pick.operator()<mr, nr>(): a tile template's instantiations for
+// 1..MRN input rows and 1..NRN weight rows.
+template <typename Fn, int MRN, int NRN, typename Pick>
+constexpr std::array<std::array<Fn, NRN>, MRN> tile_grid(Pick pick) {
+  std::array<std::array<Fn, NRN>, MRN> t{};
+  [&]<int... X>(std::integer_sequence<int, X...>) {
+    ((t[X / NRN][X % NRN] = pick.template operator()<X / NRN + 1, X % NRN + 1>()), ...);
+  }(std::make_integer_sequence<int, MRN * NRN>());
+  return t;
 }
 
 // ---- Packed panels of 16 weight rows (many input rows) ----
@@ -177,7 +178,8 @@ struct PanelBlocks {
 };
 
 void linear_bf16dot(const LinearArgs& a, int64_t n0, int64_t n1) {
-  static constexpr auto table = tile_table(std::make_integer_sequence<int, kMR>());
+  static constexpr auto table =
+      tile_grid<TileFn, kMR, kNR>([]<int MR, int NR>() -> TileFn { return &tile<MR, NR>; });
   for (int64_t n = n0; n < n1; n += kNR) {
     const int nr = int(std::min<int64_t>(kNR, n1 - n));
     const uint16_t* next = n + 2 * kNR <= n1 ? static_cast<const uint16_t*>(a.w) + (n + kNR) * a.K : nullptr;
@@ -266,16 +268,6 @@ void q8_tile(const LinearArgs& a, int64_t m, int64_t n, const int8_t* pf, float*
 }
 
 using Q8TileFn = void (*)(const LinearArgs&, int64_t, int64_t, const int8_t*, float*);
-
-template <int MR, int... J>
-constexpr std::array<Q8TileFn, sizeof...(J)> q8_tile_row(std::integer_sequence<int, J...>) {
-  return {&q8_tile<MR, J + 1>...};
-}
-
-template <int... I>
-constexpr std::array<std::array<Q8TileFn, kNR>, sizeof...(I)> q8_tile_table(std::integer_sequence<int, I...>) {
-  return {q8_tile_row<I + 1>(std::make_integer_sequence<int, kNR>())...};
-}
 
 // ---- Q8 x int8 over packed panels (many input rows) ----
 //
@@ -400,7 +392,8 @@ void linear_q8q8_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
 // Needs a.group a power of two and a multiple of 64 (kernels.cc checks).
 void linear_q8q8(const LinearArgs& a, int64_t n0, int64_t n1) {
   if (a.M >= kPanelRows) return linear_q8q8_panels(a, n0, n1);
-  static constexpr auto table = q8_tile_table(std::make_integer_sequence<int, kMR>());
+  static constexpr auto table =
+      tile_grid<Q8TileFn, kMR, kNR>([]<int MR, int NR>() -> Q8TileFn { return &q8_tile<MR, NR>; });
   thread_local std::vector<float> S;
   const size_t need = size_t(kMR * kNR * (a.K / a.group));
   if (S.size() < need) S.resize(need);
