@@ -37,6 +37,19 @@ void hsum4(__m512 a, __m512 b, __m512 c, __m512 d, float* out) {
   _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
 }
 
+// y[m + i, n + j] = the lanes of acc[i][j] summed (+ add[i][j] when given) + bias[n + j].
+template <int MR, int NR>
+void store_tile(const LinearArgs& a, int64_t m, int64_t n, const __m512 (&acc)[MR][NR], const float (*add)[NR]) {
+  const __m512 z = _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    float out[4];
+    hsum4(acc[i][0], NR > 1 ? acc[i][1 % NR] : z, NR > 2 ? acc[i][2 % NR] : z, NR > 3 ? acc[i][3 % NR] : z, out);
+    float* yr = a.y + (m + i) * a.ldy + n;
+    for (int j = 0; j < NR; ++j) yr[j] = (add ? out[j] + add[i][j] : out[j]) + (a.bias ? a.bias[n + j] : 0.f);
+  }
+}
+
 __m512 dp(__m512 acc, __m512i x, __m512i w) { return _mm512_dpbf16_ps(acc, (__m512bh)x, (__m512bh)w); }
 
 // Rows m .. m+MR of a.xb (bf16, row stride K) against weight rows n .. n+NR; each
@@ -80,14 +93,7 @@ void tile(const LinearArgs& a, int64_t m, int64_t n, const uint16_t* pf) {
       for (int j = 0; j < NR; ++j) acc[i][j] = dp(acc[i][j], xv, wv[j]);
     }
   }
-  const __m512 z = _mm512_setzero_ps();
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    float out[4];
-    hsum4(acc[i][0], NR > 1 ? acc[i][1 % NR] : z, NR > 2 ? acc[i][2 % NR] : z, NR > 3 ? acc[i][3 % NR] : z, out);
-    float* yr = a.y + (m + i) * a.ldy + n;
-    for (int j = 0; j < NR; ++j) yr[j] = out[j] + (a.bias ? a.bias[n + j] : 0.f);
-  }
+  store_tile<MR, NR>(a, m, n, acc, nullptr);
 }
 
 using TileFn = void (*)(const LinearArgs&, int64_t, int64_t, const uint16_t*);
@@ -257,14 +263,7 @@ void q8_tile(const LinearArgs& a, int64_t m, int64_t n, const int8_t* pf, float*
       }
     }
   }
-  const __m512 z = _mm512_setzero_ps();
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    float out[4];
-    hsum4(acc[i][0], NR > 1 ? acc[i][1 % NR] : z, NR > 2 ? acc[i][2 % NR] : z, NR > 3 ? acc[i][3 % NR] : z, out);
-    float* yr = a.y + (m + i) * a.ldy + n;
-    for (int j = 0; j < NR; ++j) yr[j] = (out[j] + corr[i][j]) + (a.bias ? a.bias[n + j] : 0.f);
-  }
+  store_tile<MR, NR>(a, m, n, acc, corr);
 }
 
 using Q8TileFn = void (*)(const LinearArgs&, int64_t, int64_t, const int8_t*, float*);
