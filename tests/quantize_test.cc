@@ -255,6 +255,8 @@ TEST(QuantKernels, Int8ActivationsMatchReference) {
   k::set_int8_activations(true);
   QWeight t32 = make_qweight(k::Quant::Q8, 4, 64, 32, rng);
   EXPECT_FALSE(k::int8_activations_active(t32.w));
+  QWeight big = make_qweight(k::Quant::Q8, 1, 8192, 8192, rng);  // a group's int32 sum could overflow
+  EXPECT_FALSE(k::int8_activations_active(big.w));
 }
 
 // The activation quantizer of every tier gives the scalar twin's bytes, scales and sums, with

@@ -410,7 +410,8 @@ void set_int8_activations(bool on) { g_int8.store(on ? 1 : 0, std::memory_order_
 bool int8_activations() { return env_switch(g_int8, "LLADA2_INT8_ACT", true); }
 
 bool int8_activations_active(const Weight& w) {
-  return w.quant == Quant::Q8 && int8_activations() && ops().linear_q8q8 && w.group % 64 == 0 &&
+  // Groups up to 4096: a group's int32 sum (at most 4096 x 127 x 255) cannot overflow.
+  return w.quant == Quant::Q8 && int8_activations() && ops().linear_q8q8 && w.group % 64 == 0 && w.group <= 4096 &&
          (w.group & (w.group - 1)) == 0 && w.cols % w.group == 0;
 }
 

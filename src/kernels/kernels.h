@@ -68,7 +68,7 @@ bool bf16_activations();
 // in int32 per group and scales and sums the groups in float32: ~2x the float path's throughput,
 // at an extra rounding of the activations (quality in docs/quantization.md). On by default;
 // LLADA2_INT8_ACT=0 (or set_int8_activations(false)) keeps float32 activations. Other tiers, Q4
-// and groups that are not a multiple of 64 always use float32 activations.
+// and groups that are not a power of two from 64 to 4096 always use float32 activations.
 void set_int8_activations(bool on);
 bool int8_activations();
 // Whether linear() on w uses int8 activations now (Q8, setting on, tier and group support it).
