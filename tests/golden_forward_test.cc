@@ -117,7 +117,11 @@ TEST(Forward, LogitsFromSuffixEqualFullRows) {
 // Benchmark routing: each token goes to k distinct experts, not the router's, reproducibly for a
 // seed, spread over the experts; 0 restores the router (the logits come back bit for bit).
 TEST(Forward, UniformRoutingSpreadsTokensAndRestores) {
-  auto model = golden_model("models/tiny-b-f32");
+  auto model = golden_model("models/tiny-b-f32");  // shared with other tests: always restore the router
+  struct Restore {
+    const Model& m;
+    ~Restore() { m.set_uniform_routing(0); }
+  } restore{*model};
   const ModelConfig& c = model->config();
   std::vector<int64_t> ids(40);
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = int64_t(i * 7 % 300);
@@ -134,6 +138,7 @@ TEST(Forward, UniformRoutingSpreadsTokensAndRestores) {
   ASSERT_FALSE(u1.router_topk.empty());
   EXPECT_NE(u1.router_topk, base.router_topk);
   EXPECT_EQ(u1.router_topk, u2.router_topk);
+  EXPECT_NE(u1.router_topk.front(), u1.router_topk.back());  // layers draw differently
   std::vector<int> used(size_t(c.num_experts), 0);
   for (const auto& layer : u1.router_topk) {
     ASSERT_EQ(int64_t(layer.size()), W * TK);

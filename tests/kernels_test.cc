@@ -204,8 +204,7 @@ TEST(KernelsLinear, TiersMatchScalarAtModelWidth) {
 }
 
 // The opt-in vdpbf16ps path equals float math on bf16-rounded activations, and only runs
-// when asked for. 8+ rows with K even take the packed-panel kernel (partial panels: N = 3, 65;
-// K % 32 tails: 16, 100).
+// when asked for (odd K, K % 32 tails, partial tiles, several row blocks).
 TEST(KernelsLinear, Bf16ActivationsPath) {
   if (!k::isa_supported(k::Isa::Avx512Bf16)) GTEST_SKIP() << "no avx512bf16 on this CPU";
   TierGuard guard;

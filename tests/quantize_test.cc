@@ -185,20 +185,42 @@ TEST(QuantKernels, Int8ActivationsMatchReference) {
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> d(-1.f, 1.f);
   int int8_tiers = 0;
-  for (int64_t G : {64, 128}) {
-    for (int64_t K : {G, 3 * G, 8 * G}) {
-      for (int64_t N : {1, 3, 5, 16, 17, 37}) {
-        QWeight t = make_qweight(k::Quant::Q8, N, K, G, rng);
-        std::vector<float> wf(size_t(N * K));
-        for (int64_t n = 0; n < N; ++n) k::dequantize(t.w, n, wf.data() + n * K);
-        for (int64_t M : {1, 2, 4, 5, 9, 33}) {
+  struct Shape {
+    int64_t G, K;
+    std::vector<int64_t> Ns, Ms;
+  };
+  const std::vector<Shape> shapes = {
+      {64, 64, {1, 3, 5, 16, 17, 37}, {1, 2, 4, 5, 9, 13, 20, 25, 33}},
+      {64, 192, {1, 3, 5, 16, 17, 37}, {1, 2, 4, 5, 9, 13, 20, 25, 33}},
+      {64, 2048, {5, 17, 33}, {1, 3, 8, 13, 25}},  // 32 groups: whole 16-group scale vectors
+      {128, 3 * 128, {1, 3, 17}, {1, 2, 9, 33}},
+      {128, 8 * 128, {1, 3, 17}, {1, 2, 9, 33}},
+      {256, 512, {3, 17}, {1, 5, 9}},
+      {4096, 8192, {3, 17}, {1, 5, 9}},  // the largest group with int8 activations
+  };
+  int round = 0;
+  for (const Shape& sh : shapes) {
+    const int64_t G = sh.G, K = sh.K;
+    for (int64_t N : sh.Ns) {
+      QWeight t = make_qweight(k::Quant::Q8, N, K, G, rng);
+      // Extreme weights too: -128 (possible in a file, never written by the quantizer) and +127.
+      t.q8[0] = -128;
+      t.q8[size_t(K - 1)] = 127;
+      if (N > 2) std::fill(t.q8.begin() + 2 * K, t.q8.begin() + 2 * K + G, int8_t(-128));
+      std::vector<float> wf(size_t(N * K));
+      for (int64_t n = 0; n < N; ++n) k::dequantize(t.w, n, wf.data() + n * K);
+      {
+        for (int64_t M : sh.Ms) {
+          const bool with_bias = ++round % 3 != 0;
           const int64_t ldx = K + 3, ldy = N + 2, NG = K / G;
           std::vector<float> x(size_t(M * ldx));
           std::vector<float> bias(static_cast<size_t>(N));
           for (float& v : x) v = d(rng);
           for (float& v : bias) v = d(rng);
+          if (!with_bias) std::fill(bias.begin(), bias.end(), 0.f);
           if (M > 1) x[size_t(ldx + 5)] = 300.f;                                  // an outlier in row 1
           if (M > 2) std::fill(x.begin() + 2 * ldx, x.begin() + 2 * ldx + G, 0.f);  // a zero group in row 2
+          if (M > 3) std::fill(x.begin() + 3 * ldx, x.begin() + 3 * ldx + G, 1.f);  // x = 127 after quantizing
           // The test's own quantization: q = round_even(x * 127 / amax), scale = amax / 127.
           std::vector<int> xq(size_t(M * K));
           std::vector<double> xs(size_t(M * NG));
@@ -233,7 +255,7 @@ TEST(QuantKernels, Int8ActivationsMatchReference) {
             const auto& ref = int8 ? ref_q : ref_f;
             const auto& mag = int8 ? mag_q : mag_f;
             std::vector<float> y(size_t(M * ldy), -7.f);
-            k::linear(x.data(), M, ldx, t.w, bias.data(), y.data(), ldy);
+            k::linear(x.data(), M, ldx, t.w, with_bias ? bias.data() : nullptr, y.data(), ldy);
             for (int64_t m = 0; m < M; ++m) {
               for (int64_t n = 0; n < N; ++n)
                 ASSERT_LE(std::fabs(y[size_t(m * ldy + n)] - ref[size_t(m * N + n)]), 1e-5 * mag[size_t(m * N + n)] + 1e-6)
@@ -247,6 +269,20 @@ TEST(QuantKernels, Int8ActivationsMatchReference) {
     }
   }
   EXPECT_GT(int8_tiers, 0);  // the scalar twin at least
+  // A NaN activation makes its row's outputs NaN (and only its row's), few rows and many.
+  for (int64_t M : {2, 9}) {
+    QWeight t = make_qweight(k::Quant::Q8, 5, 128, 64, rng);
+    std::vector<float> x(size_t(M * 128), 0.25f), y(size_t(M * 5));
+    x[70] = std::numeric_limits<float>::quiet_NaN();
+    for (k::Isa isa : all_tiers()) {
+      ASSERT_TRUE(k::set_isa(isa));
+      k::linear(x.data(), M, 128, t.w, nullptr, y.data(), 5);
+      for (int64_t n = 0; n < 5; ++n) {
+        EXPECT_TRUE(std::isnan(y[size_t(n)])) << k::isa_name(isa) << " M=" << M;
+        EXPECT_FALSE(std::isnan(y[size_t(5 + n)])) << k::isa_name(isa) << " M=" << M;
+      }
+    }
+  }
   // Off, and for groups that are not a multiple of 64, float32 activations.
   QWeight t = make_qweight(k::Quant::Q8, 4, 64, 64, rng);
   EXPECT_TRUE(k::int8_activations_active(t.w) || k::current_isa() != k::Isa::Scalar);
@@ -273,6 +309,7 @@ TEST(QuantKernels, ActivationQuantizerIdenticalOnEveryTier) {
     x[size_t(3 * G + 1)] = -std::numeric_limits<float>::infinity();
     for (int64_t i = 4 * G; i < 5 * G; ++i) x[size_t(i)] = float(i % 9 - 4) * 0.5f;  // amax 2: x * 63.5 has .5 ties
     x[size_t(6 * G)] = std::numeric_limits<float>::max();
+    for (int64_t i = 5 * G; i < 6 * G; ++i) x[size_t(i)] = float(i % 3) * 1e-38f;  // 127 / max|x| overflows
     std::vector<int8_t> q0(static_cast<size_t>(n)), q1(static_cast<size_t>(n));
     std::vector<float> s0(static_cast<size_t>(n / G)), s1(static_cast<size_t>(n / G));
     std::vector<int32_t> u0(static_cast<size_t>(n / G)), u1(static_cast<size_t>(n / G));
@@ -281,6 +318,9 @@ TEST(QuantKernels, ActivationQuantizerIdenticalOnEveryTier) {
     EXPECT_EQ(s0[1], 0.f);
     EXPECT_TRUE(std::isnan(s0[2]));
     EXPECT_TRUE(std::isnan(s0[3]));
+    EXPECT_EQ(s0[5], 0.f);  // a group of tiny values counts as zero
+    EXPECT_EQ(u0[5], 0);
+    EXPECT_TRUE(std::all_of(q0.begin() + 5 * G, q0.begin() + 6 * G, [](int8_t v) { return v == 0; }));
     for (const k::Ops* o : {&k::avx2_ops(), &k::avx512_ops(), &k::avx512bf16_ops()}) {
       if (!o->quantize_act) continue;
       if (o == &k::avx512bf16_ops() && !k::isa_supported(k::Isa::Avx512Bf16)) continue;
@@ -600,7 +640,12 @@ TEST(QuantizeCli, Int8ActivationsFlag) {
   for (const char* mode : {"on", "off"}) {
     ASSERT_EQ(run_cli(bench + " --int8-activations " + mode, &out, &err), 0) << err;
     const double frac = nlohmann::json::parse(out).at("roofline").at("int8_flop_fraction").get<double>();
-    if (std::string(mode) == "off" || !tier_has_int8()) {
+    bool has_int8;
+    {
+      Int8ActGuard on(true);  // whatever LLADA2_INT8_ACT says to this process
+      has_int8 = tier_has_int8();
+    }
+    if (std::string(mode) == "off" || !has_int8) {
       EXPECT_EQ(frac, 0.0) << mode;
     } else {
       EXPECT_GT(frac, 0.5) << mode;

@@ -108,7 +108,8 @@ class Model {
   void reset_profile() const;
 
   // Benchmarking only: when `seed` is non-zero, every MoE layer ignores its router's choice and
-  // sends each token to num_experts_per_tok distinct experts drawn uniformly (weights 1 / k each),
+  // sends each token to num_experts_per_tok distinct experts drawn uniformly (weights 1 / k each;
+  // no group limit, no routed_scaling_factor),
   // as a load-balanced trained model spreads a block over its experts; the same seed gives the
   // same draws for the same sequence of forwards. 0 restores the router. The outputs are then not
   // the model's.

@@ -152,7 +152,8 @@ void scalar_linear(const LinearArgs& a, int64_t n0, int64_t n1) {
 }
 
 // Int8 activations for Q8 weights: see Ops::quantize_act. A group holding NaN or infinity gets a
-// NaN scale (and zeros), so the outputs it feeds become NaN as in float32 compute.
+// NaN scale (and zeros), so the outputs it feeds become NaN as in float32 compute; a group whose
+// max |x| is below 127 / FLT_MAX (127 / max |x| would overflow) counts as all zero.
 void scalar_quantize_act(const float* x, int64_t n, int64_t group, int8_t* q, float* scale, int32_t* sum) {
   for (int64_t g = 0; g < n / group; ++g) {
     const float* xg = x + g * group;
@@ -164,7 +165,7 @@ void scalar_quantize_act(const float* x, int64_t n, int64_t group, int8_t* q, fl
       amax = v > amax ? v : amax;
     }
     int32_t s = 0;
-    if (!finite || amax == 0.f) {
+    if (!finite || !(amax >= 127.f / std::numeric_limits<float>::max())) {
       std::memset(q + g * group, 0, size_t(group));
       scale[g] = finite ? 0.f : std::numeric_limits<float>::quiet_NaN();
     } else {
@@ -411,8 +412,8 @@ bool int8_activations() { return env_switch(g_int8, "LLADA2_INT8_ACT", true); }
 
 bool int8_activations_active(const Weight& w) {
   // Groups up to 4096: a group's int32 sum (at most 4096 x 127 x 255) cannot overflow.
-  return w.quant == Quant::Q8 && int8_activations() && ops().linear_q8q8 && w.group % 64 == 0 && w.group <= 4096 &&
-         (w.group & (w.group - 1)) == 0 && w.cols % w.group == 0;
+  return w.quant == Quant::Q8 && w.group >= 64 && w.group <= 4096 && (w.group & (w.group - 1)) == 0 &&
+         w.cols % w.group == 0 && int8_activations() && ops().linear_q8q8;
 }
 
 Arithmetic linear_arithmetic(const Weight& w) {
@@ -504,7 +505,7 @@ void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float
     a.xb = xb.data();
     run = o.linear_bf16dot;
   }
-  if (K > 0 && int8_activations_active(w)) {
+  if (K > 0 && o.linear_q8q8 && int8_activations_active(w)) {
     // Quantized once per call into this thread's buffers (the pool threads read them while
     // this thread waits in parallel_for; a linear call never nests another on the same thread).
     thread_local std::vector<int8_t> xq;

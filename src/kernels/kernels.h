@@ -62,10 +62,11 @@ bool set_isa(Isa isa);
 void set_bf16_activations(bool on);
 bool bf16_activations();
 
-// Q8 weights: on tiers with integer dot products (avx512bf16, which implies AVX-512 VNNI, and the
-// scalar reference) linear() quantizes the activations to int8 per group of the weight's group
+// Q8 weights: on the avx512bf16 tier (which implies AVX-512 VNNI) and in the scalar reference tier
+// (its twin, so LLADA2_ISA=scalar reproduces these numerics) linear() quantizes the activations to
+// int8 per group of the weight's group
 // size (symmetric, scale = max |x| / 127, round to nearest even), multiplies int8 x int8 exactly
-// in int32 per group and scales and sums the groups in float32: ~2x the float path's throughput,
+// in int32 per group and scales and sums the groups in float32: 2-4x the float path's throughput,
 // at an extra rounding of the activations (quality in docs/quantization.md). On by default;
 // LLADA2_INT8_ACT=0 (or set_int8_activations(false)) keeps float32 activations. Other tiers, Q4
 // and groups that are not a power of two from 64 to 4096 always use float32 activations.

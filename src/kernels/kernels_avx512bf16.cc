@@ -52,7 +52,7 @@ void store_tile(const LinearArgs& a, int64_t m, int64_t n, const __m512 (&acc)[M
 
 __m512 dp(__m512 acc, __m512i x, __m512i w) { return _mm512_dpbf16_ps(acc, (__m512bh)x, (__m512bh)w); }
 
-// Rows m .. m+MR of a.xb (bf16, row stride K) against weight rows n .. n+NR; each
+// Rows m .. m+MR of a.xb (bf16, row stride a.ldxl) against weight rows n .. n+NR; each
 // vdpbf16ps step multiplies 32 bf16 pairs into 16 float lanes. pf, when set, is the next
 // tile's weights, fetched into L2 meanwhile.
 template <int MR, int NR>
@@ -355,14 +355,16 @@ void linear_q8q8_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
   thread_local PanelBuffer buf;
   buf.reserve(size_t(16 * a.K), size_t(16 * (a.K / a.group)));
   const PanelBlocks pb(a.M);
-  // The blocks' rows interleaved once per call (Q8Block).
+  // The blocks' rows interleaved once per call on each thread (Q8Block): M x K bytes, small
+  // against the weights the thread multiplies them with.
   const int64_t K = a.K, NG = K / a.group;
   thread_local std::vector<int32_t> xi, ci;
   thread_local std::vector<float> si;
   xi.resize(size_t(a.M * (K / 4)));
   ci.resize(size_t(a.M * NG));
   si.resize(size_t(a.M * NG));
-  std::vector<Q8Block> blocks(size_t(pb.count));
+  thread_local std::vector<Q8Block> blocks;
+  blocks.resize(size_t(pb.count));
   for (int64_t b = 0, m = 0; b < pb.count; m += pb.rows(b), ++b) {
     const int mr = pb.rows(b);
     int32_t* bx = xi.data() + m * (K / 4);
@@ -425,7 +427,7 @@ void quantize_act(const float* x, int64_t n, int64_t group, int8_t* q, float* sc
       amax = _mm512_max_ps(amax, v);
     }
     const float am = _mm512_reduce_max_ps(amax);
-    if (bad || am == 0.f) {
+    if (bad || !(am >= 127.f / std::numeric_limits<float>::max())) {  // as the scalar twin: tiny = zero
       std::memset(q + g * group, 0, size_t(group));
       scale[g] = bad ? std::numeric_limits<float>::quiet_NaN() : 0.f;
       sum[g] = 0;

@@ -29,7 +29,7 @@ struct LinearArgs {
   // than 16 (q8) or 8 (q4) rows; otherwise, or when null, they widen in registers).
   float* wbuf = nullptr;
   // Q8 weights with int8 activations (kernels.h, set_int8_activations): x quantized per group of
-  // the weight's `group` elements of a row, [M, K] int8 (row stride K), its scales [M, K / group]
+  // the weight's `group` elements of a row, [M, K] int8 (row stride ldxl), its scales [M, K / group]
   // and the sum of each group's int8 values [M, K / group].
   const int8_t* xq = nullptr;
   const float* xqs = nullptr;
@@ -48,8 +48,9 @@ struct Ops {
   // Q8 weights times int8 activations (a.xq, a.xqs, a.xqsum): integer dot products per group,
   // then scaled and summed in float32; null where the tier has none (group a multiple of 64).
   void (*linear_q8q8)(const LinearArgs& a, int64_t n0, int64_t n1);
-  // One row of n floats quantized per group (n a multiple of group): q = round_even(x * 127 /
-  // amax) in [-127, 127], scale = amax / 127, sum = the group's sum of q. Identical on every tier.
+  // One row of n floats quantized per group (n a multiple of group): q = round_even(x * (127 /
+  // amax)) in [-127, 127], scale = amax / 127, sum = the group's sum of q; NaN / infinity in a group:
+  // zeros and a NaN scale; amax below 127 / FLT_MAX: zeros and scale 0. Identical on every tier.
   void (*quantize_act)(const float* x, int64_t n, int64_t group, int8_t* q, float* scale, int32_t* sum);
   void (*to_f32)(DType dtype, const void* src, int64_t n, float* dst);
   void (*to_bf16)(const float* src, int64_t n, uint16_t* dst);

@@ -115,9 +115,10 @@ int cmd_bench(int argc, char** argv) {
   app.add_option("--attention", attention, "block_causal (default) or bidirectional");
   app.add_flag("--no-cache", no_cache, "block_causal without the prefix KV cache (recompute the window)");
   app.add_flag("--uniform-routing", uniform_routing,
-               "send each token to experts drawn uniformly instead of the router's choice, as a load-balanced "
-               "trained model spreads a block (random test checkpoints route most tokens to a few experts); the "
-               "tokens are then not the model's");
+               "send each token to num_experts_per_tok distinct experts drawn uniformly (weights 1/k, no group "
+               "limit, no scaling) instead of the router's choice, as a load-balanced trained model spreads a "
+               "block (random test checkpoints route most tokens to a few experts); the tokens are then not the "
+               "model's");
   app.add_option("--seed", seed, "seed of the random prompt");
   app.add_option("-t,--threads", threads, "worker threads (default: all cores)");
   ActivationFlags activations;
@@ -137,7 +138,7 @@ int cmd_bench(int argc, char** argv) {
 
   double t0 = now_s();
   std::shared_ptr<const Model> model = Model::load(model_dir);
-  if (uniform_routing) model->set_uniform_routing(uint64_t(seed) * 2654435761u + 1);
+  if (uniform_routing) model->set_uniform_routing((uint64_t(seed) * 2654435761u) | 1u);  // never 0 (= off)
   const double load_s = now_s() - t0;
   load_weights(*model, model_dir);
   const ModelConfig& cfg = model->config();
