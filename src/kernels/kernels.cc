@@ -515,8 +515,18 @@ void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float
     a.ldxl = K + 64;
     if (xq.size() < size_t(M * a.ldxl)) xq.resize(size_t(M * a.ldxl));
     if (xqs.size() < size_t(M * NG)) xqs.resize(size_t(M * NG)), xqsum.resize(size_t(M * NG));
-    for (int64_t m = 0; m < M; ++m)
-      o.quantize_act(x + m * ldx, K, w.group, xq.data() + m * a.ldxl, xqs.data() + m * NG, xqsum.data() + m * NG);
+    // Rows quantized in parallel (a prefill chunk has thousands). The workers get plain pointers:
+    // inside the lambda the thread_local names would be each worker's own buffers.
+    int8_t* q = xq.data();
+    float* qs = xqs.data();
+    int32_t* qsum = xqsum.data();
+    const int64_t ld = a.ldxl, G = w.group;
+    parallel_for(
+        M,
+        [&o, x, ldx, K, G, NG, ld, q, qs, qsum](int64_t m0, int64_t m1) {
+          for (int64_t m = m0; m < m1; ++m) o.quantize_act(x + m * ldx, K, G, q + m * ld, qs + m * NG, qsum + m * NG);
+        },
+        std::max<int64_t>(1, (int64_t(1) << 16) / K));
     a.xq = xq.data();
     a.xqs = xqs.data();
     a.xqsum = xqsum.data();
