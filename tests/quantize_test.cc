@@ -186,27 +186,49 @@ TEST(QuantKernels, Int8ActivationsMatchReference) {
   std::uniform_real_distribution<float> d(-1.f, 1.f);
   int int8_tiers = 0;
   struct Shape {
+    k::Quant kind;
     int64_t G, K;
     std::vector<int64_t> Ns, Ms;
   };
+  const k::Quant Q8 = k::Quant::Q8, Q4 = k::Quant::Q4;
   const std::vector<Shape> shapes = {
-      {64, 64, {1, 3, 5, 16, 17, 37}, {1, 2, 4, 5, 9, 13, 20, 25, 33}},
-      {64, 192, {1, 3, 5, 16, 17, 37}, {1, 2, 4, 5, 9, 13, 20, 25, 33}},
-      {64, 2048, {5, 17, 33}, {1, 3, 8, 13, 25}},  // 32 groups: whole 16-group scale vectors
-      {128, 3 * 128, {1, 3, 17}, {1, 2, 9, 33}},
-      {128, 8 * 128, {1, 3, 17}, {1, 2, 9, 33}},
-      {256, 512, {3, 17}, {1, 5, 9}},
-      {4096, 8192, {3, 17}, {1, 5, 9}},  // the largest group with int8 activations
+      {Q8, 64, 64, {1, 3, 5, 16, 17, 37}, {1, 2, 4, 5, 9, 13, 20, 25, 33}},
+      {Q8, 64, 192, {1, 3, 5, 16, 17, 37}, {1, 2, 4, 5, 9, 13, 20, 25, 33}},
+      {Q8, 64, 2048, {5, 17, 33}, {1, 3, 8, 13, 25}},  // 32 groups: whole 16-group scale vectors
+      {Q8, 128, 3 * 128, {1, 3, 17}, {1, 2, 9, 33}},
+      {Q8, 128, 8 * 128, {1, 3, 17}, {1, 2, 9, 33}},
+      {Q8, 256, 512, {3, 17}, {1, 5, 9}},
+      {Q8, 4096, 8192, {3, 17}, {1, 5, 9}},  // the largest group with int8 activations
+      {Q4, 32, 64, {1, 3, 16, 17, 37}, {1, 2, 5, 9, 13, 33}},
+      {Q4, 32, 192, {1, 5, 17}, {1, 4, 9, 20}},
+      {Q4, 64, 2048, {5, 17}, {1, 3, 13}},
+      {Q4, 128, 384, {3, 17}, {1, 9}},
   };
   int round = 0;
   for (const Shape& sh : shapes) {
     const int64_t G = sh.G, K = sh.K;
     for (int64_t N : sh.Ns) {
-      QWeight t = make_qweight(k::Quant::Q8, N, K, G, rng);
-      // Extreme weights too: -128 (possible in a file, never written by the quantizer) and +127.
-      t.q8[0] = -128;
-      t.q8[size_t(K - 1)] = 127;
-      if (N > 2) std::fill(t.q8.begin() + 2 * K, t.q8.begin() + 2 * K + G, int8_t(-128));
+      QWeight t = make_qweight(sh.kind, N, K, G, rng);
+      // Extreme weights too: q8 -128 (possible in a file, never written by the quantizer) and +127;
+      // q4 -8 (nibble 8, never written either) and +7.
+      if (sh.kind == Q8) {
+        t.q8[0] = -128;
+        t.q8[size_t(K - 1)] = 127;
+        if (N > 2) std::fill(t.q8.begin() + 2 * K, t.q8.begin() + 2 * K + G, int8_t(-128));
+      } else {
+        t.q4[0] = 0x78;  // elements 0 and 1: -8 and +7
+        if (N > 2) std::fill(t.q4.begin() + K, t.q4.begin() + K + G / 2, uint8_t(0x88));
+      }
+      // The integer weights, as the reference multiplies them.
+      std::vector<int> wi(size_t(N * K));
+      for (int64_t i = 0; i < N * K; ++i) {
+        if (sh.kind == Q8) {
+          wi[size_t(i)] = t.q8[size_t(i)];
+        } else {
+          const int nib = (i & 1) ? t.q4[size_t(i / 2)] >> 4 : t.q4[size_t(i / 2)] & 0x0F;
+          wi[size_t(i)] = (nib ^ 8) - 8;
+        }
+      }
       std::vector<float> wf(size_t(N * K));
       for (int64_t n = 0; n < N; ++n) k::dequantize(t.w, n, wf.data() + n * K);
       {
@@ -239,7 +261,7 @@ TEST(QuantKernels, Int8ActivationsMatchReference) {
               for (int64_t g = 0; g < NG; ++g) {
                 const double sc = double(t.scales[size_t(n * NG + g)]) * xs[size_t(m * NG + g)];
                 for (int64_t i = g * G; i < (g + 1) * G; ++i) {
-                  const double p = double(xq[size_t(m * K + i)]) * t.q8[size_t(n * K + i)] * sc;
+                  const double p = double(xq[size_t(m * K + i)]) * wi[size_t(n * K + i)] * sc;
                   s += p, a += std::fabs(p);
                   const double pf = double(x[size_t(m * ldx + i)]) * wf[size_t(n * K + i)];
                   sf += pf, af += std::fabs(pf);
@@ -259,7 +281,8 @@ TEST(QuantKernels, Int8ActivationsMatchReference) {
             for (int64_t m = 0; m < M; ++m) {
               for (int64_t n = 0; n < N; ++n)
                 ASSERT_LE(std::fabs(y[size_t(m * ldy + n)] - ref[size_t(m * N + n)]), 1e-5 * mag[size_t(m * N + n)] + 1e-6)
-                    << k::isa_name(isa) << (int8 ? " int8" : " float") << " G=" << G << " M=" << M << " N=" << N
+                    << k::isa_name(isa) << (int8 ? " int8" : " float") << (sh.kind == Q8 ? " q8" : " q4")
+                    << " G=" << G << " M=" << M << " N=" << N
                     << " K=" << K << " at " << m << "," << n;
               ASSERT_EQ(y[size_t(m * ldy + N)], -7.f) << "wrote past the row";
             }
@@ -293,6 +316,9 @@ TEST(QuantKernels, Int8ActivationsMatchReference) {
   EXPECT_FALSE(k::int8_activations_active(t32.w));
   QWeight big = make_qweight(k::Quant::Q8, 1, 8192, 8192, rng);  // a group's int32 sum could overflow
   EXPECT_FALSE(k::int8_activations_active(big.w));
+  QWeight q4 = make_qweight(k::Quant::Q4, 4, 64, 32, rng), q4odd = make_qweight(k::Quant::Q4, 4, 96, 32, rng);
+  EXPECT_TRUE(k::int8_activations_active(q4.w) || k::current_isa() != k::Isa::Scalar);
+  EXPECT_FALSE(k::int8_activations_active(q4odd.w));  // rows not a multiple of 64
 }
 
 // The activation quantizer of every tier gives the scalar twin's bytes, scales and sums, with

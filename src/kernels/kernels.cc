@@ -181,12 +181,18 @@ void scalar_quantize_act(const float* x, int64_t n, int64_t group, int8_t* q, fl
   }
 }
 
-// Q8 weights times int8 activations: an exact integer dot product per group, scaled by the
+// Q8 / Q4 weights times int8 activations: an exact integer dot product per group, scaled by the
 // weight's and the activation's group scales, summed over the groups in float32.
 void scalar_linear_q8q8(const LinearArgs& a, int64_t n0, int64_t n1) {
   const int64_t K = a.K, G = a.group, NG = K / G;
+  std::vector<int8_t> row(a.dtype == DType::U8 ? size_t(K) : 0);
   for (int64_t n = n0; n < n1; ++n) {
     const int8_t* w = static_cast<const int8_t*>(a.w) + n * K;
+    if (a.dtype == DType::U8) {  // Q4: element 2j in the low nibble of byte j
+      const uint8_t* b = static_cast<const uint8_t*>(a.w) + n * (K / 2);
+      for (int64_t k = 0; k < K; ++k) row[size_t(k)] = int8_t((((k & 1) ? b[k / 2] >> 4 : b[k / 2] & 0x0F) ^ 8) - 8);
+      w = row.data();
+    }
     const float* sw = a.scales + n * NG;
     for (int64_t m = 0; m < a.M; ++m) {
       const int8_t* x = a.xq + m * a.ldxl;
@@ -411,9 +417,12 @@ void set_int8_activations(bool on) { g_int8.store(on ? 1 : 0, std::memory_order_
 bool int8_activations() { return env_switch(g_int8, "LLADA2_INT8_ACT", true); }
 
 bool int8_activations_active(const Weight& w) {
-  // Groups up to 4096: a group's int32 sum (at most 4096 x 127 x 255) cannot overflow.
-  return w.quant == Quant::Q8 && w.group >= 64 && w.group <= 4096 && (w.group & (w.group - 1)) == 0 &&
-         w.cols % w.group == 0 && int8_activations() && ops().linear_q8q8;
+  // Groups up to 4096: a group's int32 sum (at most 4096 x 127 x 255) cannot overflow. Q8 groups
+  // from 64 (the few-row tiles take 64 bytes of one group per step); Q4 from 32, rows a multiple of
+  // 64 (its panels unpack 64 nibbles at a time).
+  const bool shape = w.quant == Quant::Q8 ? w.group >= 64 : (w.quant == Quant::Q4 && w.group >= 32 && w.cols % 64 == 0);
+  return shape && w.group <= 4096 && (w.group & (w.group - 1)) == 0 && w.cols % w.group == 0 && int8_activations() &&
+         ops().linear_q8q8;
 }
 
 Arithmetic linear_arithmetic(const Weight& w) {

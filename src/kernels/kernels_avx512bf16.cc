@@ -273,17 +273,35 @@ using Q8TileFn = void (*)(const LinearArgs&, int64_t, int64_t, const int8_t*, fl
 // vpdpbusd keeps summing a group in int32 per input row: one conversion and one FMA per group and
 // input row instead of one per 64 bytes and output.
 
-// Weight rows n .. n+nr (nr <= 16) into wb: quad q of the panel at wb + 64 q, lane j = row n + j,
-// bytes flipped to w + 128; missing rows are weight 0 (byte 0x80). Their scales into sb [NG][16].
+// Weight rows n .. n+nr (nr <= 16) of a Q8 or Q4 matrix into wb: quad q of the panel at wb + 64 q,
+// lane j = row n + j, each weight w as the unsigned byte w + 128; missing rows are weight 0 (byte
+// 0x80). Their scales into sb [NG][16].
 void q8_pack_panel(const LinearArgs& a, int64_t n, int nr, int8_t* wb, float* sb) {
   const int64_t K = a.K, NG = K / a.group;
-  const int8_t* w = static_cast<const int8_t*>(a.w) + n * K;
-  const __m512i flip = _mm512_set1_epi8(char(0x80));
+  const bool q4 = a.dtype == DType::U8;
+  const int64_t row_bytes = q4 ? K / 2 : K;
+  const int8_t* w = static_cast<const int8_t*>(a.w) + n * row_bytes;
+  const __m512i flip = _mm512_set1_epi8(char(0x80)), eight = _mm512_set1_epi8(8), d120 = _mm512_set1_epi8(120);
+  const __m512i lo4 = _mm512_set1_epi16(0x000F), hi4 = _mm512_set1_epi16(0x0F00);
   for (int64_t c = 0; c < K; c += 64) {
     __m512i in[16], out[16];
-    for (int j = 0; j < 16; ++j) in[j] = j < nr ? _mm512_loadu_si512(w + j * K + c) : _mm512_setzero_si512();
+    for (int j = 0; j < 16; ++j) {
+      if (j >= nr) {
+        in[j] = _mm512_set1_epi8(char(0x80));  // weight 0
+      } else if (q4) {
+        // 32 bytes = 64 nibbles, element 2i in the low nibble of byte i: byte i widened to a word,
+        // the low nibble kept in its low byte and the high one moved to its high byte gives the
+        // elements in order; the 4-bit value v = (nib ^ 8) - 8 enters as v + 128 = (nib ^ 8) + 120.
+        const __m512i wd =
+            _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + j * row_bytes + c / 2)));
+        const __m512i nib = _mm512_or_si512(_mm512_and_si512(wd, lo4), _mm512_and_si512(_mm512_slli_epi16(wd, 4), hi4));
+        in[j] = _mm512_add_epi8(_mm512_xor_si512(nib, eight), d120);
+      } else {
+        in[j] = _mm512_xor_si512(_mm512_loadu_si512(w + j * row_bytes + c), flip);  // w + 128
+      }
+    }
     transpose16(in, out);
-    for (int q = 0; q < 16; ++q) _mm512_store_si512(wb + (c / 4 + q) * 64, _mm512_xor_si512(out[q], flip));
+    for (int q = 0; q < 16; ++q) _mm512_store_si512(wb + (c / 4 + q) * 64, out[q]);
   }
   for (int64_t g = 0; g < NG; ++g)
     for (int j = 0; j < 16; ++j) sb[g * 16 + j] = j < nr ? a.scales[(n + j) * NG + g] : 0.f;
@@ -313,6 +331,8 @@ template <int MR>
 void q8_panel_rows(const LinearArgs& a, const Q8Block& blk, int64_t m, int64_t n, int nr, const int8_t* wb,
                    const float* sb, const int8_t* pf) {
   const int64_t K = a.K, QG = a.group / 4, NG = K / a.group;
+  const bool q4 = a.dtype == DType::U8;
+  const int64_t row_bytes = q4 ? K / 2 : K;
   __m512 acc[MR];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
@@ -324,9 +344,12 @@ void q8_panel_rows(const LinearArgs& a, const Q8Block& blk, int64_t m, int64_t n
     for (int i = 0; i < MR; ++i) t[i] = _mm512_set1_epi32(blk.corr[g * MR + i]);
     for (int64_t qq = 0; qq < QG; ++qq, xq += MR, ++wv) {
       const __m512i w = _mm512_load_si512(wv);
-      if (pf) {
+      if (pf) {  // a panel has K / 4 quads and 16 x row_bytes / 64 cache lines: q8 one per quad, q4 one per two
         const int64_t q = g * QG + qq;
-        _mm_prefetch(reinterpret_cast<const char*>(pf + (q & 15) * K + (q >> 4) * 64), _MM_HINT_T1);
+        if (!q4 || (q & 1) == 0) {
+          const int64_t l = q4 ? q >> 1 : q;
+          _mm_prefetch(reinterpret_cast<const char*>(pf + (l & 15) * row_bytes + (l >> 4) * 64), _MM_HINT_T1);
+        }
       }
 #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) t[i] = dpbusd_bcast(t[i], w, xq + i);
@@ -383,16 +406,18 @@ void linear_q8q8_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
   for (int64_t n = n0; n < n1; n += 16) {
     const int nr = int(std::min<int64_t>(16, n1 - n));
     q8_pack_panel(a, n, nr, reinterpret_cast<int8_t*>(buf.w), buf.s);
-    const int8_t* next = n + 32 <= n1 ? static_cast<const int8_t*>(a.w) + (n + 16) * a.K : nullptr;
+    const int64_t row_bytes = a.dtype == DType::U8 ? a.K / 2 : a.K;
+    const int8_t* next = n + 32 <= n1 ? static_cast<const int8_t*>(a.w) + (n + 16) * row_bytes : nullptr;
     for (int64_t b = 0, m = 0; b < pb.count; m += pb.rows(b), ++b)
       table[size_t(pb.rows(b) - 1)](a, blocks[size_t(b)], m, n, nr, reinterpret_cast<const int8_t*>(buf.w), buf.s,
                                     b == 0 ? next : nullptr);
   }
 }
 
-// Needs a.group a power of two and a multiple of 64 (kernels.cc checks).
+// Q8: a.group a power of two from 64 to 4096; Q4: from 32, K a multiple of 64 (kernels.cc checks).
+// Q4 always takes the panels (its nibbles are unpacked while packing).
 void linear_q8q8(const LinearArgs& a, int64_t n0, int64_t n1) {
-  if (a.M >= kPanelRows) return linear_q8q8_panels(a, n0, n1);
+  if (a.M >= kPanelRows || a.dtype == DType::U8) return linear_q8q8_panels(a, n0, n1);
   static constexpr auto table =
       tile_grid<Q8TileFn, kMR, kNR>([]<int MR, int NR>() -> Q8TileFn { return &q8_tile<MR, NR>; });
   thread_local std::vector<float> S;
