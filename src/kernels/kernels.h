@@ -62,17 +62,18 @@ bool set_isa(Isa isa);
 void set_bf16_activations(bool on);
 bool bf16_activations();
 
-// Q8 weights: on the avx512bf16 tier (which implies AVX-512 VNNI) and in the scalar reference tier
-// (its twin, so LLADA2_ISA=scalar reproduces these numerics) linear() quantizes the activations to
-// int8 per group of the weight's group
-// size (symmetric, scale = max |x| / 127, round to nearest even), multiplies int8 x int8 exactly
-// in int32 per group and scales and sums the groups in float32: 2-4x the float path's throughput,
-// at an extra rounding of the activations (quality in docs/quantization.md). On by default;
-// LLADA2_INT8_ACT=0 (or set_int8_activations(false)) keeps float32 activations. Other tiers, Q4
-// and groups that are not a power of two from 64 to 4096 always use float32 activations.
+// Q8 and Q4 weights: on the avx512bf16 tier (which implies AVX-512 VNNI) and in the scalar reference
+// tier (its twin, so LLADA2_ISA=scalar reproduces these numerics) linear() quantizes the
+// activations to int8 per group of the weight's group size (symmetric, scale = max |x| / 127, round
+// to nearest even), multiplies the integers exactly in int32 per group and scales and sums the
+// groups in float32: 2-4x the float path's throughput, at an extra rounding of the activations
+// (quality in docs/quantization.md). On by default; LLADA2_INT8_ACT=0 (or
+// set_int8_activations(false)) keeps float32 activations. Other tiers, and groups outside the
+// supported ones (Q8: powers of two from 64 to 4096; Q4: from 32 to 4096 with rows a multiple of
+// 64), always use float32 activations.
 void set_int8_activations(bool on);
 bool int8_activations();
-// Whether linear() on w uses int8 activations now (Q8, setting on, tier and group support it).
+// Whether linear() on w uses int8 activations now (Q8 / Q4, setting on, tier and group support it).
 bool int8_activations_active(const Weight& w);
 
 // The arithmetic linear() uses on w now: float32 FMAs, bf16 pairs (vdpbf16ps, 2x the float32

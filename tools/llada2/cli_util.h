@@ -21,7 +21,7 @@ struct ActivationFlags {
                  "(~1.3x faster; not float32-exact: logits move by ~1e-3, so tokens may differ from the reference; "
                  "the same as LLADA2_BF16_DOT=1)");
     app.add_option("--int8-activations", int8,
-                   "q8 checkpoints on CPUs with AVX512-VNNI (and the scalar reference tier): quantize activations "
+                   "q8 / q4 checkpoints on CPUs with AVX512-VNNI (and the scalar reference tier): quantize activations "
                    "to int8 per group and multiply with vpdpbusd (on, the default: 2-4x faster products; off: "
                    "float32 activations, the same as LLADA2_INT8_ACT=0)")
         ->check(CLI::IsMember({"on", "off"}));
