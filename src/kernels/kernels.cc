@@ -116,6 +116,12 @@ float scalar_dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+// Element k of a Q4 row: element 2j in the low nibble of byte j, 2j + 1 in the high one, two's complement.
+int q4_value(const uint8_t* row, int64_t k) {
+  const int nib = (k & 1) ? (row[k / 2] >> 4) : (row[k / 2] & 0x0F);
+  return (nib ^ 8) - 8;
+}
+
 // Row n of a quantized matrix as float32: q * scale, one rounding (exactly what the SIMD tiers compute).
 void dequantize_q(Quant quant, const void* data, const float* scales, int64_t group, int64_t K, int64_t n, float* out) {
   const float* s = scales + n * (K / group);
@@ -124,10 +130,7 @@ void dequantize_q(Quant quant, const void* data, const float* scales, int64_t gr
     for (int64_t k = 0; k < K; ++k) out[k] = float(q[k]) * s[k / group];
   } else {
     const uint8_t* q = static_cast<const uint8_t*>(data) + n * (K / 2);
-    for (int64_t k = 0; k < K; ++k) {
-      const int nib = (k & 1) ? (q[k / 2] >> 4) : (q[k / 2] & 0x0F);
-      out[k] = float((nib ^ 8) - 8) * s[k / group];
-    }
+    for (int64_t k = 0; k < K; ++k) out[k] = float(q4_value(q, k)) * s[k / group];
   }
 }
 
@@ -188,9 +191,9 @@ void scalar_linear_q8q8(const LinearArgs& a, int64_t n0, int64_t n1) {
   std::vector<int8_t> row(a.dtype == DType::U8 ? size_t(K) : 0);
   for (int64_t n = n0; n < n1; ++n) {
     const int8_t* w = static_cast<const int8_t*>(a.w) + n * K;
-    if (a.dtype == DType::U8) {  // Q4: element 2j in the low nibble of byte j
+    if (a.dtype == DType::U8) {  // Q4
       const uint8_t* b = static_cast<const uint8_t*>(a.w) + n * (K / 2);
-      for (int64_t k = 0; k < K; ++k) row[size_t(k)] = int8_t((((k & 1) ? b[k / 2] >> 4 : b[k / 2] & 0x0F) ^ 8) - 8);
+      for (int64_t k = 0; k < K; ++k) row[size_t(k)] = int8_t(q4_value(b, k));
       w = row.data();
     }
     const float* sw = a.scales + n * NG;

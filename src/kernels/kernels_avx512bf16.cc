@@ -175,13 +175,18 @@ constexpr int kPanelMR = 12;
 // GFLOP/s per core, 17 rows 140 -> 234, 32 rows 155 -> 284); with fewer it does not.
 constexpr int64_t kPanelRows = 8;
 
-// Input rows in blocks of at most kPanelMR, of sizes that differ by at most one.
-struct PanelBlocks {
-  explicit PanelBlocks(int64_t M)
-      : count((M + kPanelMR - 1) / kPanelMR), base(M / count), extra(M % count) {}
+// M input rows in blocks of at most MAX rows, of sizes that differ by at most one (9 rows, MAX 4:
+// 3 + 3 + 3, not 4 + 4 + 1).
+template <int MAX>
+struct RowSplit {
+  explicit RowSplit(int64_t M) : count((M + MAX - 1) / MAX), base(M / count), extra(M % count) {}
   int rows(int64_t b) const { return int(base + (b < extra ? 1 : 0)); }
   int64_t count, base, extra;
 };
+using PanelBlocks = RowSplit<kPanelMR>;
+
+// Bytes of one weight row of a Q8 (int8) or Q4 (packed nibbles) matrix.
+int64_t q_row_bytes(const LinearArgs& a) { return a.dtype == DType::U8 ? a.K / 2 : a.K; }
 
 void linear_bf16dot(const LinearArgs& a, int64_t n0, int64_t n1) {
   static constexpr auto table =
@@ -279,7 +284,7 @@ using Q8TileFn = void (*)(const LinearArgs&, int64_t, int64_t, const int8_t*, fl
 void q8_pack_panel(const LinearArgs& a, int64_t n, int nr, int8_t* wb, float* sb) {
   const int64_t K = a.K, NG = K / a.group;
   const bool q4 = a.dtype == DType::U8;
-  const int64_t row_bytes = q4 ? K / 2 : K;
+  const int64_t row_bytes = q_row_bytes(a);
   const int8_t* w = static_cast<const int8_t*>(a.w) + n * row_bytes;
   const __m512i flip = _mm512_set1_epi8(char(0x80)), eight = _mm512_set1_epi8(8), d120 = _mm512_set1_epi8(120);
   const __m512i lo4 = _mm512_set1_epi16(0x000F), hi4 = _mm512_set1_epi16(0x0F00);
@@ -332,7 +337,7 @@ void q8_panel_rows(const LinearArgs& a, const Q8Block& blk, int64_t m, int64_t n
                    const float* sb, const int8_t* pf) {
   const int64_t K = a.K, QG = a.group / 4, NG = K / a.group;
   const bool q4 = a.dtype == DType::U8;
-  const int64_t row_bytes = q4 ? K / 2 : K;
+  const int64_t row_bytes = q_row_bytes(a);
   __m512 acc[MR];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
@@ -403,10 +408,10 @@ void linear_q8q8_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
     }
     blocks[size_t(b)] = {bx, bc, bs};
   }
+  const int64_t row_bytes = q_row_bytes(a);
   for (int64_t n = n0; n < n1; n += 16) {
     const int nr = int(std::min<int64_t>(16, n1 - n));
     q8_pack_panel(a, n, nr, reinterpret_cast<int8_t*>(buf.w), buf.s);
-    const int64_t row_bytes = a.dtype == DType::U8 ? a.K / 2 : a.K;
     const int8_t* next = n + 32 <= n1 ? static_cast<const int8_t*>(a.w) + (n + 16) * row_bytes : nullptr;
     for (int64_t b = 0, m = 0; b < pb.count; m += pb.rows(b), ++b)
       table[size_t(pb.rows(b) - 1)](a, blocks[size_t(b)], m, n, nr, reinterpret_cast<const int8_t*>(buf.w), buf.s,
@@ -423,18 +428,14 @@ void linear_q8q8(const LinearArgs& a, int64_t n0, int64_t n1) {
   thread_local std::vector<float> S;
   const size_t need = size_t(kMR * kNR * (a.K / a.group));
   if (S.size() < need) S.resize(need);
-  // Input rows in blocks of sizes that differ by at most one (9 rows: 3 + 3 + 3, not 4 + 4 + 1).
-  const int64_t blocks = (a.M + kMR - 1) / kMR, base = a.M / blocks, extra = a.M % blocks;
+  const RowSplit<kMR> rs(a.M);
   constexpr int64_t kAheadBytes = 8192;  // fetch ~8 KB ahead: 1 tile at K = 2048, 4 at K = 512
   const int64_t ahead = std::max<int64_t>(1, kAheadBytes / (kNR * a.K));
   for (int64_t n = n0; n < n1; n += kNR) {
     const int nr = int(std::min<int64_t>(kNR, n1 - n));
     const int8_t* next = n + (ahead + 1) * kNR <= n1 ? static_cast<const int8_t*>(a.w) + (n + ahead * kNR) * a.K : nullptr;
-    for (int64_t b = 0, m = 0; b < blocks; ++b) {
-      const int mr = int(base + (b < extra ? 1 : 0));
-      table[size_t(mr - 1)][size_t(nr - 1)](a, m, n, m == 0 ? next : nullptr, S.data());
-      m += mr;
-    }
+    for (int64_t b = 0, m = 0; b < rs.count; m += rs.rows(b), ++b)
+      table[size_t(rs.rows(b) - 1)][size_t(nr - 1)](a, m, n, b == 0 ? next : nullptr, S.data());
   }
 }
 
