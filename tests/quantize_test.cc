@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -88,6 +89,17 @@ QWeight make_qweight(k::Quant kind, int64_t N, int64_t K, int64_t G, std::mt1993
   return t;
 }
 
+// A Q8 weight of t in panel order (kernels.h), its buffers owned here.
+struct PanelWeight {
+  std::vector<uint8_t> data;
+  std::vector<float> scales;
+  k::Weight w;
+  explicit PanelWeight(const k::Weight& rows)
+      : data(size_t(k::q8_panel_bytes(rows)), 0x5A), scales(size_t(k::q8_panel_scales(rows)), -1.f) {
+    w = k::pack_q8_panels(rows, data.data(), scales.data());
+  }
+};
+
 // Whether the current tier runs Q8 (group 64) products with int8 activations when they are on.
 bool tier_has_int8() {
   static const std::vector<int8_t> q(64);
@@ -155,19 +167,24 @@ TEST(QuantKernels, LinearMatchesReferenceOnEveryTier) {
                 ref[size_t(m * N + n)] = float(s);
                 mag[size_t(m * N + n)] = a;
               }
-            std::vector<float> scalar_y;
+            // Q8 also in panel order (K a multiple of 4): tiers without the panel kernels unpack it.
+            std::unique_ptr<PanelWeight> pw;
+            if (kind == k::Quant::Q8 && K % 4 == 0) pw = std::make_unique<PanelWeight>(t.w);
             for (k::Isa isa : all_tiers()) {
               ASSERT_TRUE(k::set_isa(isa));
-              std::vector<float> y(size_t(M * ldy), -7.f);
-              k::linear(x.data(), M, ldx, t.w, bias.data(), y.data(), ldy);
-              for (int64_t m = 0; m < M; ++m) {
-                for (int64_t n = 0; n < N; ++n)
-                  ASSERT_LE(std::fabs(y[size_t(m * ldy + n)] - ref[size_t(m * N + n)]), 1e-5 * mag[size_t(m * N + n)] + 1e-6)
-                      << k::isa_name(isa) << (kind == k::Quant::Q8 ? " q8" : " q4") << " G=" << G << " M=" << M
-                      << " N=" << N << " K=" << K << " at " << m << "," << n;
-                ASSERT_EQ(y[size_t(m * ldy + N)], -7.f) << "wrote past the row";
+              for (const k::Weight* w : {&t.w, pw ? &pw->w : nullptr}) {
+                if (!w) continue;
+                std::vector<float> y(size_t(M * ldy), -7.f);
+                k::linear(x.data(), M, ldx, *w, bias.data(), y.data(), ldy);
+                for (int64_t m = 0; m < M; ++m) {
+                  for (int64_t n = 0; n < N; ++n)
+                    ASSERT_LE(std::fabs(y[size_t(m * ldy + n)] - ref[size_t(m * N + n)]),
+                              1e-5 * mag[size_t(m * N + n)] + 1e-6)
+                        << k::isa_name(isa) << (kind == k::Quant::Q8 ? " q8" : " q4") << (w->panels ? " panels" : "")
+                        << " G=" << G << " M=" << M << " N=" << N << " K=" << K << " at " << m << "," << n;
+                  ASSERT_EQ(y[size_t(m * ldy + N)], -7.f) << "wrote past the row";
+                }
               }
-              if (isa == k::Isa::Scalar) scalar_y = y;
             }
           }
         }
@@ -270,21 +287,29 @@ TEST(QuantKernels, Int8ActivationsMatchReference) {
               ref_q[size_t(m * N + n)] = s, mag_q[size_t(m * N + n)] = a;
               ref_f[size_t(m * N + n)] = sf, mag_f[size_t(m * N + n)] = af;
             }
+          // Q8 also in panel order: the avx512bf16 tier multiplies the panels directly.
+          std::unique_ptr<PanelWeight> pw;
+          if (sh.kind == Q8) pw = std::make_unique<PanelWeight>(t.w);
           for (k::Isa isa : all_tiers()) {
             ASSERT_TRUE(k::set_isa(isa));
             const bool int8 = k::int8_activations_active(t.w);
             int8_tiers += int8;
             const auto& ref = int8 ? ref_q : ref_f;
             const auto& mag = int8 ? mag_q : mag_f;
-            std::vector<float> y(size_t(M * ldy), -7.f);
-            k::linear(x.data(), M, ldx, t.w, with_bias ? bias.data() : nullptr, y.data(), ldy);
-            for (int64_t m = 0; m < M; ++m) {
-              for (int64_t n = 0; n < N; ++n)
-                ASSERT_LE(std::fabs(y[size_t(m * ldy + n)] - ref[size_t(m * N + n)]), 1e-5 * mag[size_t(m * N + n)] + 1e-6)
-                    << k::isa_name(isa) << (int8 ? " int8" : " float") << (sh.kind == Q8 ? " q8" : " q4")
-                    << " G=" << G << " M=" << M << " N=" << N
-                    << " K=" << K << " at " << m << "," << n;
-              ASSERT_EQ(y[size_t(m * ldy + N)], -7.f) << "wrote past the row";
+            for (const k::Weight* w : {&t.w, pw ? &pw->w : nullptr}) {
+              if (!w) continue;
+              ASSERT_EQ(k::int8_activations_active(*w), int8);
+              std::vector<float> y(size_t(M * ldy), -7.f);
+              k::linear(x.data(), M, ldx, *w, with_bias ? bias.data() : nullptr, y.data(), ldy);
+              for (int64_t m = 0; m < M; ++m) {
+                for (int64_t n = 0; n < N; ++n)
+                  ASSERT_LE(std::fabs(y[size_t(m * ldy + n)] - ref[size_t(m * N + n)]),
+                            1e-5 * mag[size_t(m * N + n)] + 1e-6)
+                      << k::isa_name(isa) << (int8 ? " int8" : " float") << (sh.kind == Q8 ? " q8" : " q4")
+                      << (w->panels ? " panels" : "") << " G=" << G << " M=" << M << " N=" << N << " K=" << K
+                      << " at " << m << "," << n;
+                ASSERT_EQ(y[size_t(m * ldy + N)], -7.f) << "wrote past the row";
+              }
             }
           }
         }
@@ -356,6 +381,52 @@ TEST(QuantKernels, ActivationQuantizerIdenticalOnEveryTier) {
       for (size_t g = 0; g < s0.size(); ++g)
         EXPECT_TRUE(s0[g] == s1[g] || (std::isnan(s0[g]) && std::isnan(s1[g]))) << g;
     }
+  }
+}
+
+// Panel order: every row dequantizes to the same values as in rows (padding rows of a partial
+// panel are zero weights with scale 0), byte counts, what pack_q8_panels accepts, and which
+// weights the current tier wants in panels.
+TEST(QuantKernels, PanelOrderKeepsEveryRow) {
+  TierGuard guard;
+  Int8ActGuard on(true);
+  std::mt19937 rng(5);
+  for (int64_t N : {1, 16, 17, 37}) {
+    QWeight t = make_qweight(k::Quant::Q8, N, 192, 64, rng);
+    t.q8[0] = -128;
+    PanelWeight pw(t.w);
+    EXPECT_TRUE(pw.w.panels);
+    EXPECT_EQ(pw.w.dtype, DType::U8);
+    const int64_t padded = (N + 15) / 16 * 16;
+    EXPECT_EQ(pw.data.size(), size_t(padded * 192));
+    EXPECT_EQ(pw.scales.size(), size_t(padded * 3));
+    EXPECT_EQ(k::weight_bytes(pw.w), uint64_t(padded * 192 + padded * 3 * 4));
+    std::vector<float> a(192), b(192);
+    for (int64_t n = 0; n < N; ++n) {
+      k::dequantize(t.w, n, a.data());
+      k::dequantize(pw.w, n, b.data());
+      ASSERT_EQ(a, b) << "row " << n;
+    }
+    for (int64_t n = N; n < padded; ++n) {
+      k::dequantize(pw.w, n, b.data());
+      ASSERT_TRUE(std::all_of(b.begin(), b.end(), [](float v) { return v == 0.f; })) << "padding row " << n;
+    }
+  }
+  QWeight q4 = make_qweight(k::Quant::Q4, 4, 64, 32, rng);
+  std::vector<uint8_t> data(64 * 16);
+  std::vector<float> sc(32);
+  EXPECT_THROW(k::pack_q8_panels(q4.w, data.data(), sc.data()), std::invalid_argument);
+  EXPECT_FALSE(k::q8_panels_preferred(q4.w));
+  QWeight q8 = make_qweight(k::Quant::Q8, 4, 128, 64, rng);
+  PanelWeight pw(q8.w);
+  EXPECT_FALSE(k::q8_panels_preferred(pw.w));  // already in panels
+  for (k::Isa isa : all_tiers()) {
+    ASSERT_TRUE(k::set_isa(isa));
+    // Only the tier with the panel kernels, and only with int8 activations on.
+    EXPECT_EQ(k::q8_panels_preferred(q8.w), isa == k::Isa::Avx512Bf16) << k::isa_name(isa);
+    k::set_int8_activations(false);
+    EXPECT_FALSE(k::q8_panels_preferred(q8.w));
+    k::set_int8_activations(true);
   }
 }
 
@@ -532,6 +603,39 @@ TEST_P(QuantizedGolden, LoadsAndTracksTheFloatModel) {
       for (size_t i = 0; i < y.size(); ++i)
         ASSERT_NEAR(y[i], base[i], 1e-3 * std::max(1.f, std::fabs(base[i])))
             << k::isa_name(isa) << (int8 ? " int8" : " float") << " at " << i;
+    }
+  }
+  // With int8 activations the avx512bf16 tier repacks the q8 weights into panels at load (the
+  // file's pages of the originals released); a model loaded in rows gives the same logits.
+  if (c.type == QuantType::Q8 && c.group >= 64) {
+    ASSERT_TRUE(k::set_isa(k::best_isa()));
+    Int8ActGuard on(true);
+    const bool packs = k::best_isa() == k::Isa::Avx512Bf16;
+    auto panels = Model::load(dir.str());
+    EXPECT_EQ(panels->checkpoint().released("lm_head.weight"), packs);
+    EXPECT_EQ(panels->checkpoint().released("lm_head.weight.qscale"), packs);
+    EXPECT_EQ(panels->checkpoint().released("model.layers.1.mlp.experts.3.up_proj.weight"), packs);
+    EXPECT_FALSE(panels->checkpoint().released("model.word_embeddings.weight"));
+    uint64_t prefaulted = 0;  // prefault() skips what was released
+    panels->checkpoint().prefault([&](uint64_t, uint64_t total) { prefaulted = total; });
+    const uint64_t all = panels->checkpoint().total_bytes(), head = panels->checkpoint().get("lm_head.weight").nbytes;
+    if (packs) EXPECT_LE(prefaulted, all - head);
+    else EXPECT_EQ(prefaulted, all);
+    std::unique_ptr<Model> rows;
+    {
+      Int8ActGuard off(false);
+      rows = Model::load(dir.str());
+    }
+    EXPECT_FALSE(rows->checkpoint().released("lm_head.weight"));
+    for (int64_t n : {int64_t(3), int64_t(ids.size())}) {  // few rows and many
+      ForwardBatch fn = fb;
+      fn.window = n;
+      fn.block_length = n;
+      std::vector<float> yp(size_t(n * V)), yr(size_t(n * V));
+      panels->forward(fn, yp.data());
+      rows->forward(fn, yr.data());
+      for (size_t i = 0; i < yp.size(); ++i)
+        ASSERT_NEAR(yp[i], yr[i], 1e-4 * std::max(1.f, std::fabs(yr[i]))) << "window " << n << " at " << i;
     }
   }
 }

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,10 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
+// Drops the pages wholly inside [p, p + n) of a read-only file mapping from this process (the page
+// cache keeps them if there is room; touching them again reads them back).
+void release_pages(const uint8_t* p, size_t n);
+
 // All tensors of a checkpoint folder, by name.
 class Checkpoint {
  public:
@@ -76,12 +81,18 @@ class Checkpoint {
   size_t total_bytes() const;
   // Reads every tensor's pages into memory now (file order), so that the first forward does not wait
   // on the disk; `progress(done, total)` (optional) is called every 64 MiB and at the end.
+  // Tensors that were released (release()) are skipped and not counted.
   void prefault(const std::function<void(uint64_t done, uint64_t total)>& progress = nullptr) const;
+  // The tensor's data is no longer needed from the file (the model keeps its own copy, e.g. repacked):
+  // its pages leave this process and prefault() skips it. The view stays valid (reads fault it back in).
+  void release(const TensorView& t) const;
+  bool released(const std::string& name) const { return released_.count(name) != 0; }
 
  private:
   std::string dir_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, TensorView> tensors_;
+  mutable std::set<std::string> released_;
 };
 
 }  // namespace llada2

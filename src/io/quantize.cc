@@ -89,14 +89,6 @@ bool is_weight_file(const fs::path& p) {
          ext == ".pth" || ext == ".gguf" || ext == ".ckpt" || name == "pytorch_model.bin.index.json";
 }
 
-// Drops the source pages of [p, p + n) from this process once they have been read (the page
-// cache keeps them if there is room), so a model larger than RAM streams through.
-void release_pages(const uint8_t* p, size_t n) {
-  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
-  uintptr_t a = (uintptr_t(p) + page - 1) / page * page, b = (uintptr_t(p) + n) / page * page;
-  if (b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
-}
-
 struct Plan {
   const TensorView* src = nullptr;
   bool quantize = false;

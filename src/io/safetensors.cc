@@ -218,13 +218,25 @@ size_t Checkpoint::total_bytes() const {
 
 namespace llada2 {
 
+void release_pages(const uint8_t* p, size_t n) {
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096);
+  const uintptr_t a = (uintptr_t(p) + page - 1) / page * page, b = (uintptr_t(p) + n) / page * page;
+  if (b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+}
+
+void Checkpoint::release(const TensorView& t) const {
+  release_pages(t.data, t.nbytes);
+  released_.insert(t.name);
+}
+
 void Checkpoint::prefault(const std::function<void(uint64_t done, uint64_t total)>& progress) const {
   std::vector<const TensorView*> views;
-  for (const auto& [name, t] : tensors_) views.push_back(&t);
+  uint64_t total = 0;
+  for (const auto& [name, t] : tensors_)
+    if (!released_.count(name)) views.push_back(&t), total += t.nbytes;
   std::sort(views.begin(), views.end(), [](const TensorView* a, const TensorView* b) {
     return a->file != b->file ? a->file < b->file : a->data < b->data;
   });
-  const uint64_t total = total_bytes();
   const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096);
   constexpr uint64_t kChunk = uint64_t(64) << 20;
   uint64_t done = 0, reported = 0;

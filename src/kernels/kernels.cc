@@ -463,18 +463,66 @@ void axpy(float a, const float* x, float* y, int64_t n) { ops().axpy(a, x, y, n)
 namespace {
 
 void check_quantized(const Weight& w) {
-  const DType want = w.quant == Quant::Q8 ? DType::I8 : DType::U8;
+  const DType want = w.quant == Quant::Q8 && !w.panels ? DType::I8 : DType::U8;
   if (w.quant != Quant::Q8 && w.quant != Quant::Q4)
     throw std::invalid_argument("quantized weight: unknown quantization kind");
   if (w.dtype != want || !w.data || !w.scales || w.group <= 0 || w.cols % w.group != 0 ||
-      (w.quant == Quant::Q4 && w.group % 2 != 0))
+      (w.quant == Quant::Q4 && (w.group % 2 != 0 || w.panels)) || (w.panels && w.cols % 4 != 0))
     throw std::invalid_argument("quantized weight [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) +
                                 "]: inconsistent dtype, data, scales or group " + std::to_string(w.group));
+}
+
+// ---- Q8 panel order (kernels.h) ----
+
+int64_t panel_count(const Weight& w) { return (w.rows + 15) / 16; }
+
+// Panel p of a panel-ordered Q8 weight back into rows: int8 [16, K] and scales [16, NG]
+// (padding rows included).
+void unpack_panel(const uint8_t* data, const float* scales, int64_t K, int64_t NG, int64_t p, int8_t* rows,
+                  float* sc) {
+  const uint8_t* src = data + p * 16 * K;
+  for (int64_t q = 0; q < K / 4; ++q)
+    for (int j = 0; j < 16; ++j)
+      for (int b = 0; b < 4; ++b) rows[j * K + 4 * q + b] = int8_t(src[64 * q + 4 * j + b] ^ 0x80);
+  const float* s = scales + p * 16 * NG;
+  for (int64_t g = 0; g < NG; ++g)
+    for (int j = 0; j < 16; ++j) sc[j * NG + g] = s[g * 16 + j];
+}
+
+// Products from a panel-ordered Q8 weight on a path that reads rows (`run` with a.xq / a.x as
+// set up by the caller): each thread unpacks one panel at a time into rows and runs it.
+void linear_from_panels(const LinearArgs& a, void (*run)(const LinearArgs&, int64_t, int64_t), int64_t min_chunk) {
+  const int64_t K = a.K, NG = K / a.group, N = a.N;
+  parallel_for(
+      (N + 15) / 16,
+      [&](int64_t p0, int64_t p1) {
+        thread_local std::vector<int8_t> rows;
+        thread_local std::vector<float> sc, wbuf;
+        rows.resize(size_t(16 * K));
+        sc.resize(size_t(16 * NG));
+        wbuf.resize(size_t(kMaxNR * K));
+        for (int64_t p = p0; p < p1; ++p) {
+          unpack_panel(static_cast<const uint8_t*>(a.w), a.scales, K, NG, p, rows.data(), sc.data());
+          LinearArgs b = a;
+          const int64_t n = 16 * p;
+          b.w = rows.data();
+          b.dtype = DType::I8;
+          b.scales = sc.data();
+          b.panels = false;
+          b.N = std::min<int64_t>(16, N - n);
+          b.y = a.y + n;
+          b.bias = a.bias ? a.bias + n : nullptr;
+          b.wbuf = wbuf.data();
+          run(b, 0, b.N);
+        }
+      },
+      min_chunk);
 }
 
 }  // namespace
 
 uint64_t weight_bytes(const Weight& w) {
+  if (w.panels) return q8_panel_bytes(w) + q8_panel_scales(w) * 4;
   const uint64_t n = uint64_t(w.rows) * uint64_t(w.cols);
   switch (w.quant) {
     case Quant::Q8:
@@ -490,7 +538,55 @@ uint64_t weight_bytes(const Weight& w) {
 void dequantize(const Weight& w, int64_t row, float* out) {
   if (w.quant == Quant::None) return to_f32(w.dtype, w.data, row * w.cols, w.cols, out);
   check_quantized(w);
+  if (w.panels) {
+    const int64_t K = w.cols, NG = K / w.group, p = row / 16, j = row % 16;
+    const uint8_t* src = static_cast<const uint8_t*>(w.data) + p * 16 * K;
+    const float* s = w.scales + p * 16 * NG;
+    for (int64_t k = 0; k < K; ++k)
+      out[k] = float(int8_t(src[64 * (k / 4) + 4 * j + k % 4] ^ 0x80)) * s[(k / w.group) * 16 + j];
+    return;
+  }
   dequantize_q(w.quant, w.data, w.scales, w.group, w.cols, row, out);
+}
+
+bool q8_panels_preferred(const Weight& w) {
+  return w.quant == Quant::Q8 && !w.panels && w.dtype == DType::I8 && w.data && w.scales && w.rows > 0 &&
+         w.cols % 64 == 0 && ops().q8_panels && int8_activations_active(w);
+}
+
+uint64_t q8_panel_bytes(const Weight& w) { return uint64_t(panel_count(w)) * 16 * uint64_t(w.cols); }
+
+uint64_t q8_panel_scales(const Weight& w) {
+  return w.group > 0 ? uint64_t(panel_count(w)) * 16 * uint64_t(w.cols / w.group) : 0;
+}
+
+Weight pack_q8_panels(const Weight& w, uint8_t* data, float* scales) {
+  check_quantized(w);
+  if (w.quant != Quant::Q8 || w.panels || w.cols % 4 != 0)
+    throw std::invalid_argument("pack_q8_panels: expects a Q8 weight in rows with cols a multiple of 4");
+  const int64_t K = w.cols, NG = K / w.group, N = w.rows;
+  const int8_t* q = static_cast<const int8_t*>(w.data);
+  parallel_for(
+      panel_count(w),
+      [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p) {
+          uint8_t* dst = data + p * 16 * K;
+          float* s = scales + p * 16 * NG;
+          for (int j = 0; j < 16; ++j) {
+            const int64_t n = 16 * p + j;
+            for (int64_t k = 0; k < K; ++k)
+              dst[64 * (k / 4) + 4 * j + k % 4] = n < N ? uint8_t(q[n * K + k]) ^ 0x80 : 0x80;
+            for (int64_t g = 0; g < NG; ++g) s[g * 16 + j] = n < N ? w.scales[n * NG + g] : 0.f;
+          }
+        }
+      },
+      1);
+  Weight out = w;
+  out.data = data;
+  out.dtype = DType::U8;
+  out.scales = scales;
+  out.panels = true;
+  return out;
 }
 
 void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float* bias, float* y, int64_t ldy) {
@@ -504,6 +600,7 @@ void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float
     a.quant = w.quant;
     a.group = w.group;
     a.scales = w.scales;
+    a.panels = w.panels;
   } else if (w.dtype != DType::F32 && w.dtype != DType::BF16 && w.dtype != DType::F16) {
     run = scalar_ops().linear;
   }
@@ -543,9 +640,10 @@ void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float
     a.xqs = xqs.data();
     a.xqsum = xqsum.data();
     const int64_t units = (N + 15) / 16;
+    const int64_t min_chunk = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, 16 * M * K));
+    if (a.panels && !o.q8_panels) return linear_from_panels(a, o.linear_q8q8, min_chunk);
     parallel_for(
-        units, [&](int64_t u0, int64_t u1) { o.linear_q8q8(a, u0 * 16, std::min(N, u1 * 16)); },
-        std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, 16 * M * K)));
+        units, [&](int64_t u0, int64_t u1) { o.linear_q8q8(a, u0 * 16, std::min(N, u1 * 16)); }, min_chunk);
     return;
   }
   // Threads split the outputs in units of 16 (a multiple of the tile widths), each unit
@@ -553,6 +651,7 @@ void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float
   constexpr int64_t kUnit = 16;
   const int64_t units = (N + kUnit - 1) / kUnit;
   const int64_t min_chunk = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, kUnit * M * K));
+  if (a.panels) return linear_from_panels(a, run, min_chunk);
   if (a.quant != Quant::None && M > 1 && K > 0) {
     // Each thread widens a tile of weight rows into its own buffer (see LinearArgs::wbuf).
     parallel_for(

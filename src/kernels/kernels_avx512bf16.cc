@@ -186,7 +186,7 @@ struct RowSplit {
 using PanelBlocks = RowSplit<kPanelMR>;
 
 // Bytes of one weight row of a Q8 (int8) or Q4 (packed nibbles) matrix.
-int64_t q_row_bytes(const LinearArgs& a) { return a.dtype == DType::U8 ? a.K / 2 : a.K; }
+int64_t q_row_bytes(const LinearArgs& a) { return a.dtype == DType::U8 && !a.panels ? a.K / 2 : a.K; }
 
 void linear_bf16dot(const LinearArgs& a, int64_t n0, int64_t n1) {
   static constexpr auto table =
@@ -331,12 +331,13 @@ inline __m512i dpbusd_bcast(__m512i acc, __m512i w, const int32_t* x) {
 
 // Rows of one block (MR of them) against a packed panel (weight rows n .. n+nr); m is the block's
 // first row. pf, when set, is the next panel's first weight row: its 16 rows are fetched into L2
-// meanwhile, one cache line per quad (a panel has as many quads as cache lines).
+// meanwhile, one cache line per quad (a panel has as many quads as cache lines). With a.panels the
+// next panel follows this one in memory: its quad q is the line at pf + 64 q.
 template <int MR>
 void q8_panel_rows(const LinearArgs& a, const Q8Block& blk, int64_t m, int64_t n, int nr, const int8_t* wb,
                    const float* sb, const int8_t* pf) {
   const int64_t K = a.K, QG = a.group / 4, NG = K / a.group;
-  const bool q4 = a.dtype == DType::U8;
+  const bool q4 = a.dtype == DType::U8 && !a.panels;
   const int64_t row_bytes = q_row_bytes(a);
   __m512 acc[MR];
 #pragma GCC unroll 16
@@ -348,10 +349,12 @@ void q8_panel_rows(const LinearArgs& a, const Q8Block& blk, int64_t m, int64_t n
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) t[i] = _mm512_set1_epi32(blk.corr[g * MR + i]);
     for (int64_t qq = 0; qq < QG; ++qq, xq += MR, ++wv) {
-      const __m512i w = _mm512_load_si512(wv);
+      const __m512i w = _mm512_loadu_si512(wv);
       if (pf) {  // a panel has K / 4 quads and 16 x row_bytes / 64 cache lines: q8 one per quad, q4 one per two
         const int64_t q = g * QG + qq;
-        if (!q4 || (q & 1) == 0) {
+        if (a.panels) {
+          _mm_prefetch(reinterpret_cast<const char*>(pf + q * 64), _MM_HINT_T1);
+        } else if (!q4 || (q & 1) == 0) {
           const int64_t l = q4 ? q >> 1 : q;
           _mm_prefetch(reinterpret_cast<const char*>(pf + (l & 15) * row_bytes + (l >> 4) * 64), _MM_HINT_T1);
         }
@@ -359,7 +362,7 @@ void q8_panel_rows(const LinearArgs& a, const Q8Block& blk, int64_t m, int64_t n
 #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) t[i] = dpbusd_bcast(t[i], w, xq + i);
     }
-    const __m512 sv = _mm512_load_ps(sb + g * 16);
+    const __m512 sv = _mm512_loadu_ps(sb + g * 16);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i)
       acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t[i]), _mm512_mul_ps(sv, _mm512_set1_ps(blk.scale[g * MR + i])), acc[i]);
@@ -381,7 +384,7 @@ constexpr std::array<Q8PanelFn, sizeof...(I)> q8_panel_table(std::integer_sequen
 void linear_q8q8_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
   static constexpr auto table = q8_panel_table(std::make_integer_sequence<int, kPanelMR>());
   thread_local PanelBuffer buf;
-  buf.reserve(size_t(16 * a.K), size_t(16 * (a.K / a.group)));
+  if (!a.panels) buf.reserve(size_t(16 * a.K), size_t(16 * (a.K / a.group)));
   const PanelBlocks pb(a.M);
   // The blocks' rows interleaved once per call on each thread (Q8Block): M x K bytes, small
   // against the weights the thread multiplies them with.
@@ -411,18 +414,26 @@ void linear_q8q8_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
   const int64_t row_bytes = q_row_bytes(a);
   for (int64_t n = n0; n < n1; n += 16) {
     const int nr = int(std::min<int64_t>(16, n1 - n));
-    q8_pack_panel(a, n, nr, reinterpret_cast<int8_t*>(buf.w), buf.s);
+    const int8_t* wb;
+    const float* sb;
+    if (a.panels) {  // already in panel order (n is a multiple of 16)
+      wb = static_cast<const int8_t*>(a.w) + n * K;
+      sb = a.scales + n * NG;
+    } else {
+      q8_pack_panel(a, n, nr, reinterpret_cast<int8_t*>(buf.w), buf.s);
+      wb = reinterpret_cast<const int8_t*>(buf.w);
+      sb = buf.s;
+    }
     const int8_t* next = n + 32 <= n1 ? static_cast<const int8_t*>(a.w) + (n + 16) * row_bytes : nullptr;
     for (int64_t b = 0, m = 0; b < pb.count; m += pb.rows(b), ++b)
-      table[size_t(pb.rows(b) - 1)](a, blocks[size_t(b)], m, n, nr, reinterpret_cast<const int8_t*>(buf.w), buf.s,
-                                    b == 0 ? next : nullptr);
+      table[size_t(pb.rows(b) - 1)](a, blocks[size_t(b)], m, n, nr, wb, sb, b == 0 ? next : nullptr);
   }
 }
 
 // Q8: a.group a power of two from 64 to 4096; Q4: from 32, K a multiple of 64 (kernels.cc checks).
-// Q4 always takes the panels (its nibbles are unpacked while packing).
+// Q8 in panel order and Q4 always take the panels (Q4 nibbles are unpacked while packing).
 void linear_q8q8(const LinearArgs& a, int64_t n0, int64_t n1) {
-  if (a.M >= kPanelRows || a.dtype == DType::U8) return linear_q8q8_panels(a, n0, n1);
+  if (a.panels || a.M >= kPanelRows || a.dtype == DType::U8) return linear_q8q8_panels(a, n0, n1);
   static constexpr auto table =
       tile_grid<Q8TileFn, kMR, kNR>([]<int MR, int NR>() -> Q8TileFn { return &q8_tile<MR, NR>; });
   thread_local std::vector<float> S;
@@ -493,6 +504,7 @@ const Ops& avx512bf16_ops() {
     o.to_bf16 = &to_bf16;
     o.linear_q8q8 = &linear_q8q8;
     o.quantize_act = &quantize_act;
+    o.q8_panels = true;
     return o;
   }();
   return ops;

@@ -35,6 +35,9 @@ struct LinearArgs {
   const float* xqs = nullptr;
   const int32_t* xqsum = nullptr;
   int64_t ldxl = 0;  // row stride of xb / xq, elements
+  // Q8 in panel order (kernels.h, Weight::panels): w and scales point at the panels, n0 and n1
+  // are multiples of 16 (n1 may be N). Only given to a tier whose Ops::q8_panels is set.
+  bool panels = false;
 };
 
 // The widest weight tile (NR) of any tier: the size of LinearArgs::wbuf in rows.
@@ -60,6 +63,8 @@ struct Ops {
   void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n);
   void (*softmax)(float* x, int64_t n);
   float (*argmax_expsum)(const float* x, int64_t n, int64_t* arg);
+  // linear_q8q8 multiplies panel-ordered Q8 weights itself (LinearArgs::panels).
+  bool q8_panels = false;
 };
 
 const Ops& scalar_ops();

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <limits>
 #include <numeric>
+#include <unordered_map>
 
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
@@ -170,6 +171,12 @@ struct Model::Impl {
     kernels::linear(x, M, ldx, w, bias, y, ldy);
   }
   void bind();
+  // Repacks the Q8 weights that the current tier multiplies faster in panel order (kernels.h).
+  void pack_weights();
+  struct FreeDelete {
+    void operator()(void* p) const { std::free(p); }
+  };
+  std::vector<std::unique_ptr<void, FreeDelete>> owned;  // the repacked weights' memory
   void attention(const Layer& L, const ForwardBatch& fb, int64_t start, const float* a, float* kc, float* vc,
                  int64_t cap, float* out) const;
   void mlp(const Mlp& m, const float* x, int64_t n, float* out, Phase phase) const;
@@ -271,12 +278,45 @@ void Model::Impl::bind() {
     }
   }
   b.finish();
+  pack_weights();
   // inv_freq exactly as the rope init computes it in float32: 1 / theta^(arange(0, R, 2) / R).
   const int64_t R = c.rotary_dim;
   inv_freq.resize(size_t(R / 2));
   for (int64_t i = 0; i < R / 2; ++i) {
     float e = float(2 * i) / float(R);
     inv_freq[size_t(i)] = 1.0f / std::pow(float(c.rope_theta), e);
+  }
+}
+
+// The int8 kernels of the avx512bf16 tier multiply Q8 weights in panels of 16 rows (kernels.h);
+// packing a panel on every product costs about a third of their time on a compute-bound step, so
+// such weights are repacked once here, and the file's pages of the originals leave the process
+// (resident memory stays about the file's size). Other tiers and settings keep the file's rows.
+void Model::Impl::pack_weights() {
+  std::vector<Weight*> ws = {&lm_head};
+  auto add = [&](Mlp& m) { ws.insert(ws.end(), {&m.gate, &m.up, &m.down}); };
+  for (Layer& L : layers) {
+    ws.insert(ws.end(), {&L.qkv, &L.dense});
+    if (!L.moe) add(L.mlp);
+    for (Mlp& e : L.experts) add(e);
+    if (L.has_shared) add(L.shared);
+  }
+  std::unordered_map<const void*, const TensorView*> by_data;
+  auto aligned = [&](uint64_t bytes) {
+    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!p) throw std::bad_alloc();
+    owned.emplace_back(p);
+    return p;
+  };
+  for (Weight* w : ws) {
+    if (!kernels::q8_panels_preferred(*w)) continue;
+    if (by_data.empty())
+      for (const auto& [name, t] : ck->tensors()) by_data[t.data] = &t;
+    const Weight packed = kernels::pack_q8_panels(*w, static_cast<uint8_t*>(aligned(kernels::q8_panel_bytes(*w))),
+                                                  static_cast<float*>(aligned(kernels::q8_panel_scales(*w) * 4)));
+    for (const void* p : {w->data, static_cast<const void*>(w->scales)})
+      if (auto it = by_data.find(p); it != by_data.end()) ck->release(*it->second);
+    *w = packed;
   }
 }
 
