@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -84,8 +85,11 @@ struct ModelProfile {
 class Model {
  public:
   // Loads config.json and the safetensors of DIR (memory-mapped); checks every
-  // tensor name and shape against the config.
-  static std::unique_ptr<Model> load(const std::string& dir);
+  // tensor name and shape against the config. Weights the current kernels multiply faster in
+  // another layout are repacked now (q8 with int8 activations on AVX-512 VNNI: kernels.h), with
+  // `progress(done, total)` over their bytes when given.
+  using LoadProgress = std::function<void(uint64_t done, uint64_t total)>;
+  static std::unique_ptr<Model> load(const std::string& dir, const LoadProgress& progress = nullptr);
   ~Model();
 
   const ModelConfig& config() const;

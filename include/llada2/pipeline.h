@@ -110,7 +110,9 @@ class Pipeline {
            std::shared_ptr<const Tokenizer> tokenizer = nullptr);
 
   // Loads DIR's model and, when DIR has a tokenizer.json, its tokenizer and chat template.
-  static Pipeline from_pretrained(const std::string& dir, SchedulerConfig scheduler = {});
+  // `progress`: see Model::load.
+  static Pipeline from_pretrained(const std::string& dir, SchedulerConfig scheduler = {},
+                                  const Model::LoadProgress& progress = nullptr);
 
   const Model& model() const { return *model_; }
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }

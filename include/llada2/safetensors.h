@@ -66,6 +66,8 @@ class SafetensorsFile {
 // Drops the pages wholly inside [p, p + n) of a read-only file mapping from this process (the page
 // cache keeps them if there is room; touching them again reads them back).
 void release_pages(const uint8_t* p, size_t n);
+// Asks the kernel to start reading the pages of [p, p + n) from disk now (MADV_WILLNEED).
+void prefetch_pages(const uint8_t* p, size_t n);
 
 // All tensors of a checkpoint folder, by name.
 class Checkpoint {

@@ -224,6 +224,12 @@ void release_pages(const uint8_t* p, size_t n) {
   if (b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
 }
 
+void prefetch_pages(const uint8_t* p, size_t n) {
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096);
+  const uintptr_t a = uintptr_t(p) / page * page, b = uintptr_t(p) + n;
+  if (n > 0) madvise(reinterpret_cast<void*>(a), b - a, MADV_WILLNEED);
+}
+
 void Checkpoint::release(const TensorView& t) const {
   release_pages(t.data, t.nbytes);
   released_.insert(t.name);

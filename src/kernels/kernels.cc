@@ -566,16 +566,30 @@ Weight pack_q8_panels(const Weight& w, uint8_t* data, float* scales) {
     throw std::invalid_argument("pack_q8_panels: expects a Q8 weight in rows with cols a multiple of 4");
   const int64_t K = w.cols, NG = K / w.group, N = w.rows;
   const int8_t* q = static_cast<const int8_t*>(w.data);
+  const Ops& o = ops();
   parallel_for(
       panel_count(w),
       [&](int64_t p0, int64_t p1) {
         for (int64_t p = p0; p < p1; ++p) {
+          if (o.q8_pack_panel && reinterpret_cast<uintptr_t>(data) % 64 == 0 && K % 64 == 0) {
+            LinearArgs a{nullptr, 0, 0, w.data, DType::I8, N, K, nullptr, nullptr, 0};
+            a.quant = Quant::Q8;
+            a.group = w.group;
+            a.scales = w.scales;
+            o.q8_pack_panel(a, 16 * p, int(std::min<int64_t>(16, N - 16 * p)), reinterpret_cast<int8_t*>(data + p * 16 * K),
+                            scales + p * 16 * NG);
+            continue;
+          }
           uint8_t* dst = data + p * 16 * K;
           float* s = scales + p * 16 * NG;
           for (int j = 0; j < 16; ++j) {
             const int64_t n = 16 * p + j;
-            for (int64_t k = 0; k < K; ++k)
-              dst[64 * (k / 4) + 4 * j + k % 4] = n < N ? uint8_t(q[n * K + k]) ^ 0x80 : 0x80;
+            for (int64_t c = 0; c < K / 4; ++c) {  // one 4-byte quad at a time, sign bits flipped
+              uint32_t v = 0;
+              if (n < N) std::memcpy(&v, q + n * K + 4 * c, 4);
+              v ^= 0x80808080u;
+              std::memcpy(dst + 64 * c + 4 * j, &v, 4);
+            }
             for (int64_t g = 0; g < NG; ++g) s[g * 16 + j] = n < N ? w.scales[n * NG + g] : 0.f;
           }
         }

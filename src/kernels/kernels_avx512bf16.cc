@@ -505,6 +505,7 @@ const Ops& avx512bf16_ops() {
     o.linear_q8q8 = &linear_q8q8;
     o.quantize_act = &quantize_act;
     o.q8_panels = true;
+    o.q8_pack_panel = &q8_pack_panel;
     return o;
   }();
   return ops;

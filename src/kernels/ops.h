@@ -65,6 +65,9 @@ struct Ops {
   float (*argmax_expsum)(const float* x, int64_t n, int64_t* arg);
   // linear_q8q8 multiplies panel-ordered Q8 weights itself (LinearArgs::panels).
   bool q8_panels = false;
+  // Writes weight rows n .. n+nr (nr <= 16) of a Q8 matrix in rows (a.w, a.scales, a.K, a.group) as
+  // one panel (kernels.h) at wb (64-byte aligned) and its scales at sb; null where the tier has none.
+  void (*q8_pack_panel)(const LinearArgs& a, int64_t n, int nr, int8_t* wb, float* sb) = nullptr;
 };
 
 const Ops& scalar_ops();

@@ -120,8 +120,9 @@ Pipeline::Pipeline(std::shared_ptr<const Model> model, SchedulerConfig scheduler
     chat_template_ = std::make_shared<const ChatTemplate>(tokenizer_->chat_template());
 }
 
-Pipeline Pipeline::from_pretrained(const std::string& dir, SchedulerConfig scheduler) {
-  std::shared_ptr<const Model> model = Model::load(dir);
+Pipeline Pipeline::from_pretrained(const std::string& dir, SchedulerConfig scheduler,
+                                   const Model::LoadProgress& progress) {
+  std::shared_ptr<const Model> model = Model::load(dir, progress);
   std::shared_ptr<const Tokenizer> tok;
   if (std::filesystem::exists(std::filesystem::path(dir) / "tokenizer.json"))
     tok = std::make_shared<const Tokenizer>(Tokenizer::from_dir(dir));

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <memory>
 
 #include "llada2/safetensors.h"
 
@@ -68,6 +69,16 @@ void clear_status_line() {
   std::fflush(stderr);
 }
 
+Model::LoadProgress repack_progress(const std::string& dir, bool quiet) {
+  auto progress = std::make_shared<ByteProgress>("preparing " + dir + " (int8 weight panels)", quiet);
+  return [progress, dir](uint64_t done, uint64_t total) {
+    (*progress)(done, total);
+    if (done == total && progress->printed())
+      std::fprintf(stderr, "prepared %s: %.1f GB of weights repacked in %.1f s\n", dir.c_str(), double(total) / 1e9,
+                   progress->seconds());
+  };
+}
+
 void load_weights(const Model& model, const std::string& dir, bool quiet) {
   const Checkpoint& ck = model.checkpoint();
   const double bytes = double(ck.total_bytes());
@@ -80,9 +91,14 @@ void load_weights(const Model& model, const std::string& dir, bool quiet) {
     return;
   }
   ByteProgress progress("loading " + dir, quiet);
-  ck.prefault([&](uint64_t done, uint64_t total) { progress(done, total); });
+  uint64_t read = 0;  // without what Model::load repacked already
+  ck.prefault([&](uint64_t done, uint64_t total) {
+    progress(done, total);
+    read = total;
+  });
   if (progress.printed())
-    std::fprintf(stderr, "loaded %s: %.1f GB of weights in %.1f s\n", dir.c_str(), bytes / 1e9, progress.seconds());
+    std::fprintf(stderr, "loaded %s: %.1f GB of weights in %.1f s\n", dir.c_str(), double(read) / 1e9,
+                 progress.seconds());
 }
 
 }  // namespace llada2::cli
