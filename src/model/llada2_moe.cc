@@ -317,6 +317,10 @@ void Model::Impl::pack_weights(const LoadProgress& progress) {
     if (L.has_shared) mlp(L.shared);
   }
   if (ws.empty()) return;
+  // In file order: reading a large checkpoint from disk in its name order seeks all over it.
+  std::sort(ws.begin(), ws.end(), [](const Weight* a, const Weight* b) {
+    return std::less<const void*>()(a->data, b->data);
+  });
   std::unordered_map<const void*, const TensorView*> by_data;
   for (const auto& [name, t] : ck->tensors()) by_data[t.data] = &t;
   auto rounded = [](uint64_t bytes) { return (bytes + 63) / 64 * 64; };
