@@ -82,8 +82,9 @@ void BM_linear(benchmark::State& state, k::Isa isa, bool bf16dot, DType dt, int6
   state.counters["threads"] = num_threads();
 }
 
-// Q8 weights (int8, one float scale per 64 values of a row), as `llada2 quantize --type q8` writes.
-void BM_linear_q8(benchmark::State& state, k::Isa isa, int64_t M, int64_t K, int64_t N) {
+// Q8 weights (int8, one float scale per 64 values of a row), as `llada2 quantize --type q8` writes;
+// with `panels`, repacked into the int8 kernels' panel order as a model load does (kernels.h).
+void BM_linear_q8(benchmark::State& state, k::Isa isa, bool panels, int64_t M, int64_t K, int64_t N) {
   if (!k::set_isa(isa)) {
     state.SkipWithError("tier not supported");
     return;
@@ -97,11 +98,25 @@ void BM_linear_q8(benchmark::State& state, k::Isa isa, int64_t M, int64_t K, int
     for (size_t i = 0; i < n; ++i) q[c][i] = int8_t(int(pseudo(i + c) * 127.f));
     for (size_t i = 0; i < ns; ++i) sc[c][i] = 0.01f * (1.f + pseudo(i + 3 * c));
   }
+  std::vector<k::Weight> ws;
+  std::vector<std::vector<uint8_t>> pq;
+  std::vector<std::vector<float>> ps;
+  for (size_t c = 0; c < count; ++c) {
+    ws.push_back(k::Weight{q[c].data(), DType::I8, N, K, k::Quant::Q8, group, sc[c].data()});
+    if (!panels) continue;
+    if (!k::panels_preferred(ws.back())) {
+      state.SkipWithError("the tier does not multiply q8 panels");
+      return;
+    }
+    pq.emplace_back(size_t(k::panel_bytes(ws.back())));
+    ps.emplace_back(size_t(k::panel_scales(ws.back())));
+    ws.back() = k::pack_panels(ws.back(), pq.back().data(), ps.back().data());
+  }
   std::vector<float> x(size_t(M * K)), y(size_t(M * N));
   for (size_t i = 0; i < x.size(); ++i) x[i] = pseudo(i + 7);
   size_t next = 0;
   for (auto _ : state) {
-    const k::Weight w{q[next].data(), DType::I8, N, K, k::Quant::Q8, group, sc[next].data()};
+    const k::Weight& w = ws[next];
     next = (next + 1) % count;
     k::linear(x.data(), M, K, w, nullptr, y.data(), N);
     benchmark::DoNotOptimize(y.data());
@@ -188,11 +203,15 @@ int register_all() {
     if (isa != k::Isa::Scalar)
       for (const Shape& q8 : {Shape{"lm_head", 17, 2048, 157184}, Shape{"qkv", 32, 2048, 3072},
                               Shape{"expert_up", 1, 2048, 512}, Shape{"expert_up", 2, 2048, 512},
-                              Shape{"expert_up", 8, 2048, 512}, Shape{"expert_down", 2, 512, 2048}}) {
-        const std::string name = "linear_q8/" + q8.name + "/M=" + std::to_string(q8.M) + "/K=" +
-                                 std::to_string(q8.K) + "/N=" + std::to_string(q8.N) + "/" + tname;
-        benchmark::RegisterBenchmark(name.c_str(), BM_linear_q8, isa, q8.M, q8.K, q8.N)->MeasureProcessCPUTime();
-      }
+                              Shape{"expert_up", 8, 2048, 512}, Shape{"expert_down", 2, 512, 2048}})
+        for (bool panels : {false, true}) {
+          if (panels && isa != k::Isa::Avx512Bf16) continue;
+          const std::string name = std::string(panels ? "linear_q8_panels/" : "linear_q8/") + q8.name + "/M=" +
+                                   std::to_string(q8.M) + "/K=" + std::to_string(q8.K) + "/N=" + std::to_string(q8.N) +
+                                   "/" + tname;
+          benchmark::RegisterBenchmark(name.c_str(), BM_linear_q8, isa, panels, q8.M, q8.K, q8.N)
+              ->MeasureProcessCPUTime();
+        }
     benchmark::RegisterBenchmark(("attention_row/W=256/D=128/" + tname).c_str(), BM_attention_row, isa)
         ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(("rms_norm+silu_mul/" + tname).c_str(), BM_norm_silu, isa)

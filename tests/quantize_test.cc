@@ -89,14 +89,14 @@ QWeight make_qweight(k::Quant kind, int64_t N, int64_t K, int64_t G, std::mt1993
   return t;
 }
 
-// A Q8 weight of t in panel order (kernels.h), its buffers owned here.
+// A Q8 / Q4 weight in panel order (kernels.h), its buffers owned here.
 struct PanelWeight {
   std::vector<uint8_t> data;
   std::vector<float> scales;
   k::Weight w;
   explicit PanelWeight(const k::Weight& rows)
-      : data(size_t(k::q8_panel_bytes(rows)), 0x5A), scales(size_t(k::q8_panel_scales(rows)), -1.f) {
-    w = k::pack_q8_panels(rows, data.data(), scales.data());
+      : data(size_t(k::panel_bytes(rows)), 0x5A), scales(size_t(k::panel_scales(rows)), -1.f) {
+    w = k::pack_panels(rows, data.data(), scales.data());
   }
 };
 
@@ -167,9 +167,9 @@ TEST(QuantKernels, LinearMatchesReferenceOnEveryTier) {
                 ref[size_t(m * N + n)] = float(s);
                 mag[size_t(m * N + n)] = a;
               }
-            // Q8 also in panel order (K a multiple of 4): tiers without the panel kernels unpack it.
+            // Also in panel order: tiers without the panel kernels unpack it.
             std::unique_ptr<PanelWeight> pw;
-            if (kind == k::Quant::Q8 && K % 4 == 0) pw = std::make_unique<PanelWeight>(t.w);
+            if (K % 8 == 0 && G % 8 == 0) pw = std::make_unique<PanelWeight>(t.w);
             for (k::Isa isa : all_tiers()) {
               ASSERT_TRUE(k::set_isa(isa));
               for (const k::Weight* w : {&t.w, pw ? &pw->w : nullptr}) {
@@ -287,9 +287,8 @@ TEST(QuantKernels, Int8ActivationsMatchReference) {
               ref_q[size_t(m * N + n)] = s, mag_q[size_t(m * N + n)] = a;
               ref_f[size_t(m * N + n)] = sf, mag_f[size_t(m * N + n)] = af;
             }
-          // Q8 also in panel order: the avx512bf16 tier multiplies the panels directly.
-          std::unique_ptr<PanelWeight> pw;
-          if (sh.kind == Q8) pw = std::make_unique<PanelWeight>(t.w);
+          // Also in panel order: the avx512bf16 tier multiplies the panels directly.
+          auto pw = std::make_unique<PanelWeight>(t.w);
           for (k::Isa isa : all_tiers()) {
             ASSERT_TRUE(k::set_isa(isa));
             const bool int8 = k::int8_activations_active(t.w);
@@ -385,47 +384,55 @@ TEST(QuantKernels, ActivationQuantizerIdenticalOnEveryTier) {
 }
 
 // Panel order: every row dequantizes to the same values as in rows (padding rows of a partial
-// panel are zero weights with scale 0), byte counts, what pack_q8_panels accepts, and which
+// panel are zero weights with scale 0), byte counts, what pack_panels accepts, and which
 // weights the current tier wants in panels.
 TEST(QuantKernels, PanelOrderKeepsEveryRow) {
   TierGuard guard;
   Int8ActGuard on(true);
   std::mt19937 rng(5);
-  for (int64_t N : {1, 16, 17, 37}) {
-    QWeight t = make_qweight(k::Quant::Q8, N, 192, 64, rng);
-    t.q8[0] = -128;
-    PanelWeight pw(t.w);
-    EXPECT_TRUE(pw.w.panels);
-    EXPECT_EQ(pw.w.dtype, DType::U8);
-    const int64_t padded = (N + 15) / 16 * 16;
-    EXPECT_EQ(pw.data.size(), size_t(padded * 192));
-    EXPECT_EQ(pw.scales.size(), size_t(padded * 3));
-    EXPECT_EQ(k::weight_bytes(pw.w), uint64_t(padded * 192 + padded * 3 * 4));
-    std::vector<float> a(192), b(192);
-    for (int64_t n = 0; n < N; ++n) {
-      k::dequantize(t.w, n, a.data());
-      k::dequantize(pw.w, n, b.data());
-      ASSERT_EQ(a, b) << "row " << n;
-    }
-    for (int64_t n = N; n < padded; ++n) {
-      k::dequantize(pw.w, n, b.data());
-      ASSERT_TRUE(std::all_of(b.begin(), b.end(), [](float v) { return v == 0.f; })) << "padding row " << n;
+  for (k::Isa isa : all_tiers()) {  // the SIMD packer of the avx512bf16 tier and the scalar one
+    ASSERT_TRUE(k::set_isa(isa));
+    for (k::Quant kind : {k::Quant::Q8, k::Quant::Q4}) {
+      for (int64_t N : {1, 16, 17, 37}) {
+        QWeight t = make_qweight(kind, N, 192, 64, rng);
+        if (kind == k::Quant::Q8) t.q8[0] = -128;
+        else t.q4[0] = 0x78;  // -8 and +7
+        PanelWeight pw(t.w);
+        EXPECT_TRUE(pw.w.panels);
+        EXPECT_EQ(pw.w.dtype, DType::U8);
+        const int64_t padded = (N + 15) / 16 * 16, row = kind == k::Quant::Q8 ? 192 : 96;
+        EXPECT_EQ(pw.data.size(), size_t(padded * row));
+        EXPECT_EQ(pw.scales.size(), size_t(padded * 3));
+        EXPECT_EQ(k::weight_bytes(pw.w), uint64_t(padded * row + padded * 3 * 4));
+        std::vector<float> a(192), b(192);
+        for (int64_t n = 0; n < N; ++n) {
+          k::dequantize(t.w, n, a.data());
+          k::dequantize(pw.w, n, b.data());
+          ASSERT_EQ(a, b) << k::isa_name(isa) << " row " << n;
+        }
+        for (int64_t n = N; n < padded; ++n) {
+          k::dequantize(pw.w, n, b.data());
+          ASSERT_TRUE(std::all_of(b.begin(), b.end(), [](float v) { return v == 0.f; })) << "padding row " << n;
+        }
+      }
     }
   }
-  QWeight q4 = make_qweight(k::Quant::Q4, 4, 64, 32, rng);
-  std::vector<uint8_t> data(64 * 16);
-  std::vector<float> sc(32);
-  EXPECT_THROW(k::pack_q8_panels(q4.w, data.data(), sc.data()), std::invalid_argument);
-  EXPECT_FALSE(k::q8_panels_preferred(q4.w));
-  QWeight q8 = make_qweight(k::Quant::Q8, 4, 128, 64, rng);
+  QWeight q8 = make_qweight(k::Quant::Q8, 4, 128, 64, rng), q4 = make_qweight(k::Quant::Q4, 4, 128, 32, rng);
+  QWeight q4g4 = make_qweight(k::Quant::Q4, 4, 64, 4, rng);  // a group of 4 does not fill a panel line
+  std::vector<uint8_t> data(128 * 16);
+  std::vector<float> sc(16 * 16);
+  EXPECT_THROW(k::pack_panels(q4g4.w, data.data(), sc.data()), std::invalid_argument);
   PanelWeight pw(q8.w);
-  EXPECT_FALSE(k::q8_panels_preferred(pw.w));  // already in panels
+  EXPECT_THROW(k::pack_panels(pw.w, data.data(), sc.data()), std::invalid_argument);  // already in panels
+  EXPECT_FALSE(k::panels_preferred(pw.w));
   for (k::Isa isa : all_tiers()) {
     ASSERT_TRUE(k::set_isa(isa));
     // Only the tier with the panel kernels, and only with int8 activations on.
-    EXPECT_EQ(k::q8_panels_preferred(q8.w), isa == k::Isa::Avx512Bf16) << k::isa_name(isa);
+    EXPECT_EQ(k::panels_preferred(q8.w), isa == k::Isa::Avx512Bf16) << k::isa_name(isa);
+    EXPECT_EQ(k::panels_preferred(q4.w), isa == k::Isa::Avx512Bf16) << k::isa_name(isa);
     k::set_int8_activations(false);
-    EXPECT_FALSE(k::q8_panels_preferred(q8.w));
+    EXPECT_FALSE(k::panels_preferred(q8.w));
+    EXPECT_FALSE(k::panels_preferred(q4.w));
     k::set_int8_activations(true);
   }
 }
@@ -605,9 +612,9 @@ TEST_P(QuantizedGolden, LoadsAndTracksTheFloatModel) {
             << k::isa_name(isa) << (int8 ? " int8" : " float") << " at " << i;
     }
   }
-  // With int8 activations the avx512bf16 tier repacks the q8 weights into panels at load (the
-  // file's pages of the originals released); a model loaded in rows gives the same logits.
-  if (c.type == QuantType::Q8 && c.group >= 64) {
+  // With int8 activations the avx512bf16 tier repacks the quantized weights into panels at load
+  // (the file's pages of the originals released); a model loaded in rows gives the same logits.
+  if (c.group >= (c.type == QuantType::Q8 ? 64 : 32)) {
     ASSERT_TRUE(k::set_isa(k::best_isa()));
     Int8ActGuard on(true);
     const bool packs = k::best_isa() == k::Isa::Avx512Bf16;

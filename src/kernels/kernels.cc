@@ -467,7 +467,7 @@ void check_quantized(const Weight& w) {
   if (w.quant != Quant::Q8 && w.quant != Quant::Q4)
     throw std::invalid_argument("quantized weight: unknown quantization kind");
   if (w.dtype != want || !w.data || !w.scales || w.group <= 0 || w.cols % w.group != 0 ||
-      (w.quant == Quant::Q4 && (w.group % 2 != 0 || w.panels)) || (w.panels && w.cols % 4 != 0))
+      (w.quant == Quant::Q4 && (w.group % (w.panels ? 8 : 2) != 0)) || (w.panels && w.cols % 8 != 0))
     throw std::invalid_argument("quantized weight [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) +
                                 "]: inconsistent dtype, data, scales or group " + std::to_string(w.group));
 }
@@ -476,21 +476,29 @@ void check_quantized(const Weight& w) {
 
 int64_t panel_count(const Weight& w) { return (w.rows + 15) / 16; }
 
-// Panel p of a panel-ordered Q8 weight back into rows: int8 [16, K] and scales [16, NG]
-// (padding rows included).
-void unpack_panel(const uint8_t* data, const float* scales, int64_t K, int64_t NG, int64_t p, int8_t* rows,
-                  float* sc) {
-  const uint8_t* src = data + p * 16 * K;
-  for (int64_t q = 0; q < K / 4; ++q)
-    for (int j = 0; j < 16; ++j)
-      for (int b = 0; b < 4; ++b) rows[j * K + 4 * q + b] = int8_t(src[64 * q + 4 * j + b] ^ 0x80);
-  const float* s = scales + p * 16 * NG;
+// Value (row j, column k) of a panel (kernels.h) as a signed integer.
+inline int panel_value(const uint8_t* panel, bool q4, int64_t j, int64_t k) {
+  if (!q4) return int8_t(panel[64 * (k / 4) + 4 * j + k % 4] ^ 0x80);
+  const uint8_t byte = panel[64 * (k / 8) + 4 * j + k % 4];
+  return ((k & 4) ? byte >> 4 : byte & 0x0F) - 8;
+}
+
+// Panel p of a panel-ordered Q8 / Q4 weight back into Q8 rows (int8 values, same scales): int8
+// [16, K] and scales [16, NG] (padding rows included).
+void unpack_panel(const LinearArgs& a, int64_t p, int8_t* rows, float* sc) {
+  const int64_t K = a.K, NG = K / a.group;
+  const bool q4 = a.quant == Quant::Q4;
+  const uint8_t* src = static_cast<const uint8_t*>(a.w) + p * 16 * (q4 ? K / 2 : K);
+  for (int j = 0; j < 16; ++j)
+    for (int64_t k = 0; k < K; ++k) rows[j * K + k] = int8_t(panel_value(src, q4, j, k));
+  const float* s = a.scales + p * 16 * NG;
   for (int64_t g = 0; g < NG; ++g)
     for (int j = 0; j < 16; ++j) sc[j * NG + g] = s[g * 16 + j];
 }
 
-// Products from a panel-ordered Q8 weight on a path that reads rows (`run` with a.xq / a.x as
-// set up by the caller): each thread unpacks one panel at a time into rows and runs it.
+// Products from a panel-ordered weight on a path that reads rows (`run` with a.xq / a.x as set up
+// by the caller): each thread unpacks one panel at a time into Q8 rows (the same values and
+// scales, hence the same products) and runs it.
 void linear_from_panels(const LinearArgs& a, void (*run)(const LinearArgs&, int64_t, int64_t), int64_t min_chunk) {
   const int64_t K = a.K, NG = K / a.group, N = a.N;
   parallel_for(
@@ -502,11 +510,12 @@ void linear_from_panels(const LinearArgs& a, void (*run)(const LinearArgs&, int6
         sc.resize(size_t(16 * NG));
         wbuf.resize(size_t(kMaxNR * K));
         for (int64_t p = p0; p < p1; ++p) {
-          unpack_panel(static_cast<const uint8_t*>(a.w), a.scales, K, NG, p, rows.data(), sc.data());
+          unpack_panel(a, p, rows.data(), sc.data());
           LinearArgs b = a;
           const int64_t n = 16 * p;
           b.w = rows.data();
           b.dtype = DType::I8;
+          b.quant = Quant::Q8;
           b.scales = sc.data();
           b.panels = false;
           b.N = std::min<int64_t>(16, N - n);
@@ -522,7 +531,7 @@ void linear_from_panels(const LinearArgs& a, void (*run)(const LinearArgs&, int6
 }  // namespace
 
 uint64_t weight_bytes(const Weight& w) {
-  if (w.panels) return q8_panel_bytes(w) + q8_panel_scales(w) * 4;
+  if (w.panels) return panel_bytes(w) + panel_scales(w) * 4;
   const uint64_t n = uint64_t(w.rows) * uint64_t(w.cols);
   switch (w.quant) {
     case Quant::Q8:
@@ -540,58 +549,74 @@ void dequantize(const Weight& w, int64_t row, float* out) {
   check_quantized(w);
   if (w.panels) {
     const int64_t K = w.cols, NG = K / w.group, p = row / 16, j = row % 16;
-    const uint8_t* src = static_cast<const uint8_t*>(w.data) + p * 16 * K;
+    const bool q4 = w.quant == Quant::Q4;
+    const uint8_t* src = static_cast<const uint8_t*>(w.data) + p * 16 * (q4 ? K / 2 : K);
     const float* s = w.scales + p * 16 * NG;
-    for (int64_t k = 0; k < K; ++k)
-      out[k] = float(int8_t(src[64 * (k / 4) + 4 * j + k % 4] ^ 0x80)) * s[(k / w.group) * 16 + j];
+    for (int64_t k = 0; k < K; ++k) out[k] = float(panel_value(src, q4, j, k)) * s[(k / w.group) * 16 + j];
     return;
   }
   dequantize_q(w.quant, w.data, w.scales, w.group, w.cols, row, out);
 }
 
-bool q8_panels_preferred(const Weight& w) {
-  return w.quant == Quant::Q8 && !w.panels && w.dtype == DType::I8 && w.data && w.scales && w.rows > 0 &&
-         w.cols % 64 == 0 && ops().q8_panels && int8_activations_active(w);
+bool panels_preferred(const Weight& w) {
+  const bool rows = (w.quant == Quant::Q8 && w.dtype == DType::I8) || (w.quant == Quant::Q4 && w.dtype == DType::U8);
+  return rows && !w.panels && w.data && w.scales && w.rows > 0 && w.cols % 64 == 0 && w.group % 8 == 0 &&
+         ops().q8_panels && int8_activations_active(w);
 }
 
-uint64_t q8_panel_bytes(const Weight& w) { return uint64_t(panel_count(w)) * 16 * uint64_t(w.cols); }
+uint64_t panel_bytes(const Weight& w) {
+  return uint64_t(panel_count(w)) * 16 * uint64_t(w.quant == Quant::Q4 ? w.cols / 2 : w.cols);
+}
 
-uint64_t q8_panel_scales(const Weight& w) {
+uint64_t panel_scales(const Weight& w) {
   return w.group > 0 ? uint64_t(panel_count(w)) * 16 * uint64_t(w.cols / w.group) : 0;
 }
 
-Weight pack_q8_panels(const Weight& w, uint8_t* data, float* scales) {
+Weight pack_panels(const Weight& w, uint8_t* data, float* scales) {
   check_quantized(w);
-  if (w.quant != Quant::Q8 || w.panels || w.cols % 4 != 0)
-    throw std::invalid_argument("pack_q8_panels: expects a Q8 weight in rows with cols a multiple of 4");
-  const int64_t K = w.cols, NG = K / w.group, N = w.rows;
-  const int8_t* q = static_cast<const int8_t*>(w.data);
+  const bool q4 = w.quant == Quant::Q4;
+  if (w.panels || w.cols % 8 != 0 || (q4 && w.group % 8 != 0))
+    throw std::invalid_argument("pack_panels: expects a Q8 / Q4 weight in rows, cols a multiple of 8 (Q4: group too)");
+  const int64_t K = w.cols, NG = K / w.group, N = w.rows, row_bytes = q4 ? K / 2 : K;
   const Ops& o = ops();
+  LinearArgs a{nullptr, 0, 0, w.data, w.dtype, N, K, nullptr, nullptr, 0};
+  a.quant = w.quant;
+  a.group = w.group;
+  a.scales = w.scales;
+  const bool simd = o.pack_panel && reinterpret_cast<uintptr_t>(data) % 64 == 0 && K % 64 == 0;
   parallel_for(
       panel_count(w),
       [&](int64_t p0, int64_t p1) {
         for (int64_t p = p0; p < p1; ++p) {
-          if (o.q8_pack_panel && reinterpret_cast<uintptr_t>(data) % 64 == 0 && K % 64 == 0) {
-            LinearArgs a{nullptr, 0, 0, w.data, DType::I8, N, K, nullptr, nullptr, 0};
-            a.quant = Quant::Q8;
-            a.group = w.group;
-            a.scales = w.scales;
-            o.q8_pack_panel(a, 16 * p, int(std::min<int64_t>(16, N - 16 * p)), reinterpret_cast<int8_t*>(data + p * 16 * K),
-                            scales + p * 16 * NG);
+          uint8_t* dst = data + p * 16 * row_bytes;
+          float* s = scales + p * 16 * NG;
+          const int nr = int(std::min<int64_t>(16, N - 16 * p));
+          if (simd) {
+            o.pack_panel(a, 16 * p, nr, reinterpret_cast<int8_t*>(dst), s);
             continue;
           }
-          uint8_t* dst = data + p * 16 * K;
-          float* s = scales + p * 16 * NG;
-          for (int j = 0; j < 16; ++j) {
+          std::fill(dst, dst + 16 * row_bytes, uint8_t(q4 ? 0x88 : 0x80));  // zero weights
+          for (int j = 0; j < nr; ++j) {
             const int64_t n = 16 * p + j;
-            for (int64_t c = 0; c < K / 4; ++c) {  // one 4-byte quad at a time, sign bits flipped
-              uint32_t v = 0;
-              if (n < N) std::memcpy(&v, q + n * K + 4 * c, 4);
-              v ^= 0x80808080u;
-              std::memcpy(dst + 64 * c + 4 * j, &v, 4);
+            if (q4) {
+              const uint8_t* src = static_cast<const uint8_t*>(w.data) + n * row_bytes;
+              for (int64_t k = 0; k < K; ++k) {
+                const int v = q4_value(src, k) + 8;
+                uint8_t& b = dst[64 * (k / 8) + 4 * j + k % 4];
+                b = (k & 4) ? uint8_t((b & 0x0F) | (v << 4)) : uint8_t((b & 0xF0) | v);
+              }
+            } else {
+              const int8_t* src = static_cast<const int8_t*>(w.data) + n * K;
+              for (int64_t c = 0; c < K / 4; ++c) {  // one 4-byte quad at a time, sign bits flipped
+                uint32_t v;
+                std::memcpy(&v, src + 4 * c, 4);
+                v ^= 0x80808080u;
+                std::memcpy(dst + 64 * c + 4 * j, &v, 4);
+              }
             }
-            for (int64_t g = 0; g < NG; ++g) s[g * 16 + j] = n < N ? w.scales[n * NG + g] : 0.f;
           }
+          for (int j = 0; j < 16; ++j)
+            for (int64_t g = 0; g < NG; ++g) s[g * 16 + j] = j < nr ? w.scales[(16 * p + j) * NG + g] : 0.f;
         }
       },
       1);

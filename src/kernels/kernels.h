@@ -31,27 +31,32 @@ struct Weight {
   Quant quant = Quant::None;
   int64_t group = 0;              // quantized only: elements per scale along cols (divides cols)
   const float* scales = nullptr;  // quantized only: [rows, cols / group]
-  // Q8 only: data (dtype U8) and scales in panel order (below) instead of rows.
+  // Q8 / Q4: data (dtype U8) and scales in panel order (below) instead of rows.
   bool panels = false;
 };
 
-// Q8 panel order, the layout the int8 kernels of the avx512bf16 tier multiply from without
-// repacking (made at load time by pack_q8_panels): the rows in panels of 16, the last one padded
-// with zero rows. Panel p (rows 16p .. 16p+15) takes 16 * cols bytes at data + 16 p cols: the
-// 4-byte quad q (columns 4q .. 4q+3) of its 16 rows at offset 64 q, row j at 64 q + 4 j, each
-// value stored as the unsigned byte q + 128. Its scales, [cols / group][16], at
-// scales + 16 p (cols / group) (0 for the padding rows). linear() and dequantize() accept it on
-// every tier (tiers without the panel kernels unpack one panel at a time).
+// Panel order, the layout the int8 kernels of the avx512bf16 tier multiply from without repacking
+// (made at load time by pack_panels): the rows in panels of 16, the last one padded with zero
+// rows, each panel's 4-byte quads (quad q = columns 4q .. 4q+3) interleaved across its 16 rows.
+//   Q8: panel p takes 16 * cols bytes at data + 16 p cols; quad q of row j at 64 q + 4 j, each value
+//       stored as the unsigned byte q + 128.
+//   Q4: panel p takes 8 * cols bytes at data + 8 p cols; quads 2t and 2t+1 share the 64 bytes at
+//       64 t: byte 4 j + b holds the value of (row j, column 8t + b) + 8 in its low nibble and that
+//       of (row j, column 8t + 4 + b) + 8 in its high nibble.
+// The scales of panel p, [cols / group][16], at scales + 16 p (cols / group) (0 for the padding
+// rows). linear() and dequantize() accept panels on every tier (tiers without the panel kernels
+// unpack one panel at a time).
 //
-// Whether w (a Q8 weight in rows) is multiplied faster from panels by the current tier and
-// settings (int8 activations on, a supported group).
-bool q8_panels_preferred(const Weight& w);
+// Whether w (Q8 or Q4 in rows) is multiplied faster from panels by the current tier and settings
+// (int8 activations on, a supported group, cols a multiple of 64).
+bool panels_preferred(const Weight& w);
 // Bytes of the panel-ordered data and number of scales of w (rows rounded up to 16).
-uint64_t q8_panel_bytes(const Weight& w);
-uint64_t q8_panel_scales(const Weight& w);
-// Writes w (Q8 in rows) into data / scales (q8_panel_bytes / q8_panel_scales of them) in panel
-// order, in parallel; returns the panel-ordered Weight over them.
-Weight pack_q8_panels(const Weight& w, uint8_t* data, float* scales);
+uint64_t panel_bytes(const Weight& w);
+uint64_t panel_scales(const Weight& w);
+// Writes w (Q8 or Q4 in rows; cols a multiple of 8 and group of 8 for Q4) into data / scales
+// (panel_bytes / panel_scales of them) in panel order, in parallel; returns the panel-ordered
+// Weight over them.
+Weight pack_panels(const Weight& w, uint8_t* data, float* scales);
 
 // Bytes of the stored matrix (plus its scales when quantized).
 uint64_t weight_bytes(const Weight& w);

@@ -186,7 +186,7 @@ struct RowSplit {
 using PanelBlocks = RowSplit<kPanelMR>;
 
 // Bytes of one weight row of a Q8 (int8) or Q4 (packed nibbles) matrix.
-int64_t q_row_bytes(const LinearArgs& a) { return a.dtype == DType::U8 && !a.panels ? a.K / 2 : a.K; }
+int64_t q_row_bytes(const LinearArgs& a) { return a.quant == Quant::Q4 ? a.K / 2 : a.K; }
 
 void linear_bf16dot(const LinearArgs& a, int64_t n0, int64_t n1) {
   static constexpr auto table =
@@ -283,7 +283,7 @@ using Q8TileFn = void (*)(const LinearArgs&, int64_t, int64_t, const int8_t*, fl
 // 0x80). Their scales into sb [NG][16].
 void q8_pack_panel(const LinearArgs& a, int64_t n, int nr, int8_t* wb, float* sb) {
   const int64_t K = a.K, NG = K / a.group;
-  const bool q4 = a.dtype == DType::U8;
+  const bool q4 = a.quant == Quant::Q4;
   const int64_t row_bytes = q_row_bytes(a);
   const int8_t* w = static_cast<const int8_t*>(a.w) + n * row_bytes;
   const __m512i flip = _mm512_set1_epi8(char(0x80)), eight = _mm512_set1_epi8(8), d120 = _mm512_set1_epi8(120);
@@ -312,6 +312,22 @@ void q8_pack_panel(const LinearArgs& a, int64_t n, int nr, int8_t* wb, float* sb
     for (int j = 0; j < 16; ++j) sb[g * 16 + j] = j < nr ? a.scales[(n + j) * NG + g] : 0.f;
 }
 
+// Ops::pack_panel: a Q8 panel as q8_pack_panel writes it; a Q4 panel packed the same way into
+// bytes (v + 128), then quads 2t and 2t+1 folded into the nibbles of one 64-byte line (kernels.h).
+void pack_panel(const LinearArgs& a, int64_t n, int nr, int8_t* wb, float* sb) {
+  if (a.quant != Quant::Q4) return q8_pack_panel(a, n, nr, wb, sb);
+  thread_local PanelBuffer tmp;
+  tmp.reserve(size_t(16 * a.K), 0);
+  q8_pack_panel(a, n, nr, reinterpret_cast<int8_t*>(tmp.w), sb);
+  const __m512i d120 = _mm512_set1_epi8(120), lo4 = _mm512_set1_epi8(0x0F);
+  for (int64_t t = 0; t < a.K / 8; ++t) {
+    const __m512i q0 = _mm512_sub_epi8(_mm512_load_si512(tmp.w + 128 * t), d120);       // v + 8 in 0 .. 15
+    const __m512i q1 = _mm512_sub_epi8(_mm512_load_si512(tmp.w + 128 * t + 64), d120);
+    const __m512i hi = _mm512_slli_epi16(_mm512_and_si512(q1, lo4), 4);  // no carry across bytes: q1 < 16
+    _mm512_store_si512(wb + 64 * t, _mm512_or_si512(_mm512_and_si512(q0, lo4), hi));
+  }
+}
+
 // The input rows of one block, interleaved for q8_panel_rows: quad q of row i at xq[q * MR + i]
 // (one base register and constant offsets for the MR broadcasts of a step), and per group g the
 // correction -128 * sum at corr[g * MR + i] and the scale at scale[g * MR + i].
@@ -337,13 +353,36 @@ template <int MR>
 void q8_panel_rows(const LinearArgs& a, const Q8Block& blk, int64_t m, int64_t n, int nr, const int8_t* wb,
                    const float* sb, const int8_t* pf) {
   const int64_t K = a.K, QG = a.group / 4, NG = K / a.group;
-  const bool q4 = a.dtype == DType::U8 && !a.panels;
+  const bool q4 = a.quant == Quant::Q4 && !a.panels;  // Q4 in rows (packed per product)
   const int64_t row_bytes = q_row_bytes(a);
   __m512 acc[MR];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
   const int32_t* xq = blk.xq;
   const __m512i* wv = reinterpret_cast<const __m512i*>(wb);
+  if (a.panels && a.quant == Quant::Q4) {
+    // Two quads per 64-byte line, as nibbles of v + 8: w + 128 = nibble + 120.
+    const __m512i lo4 = _mm512_set1_epi8(0x0F), d120 = _mm512_set1_epi8(120);
+    for (int64_t g = 0; g < NG; ++g) {
+      __m512i t[MR];
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) t[i] = _mm512_set1_epi32(blk.corr[g * MR + i]);
+      for (int64_t qq = 0; qq < QG; qq += 2, xq += 2 * MR, ++wv) {
+        const __m512i v = _mm512_loadu_si512(wv);
+        if (pf) _mm_prefetch(reinterpret_cast<const char*>(pf + ((g * QG + qq) >> 1) * 64), _MM_HINT_T1);
+        const __m512i w0 = _mm512_add_epi8(_mm512_and_si512(v, lo4), d120);
+        const __m512i w1 = _mm512_add_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), lo4), d120);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) t[i] = dpbusd_bcast(t[i], w0, xq + i);
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) t[i] = dpbusd_bcast(t[i], w1, xq + MR + i);
+      }
+      const __m512 sv = _mm512_loadu_ps(sb + g * 16);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i)
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t[i]), _mm512_mul_ps(sv, _mm512_set1_ps(blk.scale[g * MR + i])), acc[i]);
+    }
+  } else {
   for (int64_t g = 0; g < NG; ++g) {
     __m512i t[MR];
 #pragma GCC unroll 16
@@ -366,6 +405,7 @@ void q8_panel_rows(const LinearArgs& a, const Q8Block& blk, int64_t m, int64_t n
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i)
       acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t[i]), _mm512_mul_ps(sv, _mm512_set1_ps(blk.scale[g * MR + i])), acc[i]);
+  }
   }
   const __mmask16 mk = __mmask16((1u << nr) - 1u);
   const __m512 b = a.bias ? _mm512_maskz_loadu_ps(mk, a.bias + n) : _mm512_setzero_ps();
@@ -417,7 +457,7 @@ void linear_q8q8_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
     const int8_t* wb;
     const float* sb;
     if (a.panels) {  // already in panel order (n is a multiple of 16)
-      wb = static_cast<const int8_t*>(a.w) + n * K;
+      wb = static_cast<const int8_t*>(a.w) + n * q_row_bytes(a);
       sb = a.scales + n * NG;
     } else {
       q8_pack_panel(a, n, nr, reinterpret_cast<int8_t*>(buf.w), buf.s);
@@ -505,7 +545,7 @@ const Ops& avx512bf16_ops() {
     o.linear_q8q8 = &linear_q8q8;
     o.quantize_act = &quantize_act;
     o.q8_panels = true;
-    o.q8_pack_panel = &q8_pack_panel;
+    o.pack_panel = &pack_panel;
     return o;
   }();
   return ops;

@@ -35,8 +35,8 @@ struct LinearArgs {
   const float* xqs = nullptr;
   const int32_t* xqsum = nullptr;
   int64_t ldxl = 0;  // row stride of xb / xq, elements
-  // Q8 in panel order (kernels.h, Weight::panels): w and scales point at the panels, n0 and n1
-  // are multiples of 16 (n1 may be N). Only given to a tier whose Ops::q8_panels is set.
+  // Q8 / Q4 in panel order (kernels.h, Weight::panels): w and scales point at the panels, n0 and
+  // n1 are multiples of 16 (n1 may be N). Only given to a tier whose Ops::q8_panels is set.
   bool panels = false;
 };
 
@@ -63,11 +63,12 @@ struct Ops {
   void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n);
   void (*softmax)(float* x, int64_t n);
   float (*argmax_expsum)(const float* x, int64_t n, int64_t* arg);
-  // linear_q8q8 multiplies panel-ordered Q8 weights itself (LinearArgs::panels).
+  // linear_q8q8 multiplies panel-ordered Q8 / Q4 weights itself (LinearArgs::panels).
   bool q8_panels = false;
-  // Writes weight rows n .. n+nr (nr <= 16) of a Q8 matrix in rows (a.w, a.scales, a.K, a.group) as
-  // one panel (kernels.h) at wb (64-byte aligned) and its scales at sb; null where the tier has none.
-  void (*q8_pack_panel)(const LinearArgs& a, int64_t n, int nr, int8_t* wb, float* sb) = nullptr;
+  // Writes weight rows n .. n+nr (nr <= 16) of a Q8 or Q4 matrix in rows (a.w, a.quant, a.scales,
+  // a.K a multiple of 64, a.group) as one panel (kernels.h) at wb (64-byte aligned) and its scales
+  // at sb; null where the tier has none.
+  void (*pack_panel)(const LinearArgs& a, int64_t n, int nr, int8_t* wb, float* sb) = nullptr;
 };
 
 const Ops& scalar_ops();

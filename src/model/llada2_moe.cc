@@ -303,7 +303,7 @@ void Model::Impl::bind() {
 void Model::Impl::pack_weights(const LoadProgress& progress) {
   std::vector<Weight*> ws;
   auto consider = [&](Weight& w) {
-    if (kernels::q8_panels_preferred(w)) ws.push_back(&w);
+    if (kernels::panels_preferred(w)) ws.push_back(&w);
   };
   consider(lm_head);
   for (Layer& L : layers) {
@@ -325,7 +325,7 @@ void Model::Impl::pack_weights(const LoadProgress& progress) {
   for (const auto& [name, t] : ck->tensors()) by_data[t.data] = &t;
   auto rounded = [](uint64_t bytes) { return (bytes + 63) / 64 * 64; };
   uint64_t need = 0;
-  for (const Weight* w : ws) need += rounded(kernels::q8_panel_bytes(*w)) + rounded(kernels::q8_panel_scales(*w) * 4);
+  for (const Weight* w : ws) need += rounded(kernels::panel_bytes(*w)) + rounded(kernels::panel_scales(*w) * 4);
   constexpr uint64_t kHuge = uint64_t(2) << 20;
   arena.size = size_t((need + kHuge - 1) / kHuge * kHuge);
   void* base = mmap(nullptr, arena.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -352,8 +352,8 @@ void Model::Impl::pack_weights(const LoadProgress& progress) {
       ahead += kernels::weight_bytes(u);
     }
     const uint64_t bytes = kernels::weight_bytes(w);
-    const Weight packed = kernels::pack_q8_panels(w, static_cast<uint8_t*>(aligned(kernels::q8_panel_bytes(w))),
-                                                  static_cast<float*>(aligned(kernels::q8_panel_scales(w) * 4)));
+    const Weight packed = kernels::pack_panels(w, static_cast<uint8_t*>(aligned(kernels::panel_bytes(w))),
+                                                  static_cast<float*>(aligned(kernels::panel_scales(w) * 4)));
     for (const void* p : {w.data, static_cast<const void*>(w.scales)})
       if (auto it = by_data.find(p); it != by_data.end()) ck->release(*it->second);
     w = packed;
