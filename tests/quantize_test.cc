@@ -634,6 +634,19 @@ TEST_P(QuantizedGolden, LoadsAndTracksTheFloatModel) {
       rows = Model::load(dir.str());
     }
     EXPECT_FALSE(rows->checkpoint().released("lm_head.weight"));
+    {  // LLADA2_PANELS=0 keeps the file's rows; anything but 0 / 1 is an error naming the variable
+      ::setenv("LLADA2_PANELS", "0", 1);
+      auto kept = Model::load(dir.str());
+      EXPECT_FALSE(kept->checkpoint().released("lm_head.weight"));
+      ::setenv("LLADA2_PANELS", "yes", 1);
+      try {
+        Model::load(dir.str());
+        ADD_FAILURE() << "LLADA2_PANELS=yes accepted";
+      } catch (const InputError& e) {
+        EXPECT_NE(std::string(e.what()).find("LLADA2_PANELS"), std::string::npos) << e.what();
+      }
+      ::unsetenv("LLADA2_PANELS");
+    }
     for (int64_t n : {int64_t(3), int64_t(ids.size())}) {  // few rows and many
       ForwardBatch fn = fb;
       fn.window = n;

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <numeric>
@@ -296,11 +297,20 @@ void Model::Impl::bind() {
   }
 }
 
-// The int8 kernels of the avx512bf16 tier multiply Q8 weights in panels of 16 rows (kernels.h);
+// The int8 kernels of the avx512bf16 tier multiply Q8 / Q4 weights in panels of 16 rows (kernels.h);
 // packing a panel on every product costs about a third of their time on a compute-bound step, so
 // such weights are repacked once here, and the file's pages of the originals leave the process
 // (resident memory stays about the file's size). Other tiers and settings keep the file's rows.
+// LLADA2_PANELS=0 keeps quantized weights as the file stores them (no repacking at load).
+static bool repacking_enabled() {
+  const char* env = std::getenv("LLADA2_PANELS");
+  if (!env || !*env || std::strcmp(env, "1") == 0) return true;
+  if (std::strcmp(env, "0") == 0) return false;
+  throw InputError(std::string("LLADA2_PANELS=") + env + ": expected 0 or 1");
+}
+
 void Model::Impl::pack_weights(const LoadProgress& progress) {
+  const bool enabled = repacking_enabled();  // checked on every machine, so a bad value always errs
   std::vector<Weight*> ws;
   auto consider = [&](Weight& w) {
     if (kernels::panels_preferred(w)) ws.push_back(&w);
@@ -316,7 +326,7 @@ void Model::Impl::pack_weights(const LoadProgress& progress) {
     for (Mlp& e : L.experts) mlp(e);
     if (L.has_shared) mlp(L.shared);
   }
-  if (ws.empty()) return;
+  if (ws.empty() || !enabled) return;
   // In file order: reading a large checkpoint from disk in its name order seeks all over it.
   std::sort(ws.begin(), ws.end(), [](const Weight* a, const Weight* b) {
     return std::less<const void*>()(a->data, b->data);
@@ -326,6 +336,10 @@ void Model::Impl::pack_weights(const LoadProgress& progress) {
   auto rounded = [](uint64_t bytes) { return (bytes + 63) / 64 * 64; };
   uint64_t need = 0;
   for (const Weight* w : ws) need += rounded(kernels::panel_bytes(*w)) + rounded(kernels::panel_scales(*w) * 4);
+  // The copies must fit in memory with room to spare: a checkpoint larger than that keeps running
+  // from the file's pages (products pack their panels as they go) instead of failing to load.
+  const long phys = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+  if (phys > 0 && psize > 0 && double(need) > 0.85 * double(phys) * double(psize)) return;
   constexpr uint64_t kHuge = uint64_t(2) << 20;
   arena.size = size_t((need + kHuge - 1) / kHuge * kHuge);
   void* base = mmap(nullptr, arena.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -347,8 +361,9 @@ void Model::Impl::pack_weights(const LoadProgress& progress) {
     Weight& w = *ws[i];
     for (; next < ws.size() && ahead < done + kAhead; ++next) {
       const Weight& u = *ws[next];
-      prefetch_pages(static_cast<const uint8_t*>(u.data), size_t(u.rows * u.cols));
-      prefetch_pages(reinterpret_cast<const uint8_t*>(u.scales), size_t(u.rows * (u.cols / u.group) * 4));
+      const uint64_t scale_bytes = uint64_t(u.rows * (u.cols / u.group)) * 4;
+      prefetch_pages(static_cast<const uint8_t*>(u.data), size_t(kernels::weight_bytes(u) - scale_bytes));
+      prefetch_pages(reinterpret_cast<const uint8_t*>(u.scales), size_t(scale_bytes));
       ahead += kernels::weight_bytes(u);
     }
     const uint64_t bytes = kernels::weight_bytes(w);
