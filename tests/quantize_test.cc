@@ -754,6 +754,61 @@ TEST(Quantize, LoaderNamesInconsistentTensors) {
   }
 }
 
+// --layout panels: the weights whose shape allows it are stored in the int8 kernels' panel order
+// (the others in rows); the model loads them as they are and computes what the rows checkpoint
+// computes, on every tier.
+TEST(Quantize, PanelLayoutLoadsAsStored) {
+  TempDir dir("panels");
+  TierGuard guard;
+  Int8ActGuard on(true);
+  const std::string model = golden_path("models/tiny-b-f32");
+  for (QuantType type : {QuantType::Q8, QuantType::Q4}) {
+    const std::string tag = quant_type_name(type);
+    QuantizeOptions o;
+    o.type = type;
+    o.group = type == QuantType::Q8 ? 64 : 32;
+    const QuantizeStats rows_stats = quantize_checkpoint(model, dir.str(tag + "-rows"), o);
+    o.panels = true;
+    QuantizeStats st = quantize_checkpoint(model, dir.str(tag + "-panels"), o);
+    SafetensorsFile f(dir.str(tag + "-panels/model.safetensors"));
+    EXPECT_EQ(f.metadata().at("llada2.layout"), "panels");
+    const auto& t = f.tensors();
+    const std::string qkv = "model.layers.0.attention.query_key_value.weight";  // [192, 128]
+    const int64_t per = type == QuantType::Q8 ? 32 : 16;
+    EXPECT_EQ(t.at(qkv).dtype, DType::U8);
+    EXPECT_EQ(t.at(qkv).shape, (std::vector<int64_t>{12, per, 16, 4}));
+    EXPECT_EQ(t.at(qkv + ".qscale").shape, (std::vector<int64_t>{12, 128 / o.group, 16}));
+    EXPECT_EQ(t.at("lm_head.weight").shape.size(), 2u);  // 1000 rows: not whole panels, kept in rows
+    EXPECT_EQ(st.out_bytes, rows_stats.out_bytes);  // whole panels only: no padding
+    auto rows = Model::load(dir.str(tag + "-rows"));
+    auto panels = Model::load(dir.str(tag + "-panels"));
+    EXPECT_FALSE(panels->checkpoint().released(qkv));  // used as stored, not repacked
+    ForwardBatch fb;
+    std::vector<int64_t> ids = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    std::vector<int64_t> mask(ids.size(), 1);
+    fb = {1, int64_t(ids.size()), ids.data(), mask.data(), AttentionMode::Bidirectional, 9, 0};
+    const size_t n = ids.size() * size_t(rows->config().vocab_size);
+    std::vector<float> yr(n), yp(n);
+    for (k::Isa isa : all_tiers()) {
+      ASSERT_TRUE(k::set_isa(isa));
+      rows->forward(fb, yr.data());
+      panels->forward(fb, yp.data());
+      for (size_t i = 0; i < n; ++i)
+        ASSERT_NEAR(yp[i], yr[i], 1e-4 * std::max(1.f, std::fabs(yr[i]))) << tag << " " << k::isa_name(isa) << " at " << i;
+    }
+  }
+  // A panel-ordered tensor of the wrong shape is named with what was expected.
+  const std::string name = "model.layers.0.attention.query_key_value.weight";
+  write_with(dir.str("q8-panels"), dir.str("bad"), TensorSpec{name, DType::U8, {12, 32, 8, 8}});
+  try {
+    Model::load(dir.str("bad"));
+    ADD_FAILURE() << "loaded a mis-shaped panel tensor";
+  } catch (const FileError& e) {
+    EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("panel order"), std::string::npos) << e.what();
+  }
+}
+
 TEST(QuantizeCli, WritesALoadableModelAndRejectsBadInput) {
   TempDir dir("cli");
   const std::string model = golden_path("models/tiny-b-f32");
@@ -774,6 +829,10 @@ TEST(QuantizeCli, WritesALoadableModelAndRejectsBadInput) {
   EXPECT_EQ(run_cli("quantize -m " + dir.str("q4") + " --type q8 --out " + dir.str("z"), &out, &err), 2);
   EXPECT_NE(err.find("already quantized"), std::string::npos) << err;
   EXPECT_EQ(run_cli("quantize --type q8 --out " + dir.str("z"), &out, &err), 2);
+  EXPECT_EQ(run_cli("quantize -m " + model + " --type q8 --layout tiles --out " + dir.str("z"), &out, &err), 2);
+  EXPECT_NE(err.find("--layout"), std::string::npos) << err;
+  EXPECT_EQ(run_cli("quantize -m " + model + " --type q8 --layout panels --out " + dir.str("p"), &out, &err), 0) << err;
+  EXPECT_EQ(SafetensorsFile(dir.str("p/model.safetensors")).metadata().at("llada2.layout"), "panels");
   EXPECT_FALSE(fs::exists(dir.path / "x"));
   EXPECT_FALSE(fs::exists(dir.path / "y"));
   EXPECT_FALSE(fs::exists(dir.path / "z"));

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -93,6 +94,26 @@ struct Plan {
   const TensorView* src = nullptr;
   bool quantize = false;
   bool scales = false;  // this output is the .qscale of src
+  bool panels = false;  // written in panel order (QuantizeOptions::panels)
+};
+
+// A 64-byte aligned byte buffer (the SIMD panel packer wants aligned output).
+struct AlignedBytes {
+  uint8_t* p = nullptr;
+  size_t cap = 0;
+  AlignedBytes() = default;
+  AlignedBytes(const AlignedBytes&) = delete;
+  AlignedBytes& operator=(const AlignedBytes&) = delete;
+  ~AlignedBytes() { std::free(p); }
+  uint8_t* get(size_t n) {
+    if (n > cap) {
+      std::free(p);
+      cap = (n + 63) / 64 * 64;
+      p = static_cast<uint8_t*>(std::aligned_alloc(64, cap));
+      if (!p) throw std::bad_alloc();
+    }
+    return p;
+  }
 };
 
 }  // namespace
@@ -128,10 +149,16 @@ QuantizeStats quantize_checkpoint(const std::string& in_dir, const std::string& 
     const bool fl = t.dtype == DType::F32 || t.dtype == DType::BF16 || t.dtype == DType::F16;
     if (is_quantizable_linear(name) && fl && t.shape.size() == 2 && t.shape[1] % G == 0 && t.shape[0] > 0) {
       const int64_t N = t.shape[0], K = t.shape[1];
-      specs.push_back({name, q8 ? DType::I8 : DType::U8, {N, q8 ? K : K / 2}});
-      specs.push_back({name + ".qscale", DType::F32, {N, K / G}});
-      plan[name] = {&t, true, false};
-      plan[name + ".qscale"] = {&t, true, true};
+      const bool panels = o.panels && N % 16 == 0 && K % 64 == 0;
+      if (panels) {
+        specs.push_back({name, DType::U8, {N / 16, q8 ? K / 4 : K / 8, 16, 4}});
+        specs.push_back({name + ".qscale", DType::F32, {N / 16, K / G, 16}});
+      } else {
+        specs.push_back({name, q8 ? DType::I8 : DType::U8, {N, q8 ? K : K / 2}});
+        specs.push_back({name + ".qscale", DType::F32, {N, K / G}});
+      }
+      plan[name] = {&t, true, false, panels};
+      plan[name + ".qscale"] = {&t, true, true, panels};
       ++stats.quantized;
     } else {
       specs.push_back({name, t.dtype, t.shape});
@@ -164,12 +191,14 @@ QuantizeStats quantize_checkpoint(const std::string& in_dir, const std::string& 
 
   fs::create_directories(out_dir, ec);
   if (!fs::is_directory(out_dir, ec)) throw FileError(out_dir, "cannot create the output folder");
-  const std::map<std::string, std::string> metadata{{"format", "pt"}, {"llada2.quantization", qname}};
+  std::map<std::string, std::string> metadata{{"format", "pt"}, {"llada2.quantization", qname}};
+  if (o.panels) metadata["llada2.layout"] = "panels";
 
   uint64_t done = 0;
   std::map<std::string, std::vector<float>> pending_scales;  // written right after their weight
   constexpr size_t kChunkBytes = 16u << 20;
   std::vector<uint8_t> out;
+  AlignedBytes panel_out;
   for (size_t s = 0; s < shards.size(); ++s) {
     SafetensorsWriter w((fs::path(out_dir) / files[s]).string(), shards[s], metadata);
     for (const TensorSpec& spec : w.tensors()) {
@@ -197,7 +226,9 @@ QuantizeStats quantize_checkpoint(const std::string& in_dir, const std::string& 
       const size_t row_out = size_t(q8 ? K : K / 2), row_in = size_t(K) * dtype_size(t.dtype);
       std::vector<float>& scales = pending_scales[t.name];
       scales.resize(size_t(N * (K / G)));
-      const int64_t rows = std::max<int64_t>(1, int64_t(kChunkBytes / std::max<size_t>(1, row_in)));
+      std::vector<float> row_scales(p.panels ? scales.size() : 0);  // panels: rows' scales before reordering
+      int64_t rows = std::max<int64_t>(1, int64_t(kChunkBytes / std::max<size_t>(1, row_in)));
+      if (p.panels) rows = (rows + 15) / 16 * 16;  // whole panels per piece
       for (int64_t r0 = 0; r0 < N; r0 += rows) {
         const int64_t r1 = std::min(N, r0 + rows);
         out.resize(size_t(r1 - r0) * row_out);
@@ -207,7 +238,7 @@ QuantizeStats quantize_checkpoint(const std::string& in_dir, const std::string& 
               std::vector<float> x(static_cast<size_t>(K));
               for (int64_t r = r0 + a; r < r0 + b; ++r) {
                 kernels::to_f32(t.dtype, t.data, r * K, K, x.data());
-                float* sc = scales.data() + r * (K / G);
+                float* sc = (p.panels ? row_scales.data() : scales.data()) + r * (K / G);
                 uint8_t* q = out.data() + size_t(r - r0) * row_out;
                 if (q8) {
                   quantize_row_q8(x.data(), K, G, reinterpret_cast<int8_t*>(q), sc);
@@ -217,7 +248,15 @@ QuantizeStats quantize_checkpoint(const std::string& in_dir, const std::string& 
               }
             },
             8);
-        w.write(spec.name, out.data(), out.size());
+        if (p.panels) {
+          kernels::Weight piece{out.data(), q8 ? DType::I8 : DType::U8, r1 - r0, K, q8 ? kernels::Quant::Q8 : kernels::Quant::Q4,
+                                G, row_scales.data() + r0 * (K / G)};
+          uint8_t* packed = panel_out.get(size_t(kernels::panel_bytes(piece)));
+          kernels::pack_panels(piece, packed, scales.data() + r0 * (K / G));  // r0 is a multiple of 16
+          w.write(spec.name, packed, size_t(kernels::panel_bytes(piece)));
+        } else {
+          w.write(spec.name, out.data(), out.size());
+        }
         release_pages(t.data + size_t(r0) * row_in, size_t(r1 - r0) * row_in);
         done += size_t(r1 - r0) * row_in;
         if (o.progress) o.progress(done, stats.in_bytes);

@@ -60,6 +60,7 @@ class WeightBinder {
     if (!ck_.has(name + ".qscale") || !ck_.has(name)) return matrix(name, rows, cols);
     const TensorView& t = ck_.get(name);
     const TensorView& s = ck_.get(name + ".qscale");
+    if (t.shape.size() == 4) return panels(name, t, s, rows, cols);
     const kernels::Quant kind = t.dtype == DType::I8 ? kernels::Quant::Q8 : kernels::Quant::Q4;
     const int64_t stored = kind == kernels::Quant::Q8 ? cols : cols / 2;
     const int64_t groups = s.shape.size() == 2 ? s.shape[1] : 0;
@@ -84,6 +85,33 @@ class WeightBinder {
     w.quant = kind;
     w.group = cols / groups;
     w.scales = reinterpret_cast<const float*>(s.data);
+    return w;
+  }
+  // A quantized linear weight stored in panel order (kernels.h): U8 [ceil(rows/16), cols/4 (q8) or
+  // cols/8 (q4), 16, 4] with scales F32 [ceil(rows/16), cols/G, 16].
+  Weight panels(const std::string& name, const TensorView& t, const TensorView& s, int64_t rows, int64_t cols) {
+    const int64_t P = (rows + 15) / 16;
+    const bool q8 = cols % 8 == 0 && t.shape[1] == cols / 4, q4 = cols % 8 == 0 && t.shape[1] == cols / 8;
+    const int64_t groups = s.shape.size() == 3 ? s.shape[1] : 0;
+    std::string bad;
+    if (t.dtype != DType::U8 || t.shape[0] != P || (!q8 && !q4) || t.shape[2] != 16 || t.shape[3] != 4) {
+      bad = "has " + std::string(dtype_name(t.dtype)) + " " + t.shape_str() + ", expected U8 [" + std::to_string(P) +
+            ", " + std::to_string(cols / 4) + " (q8) or " + std::to_string(cols / 8) + " (q4), 16, 4] in panel order for [" +
+            std::to_string(rows) + ", " + std::to_string(cols) + "]";
+    } else if (s.dtype != DType::F32 || s.shape.size() != 3 || s.shape[0] != P || s.shape[2] != 16 || groups <= 0 ||
+               cols % groups != 0 || (cols / groups) % (q4 ? 8 : 1) != 0) {
+      bad = "has scales " + name + ".qscale " + dtype_name(s.dtype) + " " + s.shape_str() + ", expected F32 [" +
+            std::to_string(P) + ", " + std::to_string(cols) + " / group, 16] in panel order";
+    }
+    if (!bad.empty()) {
+      problems_.push_back(name + " " + bad);
+      return {};
+    }
+    Weight w{t.data, DType::U8, rows, cols};
+    w.quant = q8 ? kernels::Quant::Q8 : kernels::Quant::Q4;
+    w.group = cols / groups;
+    w.scales = reinterpret_cast<const float*>(s.data);
+    w.panels = true;
     return w;
   }
   Weight vector(const std::string& name, int64_t n) {

@@ -26,6 +26,11 @@ int cmd_quantize(int argc, char** argv) {
   app.add_option("--out", out, "output folder (created; must be empty)")->required()->type_name("DIR");
   app.add_option("--group", group, "elements per scale along a row: a power of two >= 16 (default 64 for q8, 32 for q4)")
       ->type_name("G");
+  std::string layout = "rows";
+  app.add_option("--layout", layout,
+                 "rows (default; every CPU) | panels: the int8 kernels' order, loads without repacking on\n"
+                 "AVX-512 VNNI CPUs (others unpack it as they go, slower)")
+      ->type_name("LAYOUT");
   app.add_flag("--quiet", quiet, "no progress on stderr");
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
 
@@ -33,6 +38,8 @@ int cmd_quantize(int argc, char** argv) {
   o.type = parse_quant_type(type);
   if (app.count("--group") && group <= 0) throw InputError("--group: expected a power of two >= 16");
   o.group = group;
+  if (layout != "rows" && layout != "panels") throw InputError("--layout: expected rows or panels, got '" + layout + "'");
+  o.panels = layout == "panels";
   ByteProgress progress("quantizing " + model, quiet, " read");
   o.progress = [&](uint64_t done, uint64_t total) { progress(done, total); };
   QuantizeStats s = quantize_checkpoint(model, out, o);
