@@ -36,7 +36,7 @@ struct QuantizeOptions {
   QuantType type = QuantType::Q8;
   int64_t group = 0;  // 0: default_quant_group(type); otherwise a power of two >= 16
   // Store the weights in the int8 kernels' panel order (kernels.h; docs/quantization.md) where the
-  // shape allows (rows a multiple of 16, columns of 64): U8 [N/16, K/4 (q8) or K/8 (q4), 16, 4] and
+  // shape and group allow (rows a multiple of 16, columns of 64; q8 groups 64-4096, q4 32-4096): U8 [N/16, K/4 (q8) or K/8 (q4), 16, 4] and
   // scales F32 [N/16, K/G, 16]. Loads without repacking on AVX-512 VNNI CPUs.
   bool panels = false;
   uint64_t max_shard_bytes = kDefaultMaxShardBytes;

@@ -149,7 +149,8 @@ QuantizeStats quantize_checkpoint(const std::string& in_dir, const std::string& 
     const bool fl = t.dtype == DType::F32 || t.dtype == DType::BF16 || t.dtype == DType::F16;
     if (is_quantizable_linear(name) && fl && t.shape.size() == 2 && t.shape[1] % G == 0 && t.shape[0] > 0) {
       const int64_t N = t.shape[0], K = t.shape[1];
-      const bool panels = o.panels && N % 16 == 0 && K % 64 == 0;
+      // Panels only where the int8 kernels would read them (their groups: q8 64-4096, q4 32-4096).
+      const bool panels = o.panels && N % 16 == 0 && K % 64 == 0 && G >= (q8 ? 64 : 32) && G <= 4096;
       if (panels) {
         specs.push_back({name, DType::U8, {N / 16, q8 ? K / 4 : K / 8, 16, 4}});
         specs.push_back({name + ".qscale", DType::F32, {N / 16, K / G, 16}});
