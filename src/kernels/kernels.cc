@@ -472,7 +472,7 @@ void check_quantized(const Weight& w) {
                                 "]: inconsistent dtype, data, scales or group " + std::to_string(w.group));
 }
 
-// ---- Q8 panel order (kernels.h) ----
+// ---- Q8 / Q4 panel order (kernels.h) ----
 
 int64_t panel_count(const Weight& w) { return (w.rows + 15) / 16; }
 

@@ -360,13 +360,24 @@ void q8_panel_rows(const LinearArgs& a, const Q8Block& blk, int64_t m, int64_t n
   for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
   const int32_t* xq = blk.xq;
   const __m512i* wv = reinterpret_cast<const __m512i*>(wb);
+  // A group starts from the rows' corrections and ends scaled by s_w (the panel's 16) x s_x (each
+  // row's) into the float accumulators.
+  auto start_group = [&](__m512i (&t)[MR], int64_t g) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) t[i] = _mm512_set1_epi32(blk.corr[g * MR + i]);
+  };
+  auto end_group = [&](const __m512i (&t)[MR], int64_t g) {
+    const __m512 sv = _mm512_loadu_ps(sb + g * 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i)
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t[i]), _mm512_mul_ps(sv, _mm512_set1_ps(blk.scale[g * MR + i])), acc[i]);
+  };
   if (a.panels && a.quant == Quant::Q4) {
     // Two quads per 64-byte line, as nibbles of v + 8: w + 128 = nibble + 120.
     const __m512i lo4 = _mm512_set1_epi8(0x0F), d120 = _mm512_set1_epi8(120);
     for (int64_t g = 0; g < NG; ++g) {
       __m512i t[MR];
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i) t[i] = _mm512_set1_epi32(blk.corr[g * MR + i]);
+      start_group(t, g);
       for (int64_t qq = 0; qq < QG; qq += 2, xq += 2 * MR, ++wv) {
         const __m512i v = _mm512_loadu_si512(wv);
         if (pf) _mm_prefetch(reinterpret_cast<const char*>(pf + ((g * QG + qq) >> 1) * 64), _MM_HINT_T1);
@@ -377,35 +388,28 @@ void q8_panel_rows(const LinearArgs& a, const Q8Block& blk, int64_t m, int64_t n
 #pragma GCC unroll 16
         for (int i = 0; i < MR; ++i) t[i] = dpbusd_bcast(t[i], w1, xq + MR + i);
       }
-      const __m512 sv = _mm512_loadu_ps(sb + g * 16);
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i)
-        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t[i]), _mm512_mul_ps(sv, _mm512_set1_ps(blk.scale[g * MR + i])), acc[i]);
+      end_group(t, g);
     }
   } else {
-  for (int64_t g = 0; g < NG; ++g) {
-    __m512i t[MR];
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) t[i] = _mm512_set1_epi32(blk.corr[g * MR + i]);
-    for (int64_t qq = 0; qq < QG; ++qq, xq += MR, ++wv) {
-      const __m512i w = _mm512_loadu_si512(wv);
-      if (pf) {  // a panel has K / 4 quads and 16 x row_bytes / 64 cache lines: q8 one per quad, q4 one per two
-        const int64_t q = g * QG + qq;
-        if (a.panels) {
-          _mm_prefetch(reinterpret_cast<const char*>(pf + q * 64), _MM_HINT_T1);
-        } else if (!q4 || (q & 1) == 0) {
-          const int64_t l = q4 ? q >> 1 : q;
-          _mm_prefetch(reinterpret_cast<const char*>(pf + (l & 15) * row_bytes + (l >> 4) * 64), _MM_HINT_T1);
+    for (int64_t g = 0; g < NG; ++g) {
+      __m512i t[MR];
+      start_group(t, g);
+      for (int64_t qq = 0; qq < QG; ++qq, xq += MR, ++wv) {
+        const __m512i w = _mm512_loadu_si512(wv);
+        if (pf) {  // a panel has K / 4 quads and 16 x row_bytes / 64 cache lines: q8 one per quad, q4 one per two
+          const int64_t q = g * QG + qq;
+          if (a.panels) {
+            _mm_prefetch(reinterpret_cast<const char*>(pf + q * 64), _MM_HINT_T1);
+          } else if (!q4 || (q & 1) == 0) {
+            const int64_t l = q4 ? q >> 1 : q;
+            _mm_prefetch(reinterpret_cast<const char*>(pf + (l & 15) * row_bytes + (l >> 4) * 64), _MM_HINT_T1);
+          }
         }
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; ++i) t[i] = dpbusd_bcast(t[i], w, xq + i);
       }
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i) t[i] = dpbusd_bcast(t[i], w, xq + i);
+      end_group(t, g);
     }
-    const __m512 sv = _mm512_loadu_ps(sb + g * 16);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i)
-      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t[i]), _mm512_mul_ps(sv, _mm512_set1_ps(blk.scale[g * MR + i])), acc[i]);
-  }
   }
   const __mmask16 mk = __mmask16((1u << nr) - 1u);
   const __m512 b = a.bias ? _mm512_maskz_loadu_ps(mk, a.bias + n) : _mm512_setzero_ps();
