@@ -29,17 +29,42 @@ GenerateOptions base_options() {
   return o;
 }
 
+// The call's error, which Pipeline::check must give as well without running the model.
 std::string error_of(const GenerateOptions& o, SchedulerConfig sc = {}) {
   Pipeline pipe(golden_model(kModel), sc);
+  std::string checked;
+  try {
+    pipe.check(o);
+  } catch (const InputError& e) {
+    checked = e.what();
+  }
   try {
     pipe(o);
   } catch (const InputError& e) {
+    EXPECT_EQ(checked, e.what()) << "check() and the call disagree";
     return e.what();
   }
+  EXPECT_EQ(checked, "") << "check() rejected a call that runs";
   return "";
 }
 
 #define EXPECT_ERROR_CONTAINS(opts, needle) EXPECT_NE(error_of(opts).find(needle), std::string::npos) << error_of(opts)
+
+// check() validates without a forward (what `llada2 generate` does before reading the weights).
+TEST(Validation, CheckRunsNoForward) {
+  auto model = golden_model(kModel);
+  Pipeline pipe(model);
+  model->set_profiling(true);
+  model->reset_profile();
+  GenerateOptions o = base_options();
+  EXPECT_NO_THROW(pipe.check(o));
+  o.mask_token_id.reset();
+  EXPECT_THROW(pipe.check(o), InputError);
+  EXPECT_EQ(model->profile().forwards, 0u);
+  EXPECT_NO_THROW(pipe(base_options()));
+  EXPECT_GT(model->profile().forwards, 0u);
+  model->set_profiling(false);
+}
 
 TEST(Validation, EveryErrorOfTheSpec) {
   GenerateOptions o = base_options();

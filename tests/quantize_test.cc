@@ -580,6 +580,7 @@ TEST_P(QuantizedGolden, LoadsAndTracksTheFloatModel) {
 
   auto ref = golden_model(std::string("models/") + c.model);
   auto q = Model::load(dir.str());
+  q->prepare();  // repacked for this tier and setting (then used on every tier below)
   Agreement a = compare_models(*ref, *q, 5);
   Agreement b = compare_models(*ref, *q, 6);
   std::printf("[quality] %s %s: layer-0 rel err %.4f / %.4f, logit cosine mean %.4f / %.4f (min %.3f / %.3f), "
@@ -619,6 +620,8 @@ TEST_P(QuantizedGolden, LoadsAndTracksTheFloatModel) {
     Int8ActGuard on(true);
     const bool packs = k::best_isa() == k::Isa::Avx512Bf16;
     auto panels = Model::load(dir.str());
+    EXPECT_FALSE(panels->checkpoint().released("lm_head.weight"));  // loading reads no weight
+    panels->prepare();
     EXPECT_EQ(panels->checkpoint().released("lm_head.weight"), packs);
     EXPECT_EQ(panels->checkpoint().released("lm_head.weight.qscale"), packs);
     EXPECT_EQ(panels->checkpoint().released("model.layers.1.mlp.experts.3.up_proj.weight"), packs);
@@ -632,15 +635,17 @@ TEST_P(QuantizedGolden, LoadsAndTracksTheFloatModel) {
     {
       Int8ActGuard off(false);
       rows = Model::load(dir.str());
+      rows->prepare();
     }
     EXPECT_FALSE(rows->checkpoint().released("lm_head.weight"));
     {  // LLADA2_PANELS=0 keeps the file's rows; anything but 0 / 1 is an error naming the variable
       ::setenv("LLADA2_PANELS", "0", 1);
       auto kept = Model::load(dir.str());
+      kept->prepare();
       EXPECT_FALSE(kept->checkpoint().released("lm_head.weight"));
       ::setenv("LLADA2_PANELS", "yes", 1);
       try {
-        Model::load(dir.str());
+        Model::load(dir.str())->prepare();
         ADD_FAILURE() << "LLADA2_PANELS=yes accepted";
       } catch (const InputError& e) {
         EXPECT_NE(std::string(e.what()).find("LLADA2_PANELS"), std::string::npos) << e.what();
@@ -782,6 +787,8 @@ TEST(Quantize, PanelLayoutLoadsAsStored) {
     EXPECT_EQ(st.out_bytes, rows_stats.out_bytes);  // whole panels only: no padding
     auto rows = Model::load(dir.str(tag + "-rows"));
     auto panels = Model::load(dir.str(tag + "-panels"));
+    rows->prepare();
+    panels->prepare();
     EXPECT_FALSE(panels->checkpoint().released(qkv));  // used as stored, not repacked
     ForwardBatch fb;
     std::vector<int64_t> ids = {1, 2, 3, 4, 5, 6, 7, 8, 9};

@@ -85,12 +85,15 @@ struct ModelProfile {
 class Model {
  public:
   // Loads config.json and the safetensors of DIR (memory-mapped); checks every
-  // tensor name and shape against the config. Weights the current kernels multiply faster in
-  // another layout are repacked now (q8 with int8 activations on AVX-512 VNNI: kernels.h), with
-  // `progress(done, total)` over their bytes when given.
-  using LoadProgress = std::function<void(uint64_t done, uint64_t total)>;
-  static std::unique_ptr<Model> load(const std::string& dir, const LoadProgress& progress = nullptr);
+  // tensor name and shape against the config. Fast: no weight is read yet.
+  static std::unique_ptr<Model> load(const std::string& dir);
   ~Model();
+
+  // Repacks the weights the current kernels multiply faster in another layout (q8 / q4 with int8
+  // activations on AVX-512 VNNI: kernels.h), with `progress(done, total)` over their bytes when
+  // given. Runs once, at the latest in the first forward (thread-safe); later calls return at once.
+  using LoadProgress = std::function<void(uint64_t done, uint64_t total)>;
+  void prepare(const LoadProgress& progress = nullptr) const;
 
   const ModelConfig& config() const;
   const Checkpoint& checkpoint() const;

@@ -110,9 +110,7 @@ class Pipeline {
            std::shared_ptr<const Tokenizer> tokenizer = nullptr);
 
   // Loads DIR's model and, when DIR has a tokenizer.json, its tokenizer and chat template.
-  // `progress`: see Model::load.
-  static Pipeline from_pretrained(const std::string& dir, SchedulerConfig scheduler = {},
-                                  const Model::LoadProgress& progress = nullptr);
+  static Pipeline from_pretrained(const std::string& dir, SchedulerConfig scheduler = {});
 
   const Model& model() const { return *model_; }
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
@@ -128,7 +126,13 @@ class Pipeline {
   // Runs one call; throws InputError for invalid arguments (SPEC §2.4).
   PipelineOutput operator()(const GenerateOptions& options) const;
 
+  // Throws what operator() would throw for these arguments before its first forward, without
+  // running the model (e.g. before reading a large model's weights).
+  void check(const GenerateOptions& options) const;
+
  private:
+  PipelineOutput run(const GenerateOptions& options, bool check_only) const;
+
   std::shared_ptr<const Model> model_;
   SchedulerConfig scheduler_;
   std::shared_ptr<const Tokenizer> tokenizer_;

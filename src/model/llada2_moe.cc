@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <mutex>
 #include <numeric>
 #include <sys/mman.h>
 #include <unordered_map>
@@ -201,6 +202,7 @@ struct Model::Impl {
     kernels::linear(x, M, ldx, w, bias, y, ldy);
   }
   void bind();
+  std::once_flag prepared;  // Model::prepare
   // Repacks the Q8 weights that the current tier multiplies faster in panel order (kernels.h).
   void pack_weights(const LoadProgress& progress);
   // The repacked weights' memory: one anonymous mapping, in 2 MB pages where the kernel allows
@@ -651,12 +653,11 @@ void Model::Impl::moe(const Layer& L, int64_t layer_index, const float* x, int64
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 
-std::unique_ptr<Model> Model::load(const std::string& dir, const LoadProgress& progress) {
+std::unique_ptr<Model> Model::load(const std::string& dir) {
   auto impl = std::make_unique<Impl>();
   impl->cfg = ModelConfig::from_file((fs::path(dir) / "config.json").string());
   impl->ck = std::make_unique<Checkpoint>(dir);
   impl->bind();
-  impl->pack_weights(progress);
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }
 
@@ -741,7 +742,13 @@ KvCache Model::make_cache(int64_t batch, int64_t capacity) const {
   return c;
 }
 
+void Model::prepare(const LoadProgress& progress) const {
+  Impl& m = *impl_;
+  std::call_once(m.prepared, [&] { m.pack_weights(progress); });
+}
+
 void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace, KvCache* cache) const {
+  prepare();
   const Impl& m = *impl_;
   ForwardClock clock(m);
   const ModelConfig& c = m.cfg;

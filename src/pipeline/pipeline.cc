@@ -120,9 +120,8 @@ Pipeline::Pipeline(std::shared_ptr<const Model> model, SchedulerConfig scheduler
     chat_template_ = std::make_shared<const ChatTemplate>(tokenizer_->chat_template());
 }
 
-Pipeline Pipeline::from_pretrained(const std::string& dir, SchedulerConfig scheduler,
-                                   const Model::LoadProgress& progress) {
-  std::shared_ptr<const Model> model = Model::load(dir, progress);
+Pipeline Pipeline::from_pretrained(const std::string& dir, SchedulerConfig scheduler) {
+  std::shared_ptr<const Model> model = Model::load(dir);
   std::shared_ptr<const Tokenizer> tok;
   if (std::filesystem::exists(std::filesystem::path(dir) / "tokenizer.json"))
     tok = std::make_shared<const Tokenizer>(Tokenizer::from_dir(dir));
@@ -155,7 +154,11 @@ std::pair<Matrix<int64_t>, Matrix<int64_t>> Pipeline::encode_prompt(const Genera
   return {pp.ids, pp.mask};
 }
 
-PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
+PipelineOutput Pipeline::operator()(const GenerateOptions& o) const { return run(o, false); }
+
+void Pipeline::check(const GenerateOptions& o) const { run(o, true); }
+
+PipelineOutput Pipeline::run(const GenerateOptions& o, bool check_only) const {
   const auto t_start = std::chrono::steady_clock::now();
   const ModelConfig& cfg = model_->config();
   const int64_t K = o.block_length.value_or(scheduler_.block_length);
@@ -211,6 +214,7 @@ PipelineOutput Pipeline::operator()(const GenerateOptions& o) const {
   sampling.method = parse_sampling_method(o.sampling_method);
   // The scheduler raises these at its first step, which always comes: check before the first forward.
   sampling.validate();
+  if (check_only) return {};
 
   const std::optional<double> editing_threshold = o.editing_threshold ? o.editing_threshold : scheduler_.editing_threshold;
   const bool editing_enabled = editing_threshold && *editing_threshold > 0.0;

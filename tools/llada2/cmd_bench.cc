@@ -137,7 +137,8 @@ int cmd_bench(int argc, char** argv) {
   if (peak_gflops == 0) peak_gflops = 117.0 * num_threads();
 
   double t0 = now_s();
-  std::shared_ptr<const Model> model = Model::load(model_dir, repack_progress(model_dir));
+  std::shared_ptr<const Model> model = Model::load(model_dir);
+  model->prepare(repack_progress(model_dir));  // counted in the load time
   if (uniform_routing) model->set_uniform_routing((uint64_t(seed) * 2654435761u) | 1u);  // never 0 (= off)
   const double load_s = now_s() - t0;
   load_weights(*model, model_dir);

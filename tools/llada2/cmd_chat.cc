@@ -34,7 +34,7 @@ int cmd_chat(int argc, char** argv) {
   nlohmann::ordered_json call = {{"gen_length", 512}};
   flags.apply(app, call);
   const bool tty_out = ::isatty(1), tty_in = ::isatty(0);
-  Pipeline pipe = Pipeline::from_pretrained(model_dir, {}, repack_progress(model_dir));
+  Pipeline pipe = Pipeline::from_pretrained(model_dir);
   if (!pipe.tokenizer() || !pipe.chat_template())
     throw InputError(model_dir + ": chat needs tokenizer.json and a chat template (tokenizer_config.json chat_template or chat_template.jinja)");
   load_weights(pipe.model(), model_dir);

@@ -81,7 +81,8 @@ int cmd_generate(int argc, char** argv) {
   flags.apply(app, call);
 
   CallSpec spec = parse_call_json(call);
-  Pipeline pipe = Pipeline::from_pretrained(model_dir, spec.scheduler.value_or(SchedulerConfig{}), repack_progress(model_dir));
+  Pipeline pipe = Pipeline::from_pretrained(model_dir, spec.scheduler.value_or(SchedulerConfig{}));
+  pipe.check(spec.options);  // argument errors before the weights are read (minutes for a large model)
   load_weights(pipe.model(), model_dir);
   nlohmann::json steps_log = nlohmann::json::array();
   if (spec.options.callback_on_step_end_tensor_inputs) {

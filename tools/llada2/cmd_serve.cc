@@ -55,7 +55,7 @@ int cmd_serve(int argc, char** argv) {
 
   std::filesystem::path dir(model_dir);
   o.model_id = (dir.has_filename() ? dir : dir.parent_path()).filename().string();
-  auto pipe = std::make_shared<const Pipeline>(Pipeline::from_pretrained(model_dir, {}, repack_progress(model_dir)));
+  auto pipe = std::make_shared<const Pipeline>(Pipeline::from_pretrained(model_dir));
   load_weights(pipe->model(), model_dir);
   if (!pipe->tokenizer()) throw InputError(model_dir + ": no tokenizer.json, so the server cannot take text");
   Server server(pipe, o);

@@ -80,6 +80,7 @@ Model::LoadProgress repack_progress(const std::string& dir, bool quiet) {
 }
 
 void load_weights(const Model& model, const std::string& dir, bool quiet) {
+  model.prepare(repack_progress(dir, quiet));
   const Checkpoint& ck = model.checkpoint();
   const double bytes = double(ck.total_bytes());
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);

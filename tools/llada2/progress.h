@@ -32,11 +32,12 @@ bool attach_status_line(const Pipeline& pipe, GenerateOptions& options);
 // Erases the status line.
 void clear_status_line();
 
-// Progress for Model::load / Pipeline::from_pretrained while weights are repacked for the kernels
+// Progress for Model::prepare while weights are repacked for the kernels
 // ("preparing DIR"), ending with a summary line when it printed anything.
 Model::LoadProgress repack_progress(const std::string& dir, bool quiet = false);
 
-// Reads the model's weights into memory up front with progress (so the first forward does not
+// Repacks what the kernels want repacked (Model::prepare, with progress), then reads the model's
+// weights into memory up front with progress (so the first forward does not
 // stall on the disk), unless they would not fit in RAM; then says they are read as needed.
 void load_weights(const Model& model, const std::string& dir, bool quiet = false);
 
