@@ -203,7 +203,7 @@ struct Model::Impl {
   }
   void bind();
   std::once_flag prepared;  // Model::prepare
-  // Repacks the Q8 weights that the current tier multiplies faster in panel order (kernels.h).
+  // Repacks the Q8 / Q4 weights that the current tier multiplies faster in panel order (kernels.h).
   void pack_weights(const LoadProgress& progress);
   // The repacked weights' memory: one anonymous mapping, in 2 MB pages where the kernel allows
   // (fewer page faults while packing, fewer TLB misses while streaming).
