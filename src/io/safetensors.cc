@@ -218,14 +218,21 @@ size_t Checkpoint::total_bytes() const {
 
 namespace llada2 {
 
+namespace {
+uintptr_t page_size() {
+  static const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096);
+  return page;
+}
+}  // namespace
+
 void release_pages(const uint8_t* p, size_t n) {
-  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096);
+  const uintptr_t page = page_size();
   const uintptr_t a = (uintptr_t(p) + page - 1) / page * page, b = (uintptr_t(p) + n) / page * page;
   if (b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
 }
 
 void prefetch_pages(const uint8_t* p, size_t n) {
-  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096);
+  const uintptr_t page = page_size();
   const uintptr_t a = uintptr_t(p) / page * page, b = uintptr_t(p) + n;
   if (n > 0) madvise(reinterpret_cast<void*>(a), b - a, MADV_WILLNEED);
 }
@@ -243,7 +250,7 @@ void Checkpoint::prefault(const std::function<void(uint64_t done, uint64_t total
   std::sort(views.begin(), views.end(), [](const TensorView* a, const TensorView* b) {
     return a->file != b->file ? a->file < b->file : a->data < b->data;
   });
-  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096);
+  const uintptr_t page = page_size();
   constexpr uint64_t kChunk = uint64_t(64) << 20;
   uint64_t done = 0, reported = 0;
   volatile uint8_t sink = 0;

@@ -329,8 +329,9 @@ void Model::Impl::bind() {
 
 // The int8 kernels of the avx512bf16 tier multiply Q8 / Q4 weights in panels of 16 rows (kernels.h);
 // packing a panel on every product costs about a third of their time on a compute-bound step, so
-// such weights are repacked once here, and the file's pages of the originals leave the process
-// (resident memory stays about the file's size). Other tiers and settings keep the file's rows.
+// such weights are repacked once, by Model::prepare, and the file's pages of the originals leave
+// the process (resident memory stays about the file's size). Other tiers and settings keep the
+// file's rows, and so does a checkpoint written in panel order (already what the kernels read).
 // LLADA2_PANELS=0 keeps quantized weights as the file stores them (no repacking at load).
 static bool repacking_enabled() {
   const char* env = std::getenv("LLADA2_PANELS");
