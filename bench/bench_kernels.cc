@@ -57,18 +57,43 @@ const std::vector<std::vector<uint16_t>>& weights(DType dt, int64_t N, int64_t K
   return copies;
 }
 
-void BM_linear(benchmark::State& state, k::Isa isa, bool bf16dot, DType dt, int64_t M, int64_t K, int64_t N) {
+// The copies of weights() in BF16 panel order (kernels.h), as a model load repacks them.
+const std::vector<std::vector<uint8_t>>& bf16_panel_weights(int64_t N, int64_t K) {
+  static std::map<std::pair<int64_t, int64_t>, std::vector<std::vector<uint8_t>>> cache;
+  auto& packed = cache[{N, K}];
+  if (packed.empty()) {
+    for (const auto& c : weights(DType::BF16, N, K)) {
+      const k::Weight w{c.data(), DType::BF16, N, K};
+      packed.emplace_back(size_t(k::panel_bytes(w)));
+      k::pack_panels(w, packed.back().data(), nullptr);
+    }
+  }
+  return packed;
+}
+
+// With `panels`, BF16 weights in panel order (what a model load gives the avx512 tiers).
+void BM_linear(benchmark::State& state, k::Isa isa, bool bf16dot, bool panels, DType dt, int64_t M, int64_t K,
+               int64_t N) {
   if (!k::set_isa(isa)) {
     state.SkipWithError("tier not supported");
     return;
   }
   k::set_bf16_activations(bf16dot);
   const auto& copies = weights(dt, N, K);
+  if (panels && !k::panels_preferred(k::Weight{copies[0].data(), dt, N, K})) {
+    state.SkipWithError("the tier does not multiply bf16 panels");
+    return;
+  }
+  const std::vector<std::vector<uint8_t>>* packed = panels ? &bf16_panel_weights(N, K) : nullptr;
   std::vector<float> x(size_t(M * K)), y(size_t(M * N));
   for (size_t i = 0; i < x.size(); ++i) x[i] = pseudo(i + 7);
   size_t next = 0;
   for (auto _ : state) {
-    const k::Weight w{copies[next].data(), dt, N, K};
+    k::Weight w{copies[next].data(), dt, N, K};
+    if (packed) {
+      w.data = (*packed)[next].data();
+      w.panels = true;
+    }
     next = (next + 1) % copies.size();
     k::linear(x.data(), M, K, w, nullptr, y.data(), N);
     benchmark::DoNotOptimize(y.data());
@@ -189,12 +214,16 @@ int register_all() {
         if (dt == DType::F32 && s.name != "qkv") continue;  // the model ships bf16; f32 once for reference
         for (bool bf16dot : {false, true}) {
           if (bf16dot && (isa != k::Isa::Avx512Bf16 || dt != DType::BF16)) continue;
-          std::string name = "linear/" + s.name + "/" + dtype_name(dt) + "/M=" + std::to_string(s.M) +
-                             "/K=" + std::to_string(s.K) + "/N=" + std::to_string(s.N) + "/" + tname +
-                             (bf16dot ? "+bf16dot" : "");
-          auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_linear, isa, bf16dot, dt, s.M, s.K, s.N);
-          b->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime();
-          if (s.name == "lm_head") b->MinTime(isa == k::Isa::Scalar ? 0.1 : 1.0);
+          for (bool panels : {false, true}) {
+            if (panels && (dt != DType::BF16 || (isa != k::Isa::Avx512 && isa != k::Isa::Avx512Bf16))) continue;
+            std::string name = "linear/" + s.name + "/" + dtype_name(dt) + "/M=" + std::to_string(s.M) +
+                               "/K=" + std::to_string(s.K) + "/N=" + std::to_string(s.N) + "/" + tname +
+                               (bf16dot ? "+bf16dot" : "") + (panels ? "+panels" : "");
+            auto* b =
+                benchmark::RegisterBenchmark(name.c_str(), BM_linear, isa, bf16dot, panels, dt, s.M, s.K, s.N);
+            b->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime();
+            if (s.name == "lm_head") b->MinTime(isa == k::Isa::Scalar ? 0.1 : 1.0);
+          }
         }
       }
     }

@@ -12,6 +12,8 @@
 namespace llada2::testing {
 namespace {
 
+namespace k = kernels;
+
 struct ForwardCase {
   std::string model;   // models/<name>
   std::string file;    // forward*.safetensors
@@ -99,6 +101,56 @@ std::string forward_name(const ::testing::TestParamInfo<ForwardCase>& info) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, GoldenForward, ::testing::ValuesIn(forward_cases()), forward_name);
+
+// On the avx512 tiers a BF16 checkpoint's linear weights are repacked into panels when the model
+// is prepared (the file's pages of the originals released; embeddings and norms stay as stored);
+// the logits stay within the spec's tolerance of a model kept in rows (LLADA2_PANELS=0) on every
+// tier, bit for bit on the tiers that unpack the panels.
+TEST(Forward, Bf16WeightsRepackedIntoPanels) {
+  const k::Isa was = k::current_isa();
+  const bool bf16 = k::bf16_activations();
+  k::set_bf16_activations(false);
+  ASSERT_TRUE(k::set_isa(k::best_isa()));
+  const bool packs = k::best_isa() == k::Isa::Avx512 || k::best_isa() == k::Isa::Avx512Bf16;
+  const std::string dir = golden_path("models/tiny-b-bf16");
+  auto panels = Model::load(dir);
+  EXPECT_FALSE(panels->checkpoint().released("lm_head.weight"));
+  panels->prepare();
+  const Checkpoint& ck = panels->checkpoint();
+  EXPECT_EQ(ck.released("lm_head.weight"), packs);
+  EXPECT_EQ(ck.released("model.layers.0.attention.query_key_value.weight"), packs);
+  EXPECT_EQ(ck.released("model.layers.1.mlp.experts.3.down_proj.weight"), packs);
+  EXPECT_EQ(ck.released("model.layers.1.mlp.shared_experts.up_proj.weight"), packs);
+  EXPECT_FALSE(ck.released("model.word_embeddings.weight"));
+  EXPECT_FALSE(ck.released("model.norm.weight"));
+  ::setenv("LLADA2_PANELS", "0", 1);
+  auto rows = Model::load(dir);
+  rows->prepare();
+  ::unsetenv("LLADA2_PANELS");
+  EXPECT_FALSE(rows->checkpoint().released("lm_head.weight"));
+  const int64_t V = panels->config().vocab_size;
+  std::vector<int64_t> ids = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19};
+  std::vector<int64_t> mask(ids.size(), 1);
+  for (k::Isa isa : {k::Isa::Scalar, k::Isa::Avx2, k::Isa::Avx512, k::Isa::Avx512Bf16}) {
+    if (!k::set_isa(isa)) continue;
+    const bool own = isa == k::Isa::Avx512 || isa == k::Isa::Avx512Bf16;
+    for (int64_t n : {int64_t(3), int64_t(ids.size())}) {  // few rows and many
+      ForwardBatch fb{1, n, ids.data(), mask.data(), AttentionMode::Bidirectional, n, 0};
+      std::vector<float> yp(size_t(n * V)), yr(size_t(n * V));
+      panels->forward(fb, yp.data());
+      rows->forward(fb, yr.data());
+      for (size_t i = 0; i < yp.size(); ++i) {
+        if (own || !packs) {
+          ASSERT_NEAR(yp[i], yr[i], 1e-4 * std::max(1.f, std::fabs(yr[i]))) << k::isa_name(isa) << " at " << i;
+        } else {
+          ASSERT_EQ(yp[i], yr[i]) << k::isa_name(isa) << " at " << i;
+        }
+      }
+    }
+  }
+  k::set_isa(was);
+  k::set_bf16_activations(bf16);
+}
 
 // The LM head on a suffix of the window gives the same rows as on the whole window.
 TEST(Forward, LogitsFromSuffixEqualFullRows) {

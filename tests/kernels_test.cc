@@ -244,6 +244,118 @@ TEST(KernelsLinear, Bf16ActivationsPath) {
   }
 }
 
+// BF16 weights in panel order (kernels.h): pack_panels keeps every row (dequantize gives it back,
+// padding rows are +0); every tier multiplies them (the avx512 tiers with their panel kernels, the
+// others by unpacking, bit for bit their rows result), float32 and bf16 activations, against the
+// double reference. The float32 panel kernels sum each output's products in order of k with
+// fused multiply-adds, then add the bias: bit for bit that sequence, whatever the number of rows.
+TEST(KernelsLinear, Bf16PanelsMatchReferenceOnEveryTier) {
+  TierGuard guard;
+  std::mt19937 rng(31);
+  const float kPad = 12345.f;
+  std::vector<k::Isa> tiers = {k::Isa::Scalar};
+  for (k::Isa isa : simd_tiers()) tiers.push_back(isa);
+  for (int64_t K : {32, 96, 2048}) {
+    for (int64_t N : {16, 17, 47, 100}) {
+      TestWeight tw = make_weight(DType::BF16, N, K, rng);
+      const int64_t P = (N + 15) / 16;
+      ASSERT_TRUE(k::set_isa(k::Isa::Scalar));
+      EXPECT_EQ(k::panel_bytes(tw.w), uint64_t(P * 16 * K * 2));
+      EXPECT_EQ(k::panel_scales(tw.w), 0u);
+      std::vector<uint8_t> buf(size_t(k::panel_bytes(tw.w)) + 1, 0xAB);
+      const k::Weight pw = k::pack_panels(tw.w, buf.data() + 1, nullptr);  // any alignment
+      ASSERT_TRUE(pw.panels);
+      EXPECT_EQ(pw.dtype, DType::BF16);
+      EXPECT_EQ(k::weight_bytes(pw), k::panel_bytes(tw.w));
+      std::vector<float> row(static_cast<size_t>(K));
+      for (int64_t n = 0; n < N; ++n) {
+        k::dequantize(pw, n, row.data());
+        ASSERT_EQ(0, std::memcmp(row.data(), tw.f32.data() + n * K, size_t(K) * 4)) << "row " << n;
+      }
+      for (int64_t j = N % 16 ? N % 16 : 16; j < 16; ++j)  // padding rows of the last panel
+        for (int64_t kk = 0; kk < K; ++kk)
+          ASSERT_EQ(buf[size_t(1 + (P - 1) * 32 * K + 64 * (kk / 2) + 4 * j + 2 * (kk % 2))], 0) << "padding " << j;
+      std::vector<float> bias = random_floats(size_t(N), rng);
+      for (int64_t M : {1, 2, 3, 5, 12, 16, 17, 31, 33}) {
+        const int64_t ldx = K + 3, ldy = N + 5;
+        std::vector<float> x = random_floats(size_t(M * ldx), rng);
+        for (bool bf16act : {false, true}) {
+          for (k::Isa isa : tiers) {
+            if (bf16act && isa != k::Isa::Avx512Bf16) continue;
+            ASSERT_TRUE(k::set_isa(isa));
+            k::set_bf16_activations(bf16act);
+            const bool own = isa == k::Isa::Avx512 || isa == k::Isa::Avx512Bf16;
+            std::vector<float> yr(size_t(M * ldy), kPad), yp(size_t(M * ldy), kPad);
+            k::linear(x.data(), M, ldx, tw.w, bias.data(), yr.data(), ldy);
+            k::linear(x.data(), M, ldx, pw, bias.data(), yp.data(), ldy);
+            const std::string at = std::string(k::isa_name(isa)) + (bf16act ? " bf16act" : "") +
+                                   " M=" + std::to_string(M) + " K=" + std::to_string(K) + " N=" + std::to_string(N);
+            for (int64_t m = 0; m < M; ++m) {
+              for (int64_t n = 0; n < ldy; ++n) {
+                const float got = yp[size_t(m * ldy + n)];
+                if (n >= N) {
+                  ASSERT_EQ(got, kPad) << "padding written, " << at;
+                  continue;
+                }
+                double exact = bias[size_t(n)], mag = std::fabs(bias[size_t(n)]);
+                float seq = 0.f;
+                for (int64_t kk = 0; kk < K; ++kk) {
+                  float xv = x[size_t(m * ldx + kk)];
+                  if (bf16act) xv = k::bf16_to_f32(k::f32_to_bf16(xv));
+                  const float wv = tw.f32[size_t(n * K + kk)];
+                  exact += double(xv) * wv;
+                  mag += std::fabs(double(xv) * wv);
+                  seq = std::fma(xv, wv, seq);
+                }
+                ASSERT_NEAR(got, exact, 1e-5 * mag + 1e-7) << at << " m=" << m << " n=" << n;
+                if (!own) {
+                  ASSERT_EQ(got, yr[size_t(m * ldy + n)]) << "unpacked panels differ from rows, " << at;
+                } else if (!bf16act) {
+                  ASSERT_EQ(got, seq + bias[size_t(n)]) << "not the k-ordered sum, " << at;
+                }
+              }
+            }
+          }
+        }
+      }
+      k::set_bf16_activations(false);
+    }
+  }
+}
+
+// Which BF16 weights get panels, and what pack_panels and linear() refuse.
+TEST(KernelsLinear, Bf16PanelsPreferredAndRejected) {
+  TierGuard guard;
+  k::set_bf16_activations(false);
+  std::mt19937 rng(5);
+  TestWeight ok = make_weight(DType::BF16, 16, 64, rng), narrow = make_weight(DType::BF16, 16, 48, rng),
+             few = make_weight(DType::BF16, 15, 64, rng), f32 = make_weight(DType::F32, 16, 64, rng);
+  for (k::Isa isa : {k::Isa::Scalar, k::Isa::Avx2, k::Isa::Avx512, k::Isa::Avx512Bf16}) {
+    if (!k::set_isa(isa)) continue;
+    const bool own = isa == k::Isa::Avx512 || isa == k::Isa::Avx512Bf16;
+    for (bool bf16act : {false, true}) {
+      k::set_bf16_activations(bf16act);
+      EXPECT_EQ(k::panels_preferred(ok.w), own) << k::isa_name(isa) << " bf16act=" << bf16act;
+      EXPECT_FALSE(k::panels_preferred(narrow.w)) << "columns not a multiple of 32";
+      EXPECT_FALSE(k::panels_preferred(few.w)) << "fewer than 16 rows";
+      EXPECT_FALSE(k::panels_preferred(f32.w));
+    }
+    k::set_bf16_activations(false);
+  }
+  std::vector<uint8_t> buf(size_t(k::panel_bytes(ok.w)));
+  const k::Weight pw = k::pack_panels(ok.w, buf.data(), nullptr);
+  EXPECT_FALSE(k::panels_preferred(pw));
+  EXPECT_THROW(k::pack_panels(pw, buf.data(), nullptr), std::invalid_argument);
+  EXPECT_THROW(k::pack_panels(narrow.w, buf.data(), nullptr), std::invalid_argument);
+  k::Weight bad = pw;
+  bad.cols = 48;
+  float x[64] = {}, y[16];
+  EXPECT_THROW(k::linear(x, 1, 48, bad, nullptr, y, 16), std::invalid_argument);
+  bad = f32.w;
+  bad.panels = true;
+  EXPECT_THROW(k::linear(x, 1, 64, bad, nullptr, y, 16), std::invalid_argument);
+}
+
 const std::vector<int64_t> kLengths = {0, 1, 7, 15, 16, 17, 100, 128, 513};
 
 TEST(KernelsVector, DotAndAxpyMatchScalar) {

@@ -472,9 +472,21 @@ void check_quantized(const Weight& w) {
                                 "]: inconsistent dtype, data, scales or group " + std::to_string(w.group));
 }
 
-// ---- Q8 / Q4 panel order (kernels.h) ----
+// ---- panel order (kernels.h) ----
 
 int64_t panel_count(const Weight& w) { return (w.rows + 15) / 16; }
+
+bool bf16_panel_shape(const Weight& w) { return w.quant == Quant::None && w.dtype == DType::BF16 && w.cols % 32 == 0; }
+
+void check_bf16_panels(const Weight& w) {
+  if (!bf16_panel_shape(w) || !w.data)
+    throw std::invalid_argument("panel-ordered weight [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) +
+                                "]: only BF16 with columns a multiple of 32 (or Q8 / Q4)");
+}
+
+// Byte offset of (row j, column k) inside a BF16 panel: the pair of columns k & ~1 of row j is the
+// dword j of line k / 2, column k in its low half when even.
+inline int64_t bf16_panel_offset(int64_t j, int64_t k) { return 64 * (k / 2) + 4 * j + 2 * (k % 2); }
 
 // Value (row j, column k) of a panel (kernels.h) as a signed integer.
 inline int panel_value(const uint8_t* panel, bool q4, int64_t j, int64_t k) {
@@ -496,27 +508,34 @@ void unpack_panel(const LinearArgs& a, int64_t p, int8_t* rows, float* sc) {
     for (int j = 0; j < 16; ++j) sc[j * NG + g] = s[g * 16 + j];
 }
 
-// Products from a panel-ordered weight on a path that reads rows (`run` with a.xq / a.x as set up
-// by the caller): each thread unpacks one panel at a time into Q8 rows (the same values and
-// scales, hence the same products) and runs it.
+// Products from a panel-ordered weight on a path that reads rows (`run` with a.xq / a.x / a.xb as
+// set up by the caller): each thread unpacks one panel at a time into rows (Q8 / Q4: Q8 rows of the
+// same values and scales; BF16: the same bf16 values), hence the same products, and runs it.
 void linear_from_panels(const LinearArgs& a, void (*run)(const LinearArgs&, int64_t, int64_t), int64_t min_chunk) {
-  const int64_t K = a.K, NG = K / a.group, N = a.N;
+  const bool bf16 = a.quant == Quant::None;
+  const int64_t K = a.K, NG = bf16 ? 0 : K / a.group, N = a.N;
   parallel_for(
       (N + 15) / 16,
       [&](int64_t p0, int64_t p1) {
         thread_local std::vector<int8_t> rows;
         thread_local std::vector<float> sc, wbuf;
-        rows.resize(size_t(16 * K));
+        rows.resize(size_t(16 * K * (bf16 ? 2 : 1)));
         sc.resize(size_t(16 * NG));
         wbuf.resize(size_t(kMaxNR * K));
         for (int64_t p = p0; p < p1; ++p) {
-          unpack_panel(a, p, rows.data(), sc.data());
           LinearArgs b = a;
           const int64_t n = 16 * p;
+          if (bf16) {
+            const uint8_t* src = static_cast<const uint8_t*>(a.w) + p * 32 * K;
+            for (int j = 0; j < 16; ++j)
+              for (int64_t k = 0; k < K; ++k) std::memcpy(rows.data() + 2 * (j * K + k), src + bf16_panel_offset(j, k), 2);
+          } else {
+            unpack_panel(a, p, rows.data(), sc.data());
+            b.dtype = DType::I8;
+            b.quant = Quant::Q8;
+            b.scales = sc.data();
+          }
           b.w = rows.data();
-          b.dtype = DType::I8;
-          b.quant = Quant::Q8;
-          b.scales = sc.data();
           b.panels = false;
           b.N = std::min<int64_t>(16, N - n);
           b.y = a.y + n;
@@ -545,6 +564,16 @@ uint64_t weight_bytes(const Weight& w) {
 }
 
 void dequantize(const Weight& w, int64_t row, float* out) {
+  if (w.quant == Quant::None && w.panels) {
+    check_bf16_panels(w);
+    const uint8_t* src = static_cast<const uint8_t*>(w.data) + (row / 16) * 32 * w.cols;
+    for (int64_t k = 0; k < w.cols; ++k) {
+      uint16_t v;
+      std::memcpy(&v, src + bf16_panel_offset(row % 16, k), 2);
+      out[k] = bf16_to_f32(v);
+    }
+    return;
+  }
   if (w.quant == Quant::None) return to_f32(w.dtype, w.data, row * w.cols, w.cols, out);
   check_quantized(w);
   if (w.panels) {
@@ -559,13 +588,24 @@ void dequantize(const Weight& w, int64_t row, float* out) {
 }
 
 bool panels_preferred(const Weight& w) {
+  if (w.panels || !w.data || w.rows <= 0) return false;
+  if (w.quant == Quant::None) {
+    // BF16: from 16 rows (a padded panel wastes the rest), for the tier's path (float32 or bf16
+    // activations) when it multiplies panels itself.
+    const Ops& o = ops();
+    const bool bf16dot = bf16_activations() && o.linear_bf16dot;
+    return bf16_panel_shape(w) && w.cols > 0 && w.rows >= 16 &&
+           (bf16dot ? o.linear_bf16dot_panels : o.linear_bf16_panels) != nullptr;
+  }
   const bool rows = (w.quant == Quant::Q8 && w.dtype == DType::I8) || (w.quant == Quant::Q4 && w.dtype == DType::U8);
-  return rows && !w.panels && w.data && w.scales && w.rows > 0 && w.cols % 64 == 0 && w.group % 8 == 0 &&
-         ops().q8_panels && int8_activations_active(w);
+  return rows && w.scales && w.cols % 64 == 0 && w.group % 8 == 0 && ops().q8_panels && int8_activations_active(w);
 }
 
 uint64_t panel_bytes(const Weight& w) {
-  return uint64_t(panel_count(w)) * 16 * uint64_t(w.quant == Quant::Q4 ? w.cols / 2 : w.cols);
+  const uint64_t row_bytes = w.quant == Quant::None ? uint64_t(w.cols) * dtype_size(w.dtype)
+                             : w.quant == Quant::Q4 ? uint64_t(w.cols / 2)
+                                                    : uint64_t(w.cols);
+  return uint64_t(panel_count(w)) * 16 * row_bytes;
 }
 
 uint64_t panel_scales(const Weight& w) {
@@ -573,6 +613,29 @@ uint64_t panel_scales(const Weight& w) {
 }
 
 Weight pack_panels(const Weight& w, uint8_t* data, float* scales) {
+  if (w.quant == Quant::None) {
+    if (w.panels) throw std::invalid_argument("pack_panels: the weight is in panel order already");
+    check_bf16_panels(w);
+    const int64_t K = w.cols, N = w.rows;
+    parallel_for(
+        panel_count(w),
+        [&](int64_t p0, int64_t p1) {
+          for (int64_t p = p0; p < p1; ++p) {
+            uint8_t* dst = data + p * 32 * K;
+            const int nr = int(std::min<int64_t>(16, N - 16 * p));
+            if (nr < 16) std::memset(dst, 0, size_t(32 * K));  // padding rows: +0
+            for (int j = 0; j < nr; ++j) {
+              const uint8_t* src = static_cast<const uint8_t*>(w.data) + (16 * p + j) * 2 * K;
+              for (int64_t t = 0; t < K / 2; ++t) std::memcpy(dst + 64 * t + 4 * j, src + 4 * t, 4);
+            }
+          }
+        },
+        1);
+    Weight out = w;
+    out.data = data;
+    out.panels = true;
+    return out;
+  }
   check_quantized(w);
   const bool q4 = w.quant == Quant::Q4;
   if (w.panels || w.cols % 8 != 0 || (q4 && w.group % 8 != 0))
@@ -640,6 +703,9 @@ void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float
     a.group = w.group;
     a.scales = w.scales;
     a.panels = w.panels;
+  } else if (w.panels) {
+    check_bf16_panels(w);
+    a.panels = true;
   } else if (w.dtype != DType::F32 && w.dtype != DType::BF16 && w.dtype != DType::F16) {
     run = scalar_ops().linear;
   }
@@ -690,7 +756,13 @@ void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float
   constexpr int64_t kUnit = 16;
   const int64_t units = (N + kUnit - 1) / kUnit;
   const int64_t min_chunk = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, kUnit * M * K));
-  if (a.panels) return linear_from_panels(a, run, min_chunk);
+  if (a.panels) {
+    const auto own = a.quant != Quant::None ? nullptr : a.xb ? o.linear_bf16dot_panels : o.linear_bf16_panels;
+    if (!own) return linear_from_panels(a, run, min_chunk);
+    parallel_for(
+        units, [&](int64_t u0, int64_t u1) { own(a, u0 * kUnit, std::min(N, u1 * kUnit)); }, min_chunk);
+    return;
+  }
   if (a.quant != Quant::None && M > 1 && K > 0) {
     // Each thread widens a tile of weight rows into its own buffer (see LinearArgs::wbuf).
     parallel_for(

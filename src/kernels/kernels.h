@@ -31,13 +31,18 @@ struct Weight {
   Quant quant = Quant::None;
   int64_t group = 0;              // quantized only: elements per scale along cols (divides cols)
   const float* scales = nullptr;  // quantized only: [rows, cols / group]
-  // Q8 / Q4: data (dtype U8) and scales in panel order (below) instead of rows.
+  // Q8 / Q4: data (dtype U8) and scales in panel order (below) instead of rows; BF16 (quant None):
+  // data in panel order.
   bool panels = false;
 };
 
-// Panel order, the layout the int8 kernels of the avx512bf16 tier multiply from without repacking
-// (made at load time by pack_panels): the rows in panels of 16, the last one padded with zero
-// rows, each panel's 4-byte quads (quad q = columns 4q .. 4q+3) interleaved across its 16 rows.
+// Panel order, the layout the int8 kernels of the avx512bf16 tier and the BF16 kernels of the
+// avx512 tiers multiply from without repacking (made at load time by pack_panels): the rows in
+// panels of 16, the last one padded with zero rows, each panel's 4-byte units interleaved across
+// its 16 rows, so that one 64-byte line holds the same unit of all 16 rows.
+//   BF16 (cols a multiple of 32): panel p takes 32 * cols bytes at data + 32 p cols; the bf16 pair
+//       of columns 2t, 2t+1 of row j at 64 t + 4 j (column 2t first, as in the rows).
+// Q8 / Q4: the units are 4-byte quads (quad q = columns 4q .. 4q+3).
 //   Q8: panel p takes 16 * cols bytes at data + 16 p cols; quad q of row j at 64 q + 4 j, each value
 //       stored as the unsigned byte q + 128.
 //   Q4: panel p takes 8 * cols bytes at data + 8 p cols; quads 2t and 2t+1 share the 64 bytes at
@@ -47,15 +52,16 @@ struct Weight {
 // rows). linear() and dequantize() accept panels on every tier (tiers without the panel kernels
 // unpack one panel at a time).
 //
-// Whether w (Q8 or Q4 in rows) is multiplied faster from panels by the current tier and settings
-// (int8 activations on, a supported group, cols a multiple of 64).
+// Whether w (Q8, Q4 or BF16 in rows) is multiplied faster from panels by the current tier and
+// settings (Q8 / Q4: int8 activations on, a supported group, cols a multiple of 64; BF16: an
+// avx512 tier, at least 16 rows, cols a multiple of 32).
 bool panels_preferred(const Weight& w);
-// Bytes of the panel-ordered data and number of scales of w (rows rounded up to 16).
+// Bytes of the panel-ordered data and number of scales of w (rows rounded up to 16; BF16: none).
 uint64_t panel_bytes(const Weight& w);
 uint64_t panel_scales(const Weight& w);
-// Writes w (Q8 or Q4 in rows; cols a multiple of 8 and group of 8 for Q4) into data / scales
-// (panel_bytes / panel_scales of them) in panel order, in parallel; returns the panel-ordered
-// Weight over them.
+// Writes w (Q8 or Q4 in rows, cols a multiple of 8 and group of 8 for Q4; or BF16 in rows, cols a
+// multiple of 32) into data / scales (panel_bytes / panel_scales of them) in panel order, in
+// parallel; returns the panel-ordered Weight over them.
 Weight pack_panels(const Weight& w, uint8_t* data, float* scales);
 
 // Bytes of the stored matrix (plus its scales when quantized).

@@ -26,6 +26,9 @@ LLADA2_TARGET_BEGIN("avx512bf16,avx512vnni,avx512f,avx512bw,avx512vl,avx2,fma,f1
 namespace llada2::kernels {
 namespace {
 
+#define LLADA2_SIMD_IMPL_TIER
+#include "kernels/avx512_transpose.h"
+
 constexpr int kMR = 4, kNR = 4;  // 16 accumulators, 4 weight and 1 input vector
 
 __m256 half_sum(__m512 v) {
@@ -118,29 +121,6 @@ constexpr std::array<std::array<Fn, NRN>, MRN> tile_grid(Pick pick) {
 // weights with vdpbf16ps lost to the tiles above: its product alone ran at 71% of peak, but
 // packing twice the bytes per multiply-add added ~45% on top; the tiles reach 68% unpacked.)
 
-// out[q] lane j = in[j] dword q.
-void transpose16(const __m512i (&in)[16], __m512i (&out)[16]) {
-  __m512i t[16], u[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_epi32(in[2 * i], in[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_epi32(in[2 * i], in[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
-    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44), w1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
-    out[c] = _mm512_shuffle_i32x4(v0, w0, 0x88);
-    out[4 + c] = _mm512_shuffle_i32x4(v0, w0, 0xDD);
-    out[8 + c] = _mm512_shuffle_i32x4(v1, w1, 0x88);
-    out[12 + c] = _mm512_shuffle_i32x4(v1, w1, 0xDD);
-  }
-}
-
 // A per-thread 64-byte aligned buffer for one packed panel and its scales.
 struct PanelBuffer {
   char* w = nullptr;
@@ -198,6 +178,70 @@ void linear_bf16dot(const LinearArgs& a, int64_t n0, int64_t n1) {
       const int mr = int(std::min<int64_t>(kMR, a.M - m));
       table[size_t(mr - 1)][size_t(nr - 1)](a, m, n, m == 0 ? next : nullptr);
     }
+  }
+}
+
+// ---- BF16 weights in panel order (kernels.h) x bf16 activations ----
+//
+// A panel line holds the bf16 pairs (columns 2t, 2t+1) of its 16 rows, the operand order of
+// vdpbf16ps: one instruction per input row multiplies the line by that row's pair (broadcast)
+// into the row's 16 output lanes.
+
+// acc += pairs of w . broadcast(*x), as vdpbf16ps with the pair broadcast from memory (asm for the
+// reason dpbusd_bcast below gives).
+inline __m512 dpbf16_bcast(__m512 acc, __m512i w, const uint32_t* x) {
+  __asm__("vdpbf16ps %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*x));
+  return acc;
+}
+
+// Rows m .. m+MR against the panel at wp (weight rows n .. n+nr); xi holds the block's bf16 pairs
+// interleaved (xi[t * MR + i] = row i's pair t). pf: the next panel, fetched into L2 meanwhile.
+template <int MR>
+void bf16dot_panel_rows(const LinearArgs& a, const uint32_t* xi, int64_t m, int64_t n, int nr, const char* wp,
+                        const char* pf) {
+  __m512 acc[MR];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
+  const int64_t T = a.K / 2;
+  for (int64_t t = 0; t < T; ++t, xi += MR) {
+    const __m512i v = _mm512_loadu_si512(wp + 64 * t);
+    if (pf) _mm_prefetch(pf + 64 * t, _MM_HINT_T1);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) acc[i] = dpbf16_bcast(acc[i], v, xi + i);
+  }
+  const __mmask16 mk = __mmask16((1u << nr) - 1u);
+  const __m512 b = a.bias ? _mm512_maskz_loadu_ps(mk, a.bias + n) : _mm512_setzero_ps();
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) _mm512_mask_storeu_ps(a.y + (m + i) * a.ldy + n, mk, _mm512_add_ps(acc[i], b));
+}
+
+using Bf16DotPanelFn = void (*)(const LinearArgs&, const uint32_t*, int64_t, int64_t, int, const char*,
+                                const char*);
+
+template <int... I>
+constexpr std::array<Bf16DotPanelFn, sizeof...(I)> bf16dot_panel_table(std::integer_sequence<int, I...>) {
+  return {&bf16dot_panel_rows<I + 1>...};
+}
+
+// Ops::linear_bf16dot_panels: as linear_bf16_panels (avx512 tier) from a.xb, in blocks of up to 24
+// input rows (24 accumulators and the line).
+constexpr int kBf16DotPanelMR = 24;
+void linear_bf16dot_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
+  static constexpr auto table = bf16dot_panel_table(std::make_integer_sequence<int, kBf16DotPanelMR>());
+  const int64_t K = a.K, T = K / 2;
+  const RowSplit<kBf16DotPanelMR> rs(a.M);
+  thread_local std::vector<uint32_t> xi;
+  xi.resize(size_t(a.M * T));
+  for (int64_t b = 0, m = 0; b < rs.count; m += rs.rows(b), ++b)
+    interleave_rows(reinterpret_cast<const uint32_t*>(a.xb + m * a.ldxl), a.ldxl / 2, rs.rows(b), T,
+                    xi.data() + m * T);
+  const char* w = static_cast<const char*>(a.w);
+  for (int64_t n = n0; n < n1; n += 16) {
+    const int nr = int(std::min<int64_t>(16, n1 - n));
+    const char* wp = w + n * K * 2;
+    const char* next = n + 16 < n1 ? w + (n + 16) * K * 2 : nullptr;
+    for (int64_t b = 0, m = 0; b < rs.count; m += rs.rows(b), ++b)
+      table[size_t(rs.rows(b) - 1)](a, xi.data() + m * T, m, n, nr, wp, b == 0 ? next : nullptr);
   }
 }
 
@@ -550,6 +594,7 @@ const Ops& avx512bf16_ops() {
     o.quantize_act = &quantize_act;
     o.q8_panels = true;
     o.pack_panel = &pack_panel;
+    o.linear_bf16dot_panels = &linear_bf16dot_panels;
     return o;
   }();
   return ops;

@@ -35,8 +35,9 @@ struct LinearArgs {
   const float* xqs = nullptr;
   const int32_t* xqsum = nullptr;
   int64_t ldxl = 0;  // row stride of xb / xq, elements
-  // Q8 / Q4 in panel order (kernels.h, Weight::panels): w and scales point at the panels, n0 and
-  // n1 are multiples of 16 (n1 may be N). Only given to a tier whose Ops::q8_panels is set.
+  // Panel order (kernels.h, Weight::panels): w (and scales) point at the panels, n0 and n1 are
+  // multiples of 16 (n1 may be N). Q8 / Q4 only go to a tier whose Ops::q8_panels is set, BF16 to
+  // Ops::linear_bf16_panels / linear_bf16dot_panels.
   bool panels = false;
 };
 
@@ -69,6 +70,11 @@ struct Ops {
   // a.K a multiple of 64, a.group) as one panel (kernels.h) at wb (64-byte aligned) and its scales
   // at sb; null where the tier has none.
   void (*pack_panel)(const LinearArgs& a, int64_t n, int nr, int8_t* wb, float* sb) = nullptr;
+  // BF16 weights in panel order (a.panels, kernels.h), outputs [n0, n1) with n0 a multiple of 16:
+  // from float32 activations a.x, and from bf16 activations a.xb (vdpbf16ps); null where the tier
+  // has none (linear() then unpacks one panel at a time for `linear` / `linear_bf16dot`).
+  void (*linear_bf16_panels)(const LinearArgs& a, int64_t n0, int64_t n1) = nullptr;
+  void (*linear_bf16dot_panels)(const LinearArgs& a, int64_t n0, int64_t n1) = nullptr;
 };
 
 const Ops& scalar_ops();

@@ -330,9 +330,10 @@ void Model::Impl::bind() {
 // The int8 kernels of the avx512bf16 tier multiply Q8 / Q4 weights in panels of 16 rows (kernels.h);
 // packing a panel on every product costs about a third of their time on a compute-bound step, so
 // such weights are repacked once, by Model::prepare, and the file's pages of the originals leave
-// the process (resident memory stays about the file's size). Other tiers and settings keep the
-// file's rows, and so does a checkpoint written in panel order (already what the kernels read).
-// LLADA2_PANELS=0 keeps quantized weights as the file stores them (no repacking at load).
+// the process (resident memory stays about the file's size). BF16 weights go the same way on the
+// avx512 tiers (their panel kernels widen each weight once for up to 16 input rows). Other tiers
+// and settings keep the file's rows, and so does a checkpoint written in panel order (already
+// what the kernels read). LLADA2_PANELS=0 keeps the weights as the file stores them.
 static bool repacking_enabled() {
   const char* env = std::getenv("LLADA2_PANELS");
   if (!env || !*env || std::strcmp(env, "1") == 0) return true;
@@ -346,7 +347,7 @@ void Model::Impl::pack_weights(const LoadProgress& progress) {
   auto consider = [&](Weight& w) {
     if (kernels::panels_preferred(w)) ws.push_back(&w);
   };
-  consider(lm_head);
+  if (lm_head.data != embed.data) consider(lm_head);  // tied: the embedding reads the same rows
   for (Layer& L : layers) {
     consider(L.qkv);
     consider(L.dense);
@@ -392,7 +393,7 @@ void Model::Impl::pack_weights(const LoadProgress& progress) {
     Weight& w = *ws[i];
     for (; next < ws.size() && ahead < done + kAhead; ++next) {
       const Weight& u = *ws[next];
-      const uint64_t scale_bytes = uint64_t(u.rows * (u.cols / u.group)) * 4;
+      const uint64_t scale_bytes = u.scales ? uint64_t(u.rows * (u.cols / u.group)) * 4 : 0;
       prefetch_pages(static_cast<const uint8_t*>(u.data), size_t(kernels::weight_bytes(u) - scale_bytes));
       prefetch_pages(reinterpret_cast<const uint8_t*>(u.scales), size_t(scale_bytes));
       ahead += kernels::weight_bytes(u);
@@ -401,7 +402,7 @@ void Model::Impl::pack_weights(const LoadProgress& progress) {
     const Weight packed = kernels::pack_panels(w, static_cast<uint8_t*>(aligned(kernels::panel_bytes(w))),
                                                   static_cast<float*>(aligned(kernels::panel_scales(w) * 4)));
     for (const void* p : {w.data, static_cast<const void*>(w.scales)})
-      if (auto it = by_data.find(p); it != by_data.end()) ck->release(*it->second);
+      if (auto it = by_data.find(p); p && it != by_data.end()) ck->release(*it->second);
     w = packed;
     done += bytes;
     if (progress && (done - last >= kAhead || i + 1 == ws.size())) {

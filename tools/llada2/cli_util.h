@@ -18,7 +18,7 @@ struct ActivationFlags {
   void add(CLI::App& app) {
     app.add_flag("--bf16-activations", bf16,
                  "bf16 checkpoints on CPUs with AVX512-BF16: round activations to bf16 and multiply with vdpbf16ps "
-                 "(~1.3x faster; not float32-exact: logits move by ~1e-3, so tokens may differ from the reference; "
+                 "(~1.6x faster; not float32-exact: logits move by ~1e-3, so tokens may differ from the reference; "
                  "the same as LLADA2_BF16_DOT=1)");
     app.add_option("--int8-activations", int8,
                    "q8 / q4 checkpoints on CPUs with AVX512-VNNI (and the scalar reference tier): quantize activations "

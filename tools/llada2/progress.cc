@@ -70,7 +70,7 @@ void clear_status_line() {
 }
 
 Model::LoadProgress repack_progress(const std::string& dir, bool quiet) {
-  auto progress = std::make_shared<ByteProgress>("preparing " + dir + " (int8 weight panels)", quiet);
+  auto progress = std::make_shared<ByteProgress>("preparing " + dir + " (weight panels)", quiet);
   return [progress, dir](uint64_t done, uint64_t total) {
     (*progress)(done, total);
     if (done == total && progress->printed())
