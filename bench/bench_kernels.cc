@@ -196,7 +196,7 @@ void BM_norm_silu(benchmark::State& state, k::Isa isa) {
 
 int register_all() {
   std::vector<std::pair<std::string, k::Isa>> tiers;
-  for (k::Isa isa : {k::Isa::Scalar, k::Isa::Avx2, k::Isa::Avx512, k::Isa::Avx512Bf16})
+  for (k::Isa isa : {k::Isa::Scalar, k::Isa::Avx2, k::Isa::Avx512, k::Isa::Avx512Vnni, k::Isa::Avx512Bf16})
     if (k::isa_supported(isa)) tiers.emplace_back(k::isa_name(isa), isa);
   struct Shape {
     std::string name;
@@ -215,7 +215,7 @@ int register_all() {
         for (bool bf16dot : {false, true}) {
           if (bf16dot && (isa != k::Isa::Avx512Bf16 || dt != DType::BF16)) continue;
           for (bool panels : {false, true}) {
-            if (panels && (dt != DType::BF16 || (isa != k::Isa::Avx512 && isa != k::Isa::Avx512Bf16))) continue;
+            if (panels && (dt != DType::BF16 || isa < k::Isa::Avx512)) continue;
             std::string name = "linear/" + s.name + "/" + dtype_name(dt) + "/M=" + std::to_string(s.M) +
                                "/K=" + std::to_string(s.K) + "/N=" + std::to_string(s.N) + "/" + tname +
                                (bf16dot ? "+bf16dot" : "") + (panels ? "+panels" : "");
@@ -234,7 +234,7 @@ int register_all() {
                               Shape{"expert_up", 1, 2048, 512}, Shape{"expert_up", 2, 2048, 512},
                               Shape{"expert_up", 8, 2048, 512}, Shape{"expert_down", 2, 512, 2048}})
         for (bool panels : {false, true}) {
-          if (panels && isa != k::Isa::Avx512Bf16) continue;
+          if (panels && isa < k::Isa::Avx512Vnni) continue;
           const std::string name = std::string(panels ? "linear_q8_panels/" : "linear_q8/") + q8.name + "/M=" +
                                    std::to_string(q8.M) + "/K=" + std::to_string(q8.K) + "/N=" + std::to_string(q8.N) +
                                    "/" + tname;

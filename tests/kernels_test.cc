@@ -34,7 +34,7 @@ struct TierGuard {
 
 std::vector<k::Isa> simd_tiers() {
   std::vector<k::Isa> out;
-  for (k::Isa isa : {k::Isa::Avx2, k::Isa::Avx512, k::Isa::Avx512Bf16})
+  for (k::Isa isa : {k::Isa::Avx2, k::Isa::Avx512, k::Isa::Avx512Vnni, k::Isa::Avx512Bf16})
     if (k::isa_supported(isa)) out.push_back(isa);
   return out;
 }
@@ -69,7 +69,7 @@ TestWeight make_weight(DType dt, int64_t N, int64_t K, std::mt19937& rng) {
 
 TEST(KernelsIsa, NamesParseAndSelection) {
   TierGuard guard;
-  for (k::Isa isa : {k::Isa::Scalar, k::Isa::Avx2, k::Isa::Avx512, k::Isa::Avx512Bf16}) {
+  for (k::Isa isa : {k::Isa::Scalar, k::Isa::Avx2, k::Isa::Avx512, k::Isa::Avx512Vnni, k::Isa::Avx512Bf16}) {
     k::Isa parsed;
     ASSERT_TRUE(k::parse_isa(k::isa_name(isa), &parsed));
     EXPECT_EQ(parsed, isa);
@@ -88,6 +88,12 @@ TEST(KernelsIsa, NamesParseAndSelection) {
   EXPECT_FALSE(k::parse_isa("", &parsed));
   EXPECT_TRUE(k::isa_supported(k::Isa::Scalar));
   EXPECT_TRUE(k::isa_supported(k::best_isa()));
+  // Each tier implies the ones below it (avx512bf16 > avx512vnni > avx512 > avx2 > scalar).
+  for (int i = 1; i <= int(k::Isa::Avx512Bf16); ++i) {
+    if (k::isa_supported(k::Isa(i))) {
+      EXPECT_TRUE(k::isa_supported(k::Isa(i - 1))) << k::isa_name(k::Isa(i));
+    }
+  }
 }
 
 TEST(KernelsIsa, Bf16ActivationsAreOffByDefault) {
@@ -154,7 +160,7 @@ TEST(KernelsLinear, EmptyShapes) {
   TierGuard guard;
   const float bias[3] = {1.f, -2.f, 3.f};
   const float x[4] = {};
-  for (k::Isa isa : {k::Isa::Scalar, k::Isa::Avx2, k::Isa::Avx512, k::Isa::Avx512Bf16}) {
+  for (k::Isa isa : {k::Isa::Scalar, k::Isa::Avx2, k::Isa::Avx512, k::Isa::Avx512Vnni, k::Isa::Avx512Bf16}) {
     if (!k::set_isa(isa)) continue;
     for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
       const uint32_t dummy = 0;
@@ -284,7 +290,7 @@ TEST(KernelsLinear, Bf16PanelsMatchReferenceOnEveryTier) {
             if (bf16act && isa != k::Isa::Avx512Bf16) continue;
             ASSERT_TRUE(k::set_isa(isa));
             k::set_bf16_activations(bf16act);
-            const bool own = isa == k::Isa::Avx512 || isa == k::Isa::Avx512Bf16;
+            const bool own = isa >= k::Isa::Avx512;
             std::vector<float> yr(size_t(M * ldy), kPad), yp(size_t(M * ldy), kPad);
             k::linear(x.data(), M, ldx, tw.w, bias.data(), yr.data(), ldy);
             k::linear(x.data(), M, ldx, pw, bias.data(), yp.data(), ldy);
@@ -330,9 +336,9 @@ TEST(KernelsLinear, Bf16PanelsPreferredAndRejected) {
   std::mt19937 rng(5);
   TestWeight ok = make_weight(DType::BF16, 16, 64, rng), narrow = make_weight(DType::BF16, 16, 48, rng),
              few = make_weight(DType::BF16, 15, 64, rng), f32 = make_weight(DType::F32, 16, 64, rng);
-  for (k::Isa isa : {k::Isa::Scalar, k::Isa::Avx2, k::Isa::Avx512, k::Isa::Avx512Bf16}) {
+  for (k::Isa isa : {k::Isa::Scalar, k::Isa::Avx2, k::Isa::Avx512, k::Isa::Avx512Vnni, k::Isa::Avx512Bf16}) {
     if (!k::set_isa(isa)) continue;
-    const bool own = isa == k::Isa::Avx512 || isa == k::Isa::Avx512Bf16;
+    const bool own = isa >= k::Isa::Avx512;
     for (bool bf16act : {false, true}) {
       k::set_bf16_activations(bf16act);
       EXPECT_EQ(k::panels_preferred(ok.w), own) << k::isa_name(isa) << " bf16act=" << bf16act;

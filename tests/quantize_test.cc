@@ -43,7 +43,7 @@ struct Int8ActGuard {
 
 std::vector<k::Isa> all_tiers() {
   std::vector<k::Isa> out;
-  for (k::Isa isa : {k::Isa::Scalar, k::Isa::Avx2, k::Isa::Avx512, k::Isa::Avx512Bf16})
+  for (k::Isa isa : {k::Isa::Scalar, k::Isa::Avx2, k::Isa::Avx512, k::Isa::Avx512Vnni, k::Isa::Avx512Bf16})
     if (k::isa_supported(isa)) out.push_back(isa);
   return out;
 }
@@ -287,7 +287,7 @@ TEST(QuantKernels, Int8ActivationsMatchReference) {
               ref_q[size_t(m * N + n)] = s, mag_q[size_t(m * N + n)] = a;
               ref_f[size_t(m * N + n)] = sf, mag_f[size_t(m * N + n)] = af;
             }
-          // Also in panel order: the avx512bf16 tier multiplies the panels directly.
+          // Also in panel order: the avx512vnni / avx512bf16 tiers multiply the panels directly.
           auto pw = std::make_unique<PanelWeight>(t.w);
           for (k::Isa isa : all_tiers()) {
             ASSERT_TRUE(k::set_isa(isa));
@@ -371,8 +371,9 @@ TEST(QuantKernels, ActivationQuantizerIdenticalOnEveryTier) {
     EXPECT_EQ(s0[5], 0.f);  // a group of tiny values counts as zero
     EXPECT_EQ(u0[5], 0);
     EXPECT_TRUE(std::all_of(q0.begin() + 5 * G, q0.begin() + 6 * G, [](int8_t v) { return v == 0; }));
-    for (const k::Ops* o : {&k::avx2_ops(), &k::avx512_ops(), &k::avx512bf16_ops()}) {
+    for (const k::Ops* o : {&k::avx2_ops(), &k::avx512_ops(), &k::avx512vnni_ops(), &k::avx512bf16_ops()}) {
       if (!o->quantize_act) continue;
+      if (o == &k::avx512vnni_ops() && !k::isa_supported(k::Isa::Avx512Vnni)) continue;
       if (o == &k::avx512bf16_ops() && !k::isa_supported(k::Isa::Avx512Bf16)) continue;
       o->quantize_act(x.data(), n, G, q1.data(), s1.data(), u1.data());
       EXPECT_EQ(q0, q1);
@@ -390,7 +391,7 @@ TEST(QuantKernels, PanelOrderKeepsEveryRow) {
   TierGuard guard;
   Int8ActGuard on(true);
   std::mt19937 rng(5);
-  for (k::Isa isa : all_tiers()) {  // the SIMD packer of the avx512bf16 tier and the scalar one
+  for (k::Isa isa : all_tiers()) {  // the SIMD packer of the avx512vnni tiers and the scalar one
     ASSERT_TRUE(k::set_isa(isa));
     for (k::Quant kind : {k::Quant::Q8, k::Quant::Q4}) {
       for (int64_t N : {1, 16, 17, 37}) {
@@ -428,8 +429,8 @@ TEST(QuantKernels, PanelOrderKeepsEveryRow) {
   for (k::Isa isa : all_tiers()) {
     ASSERT_TRUE(k::set_isa(isa));
     // Only the tier with the panel kernels, and only with int8 activations on.
-    EXPECT_EQ(k::panels_preferred(q8.w), isa == k::Isa::Avx512Bf16) << k::isa_name(isa);
-    EXPECT_EQ(k::panels_preferred(q4.w), isa == k::Isa::Avx512Bf16) << k::isa_name(isa);
+    EXPECT_EQ(k::panels_preferred(q8.w), isa >= k::Isa::Avx512Vnni) << k::isa_name(isa);
+    EXPECT_EQ(k::panels_preferred(q4.w), isa >= k::Isa::Avx512Vnni) << k::isa_name(isa);
     k::set_int8_activations(false);
     EXPECT_FALSE(k::panels_preferred(q8.w));
     EXPECT_FALSE(k::panels_preferred(q4.w));
@@ -613,12 +614,12 @@ TEST_P(QuantizedGolden, LoadsAndTracksTheFloatModel) {
             << k::isa_name(isa) << (int8 ? " int8" : " float") << " at " << i;
     }
   }
-  // With int8 activations the avx512bf16 tier repacks the quantized weights into panels at load
+  // With int8 activations the avx512vnni / avx512bf16 tiers repack the quantized weights into panels at load
   // (the file's pages of the originals released); a model loaded in rows gives the same logits.
   if (c.group >= (c.type == QuantType::Q8 ? 64 : 32)) {
     ASSERT_TRUE(k::set_isa(k::best_isa()));
     Int8ActGuard on(true);
-    const bool packs = k::best_isa() == k::Isa::Avx512Bf16;
+    const bool packs = k::best_isa() >= k::Isa::Avx512Vnni;
     auto panels = Model::load(dir.str());
     EXPECT_FALSE(panels->checkpoint().released("lm_head.weight"));  // loading reads no weight
     panels->prepare();

@@ -293,9 +293,10 @@ bool cpu_has(Isa isa) {
     case Isa::Avx512:
       return cpu_has(Isa::Avx2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl");
+    case Isa::Avx512Vnni:
+      return cpu_has(Isa::Avx512) && cpuid_bit(7, 0, 2, 11);  // ecx.AVX512_VNNI
     case Isa::Avx512Bf16:
-      return cpu_has(Isa::Avx512) && cpuid_bit(7, 1, 0, 5) &&  // eax.AVX512_BF16
-             cpuid_bit(7, 0, 2, 11);                             // ecx.AVX512_VNNI
+      return cpu_has(Isa::Avx512Vnni) && cpuid_bit(7, 1, 0, 5);  // eax.AVX512_BF16
   }
 #endif
   return isa == Isa::Scalar;
@@ -307,6 +308,8 @@ const Ops& ops_of(Isa isa) {
       return avx2_ops();
     case Isa::Avx512:
       return avx512_ops();
+    case Isa::Avx512Vnni:
+      return avx512vnni_ops();
     case Isa::Avx512Bf16:
       return avx512bf16_ops();
     case Isa::Scalar:
@@ -327,7 +330,7 @@ const Ops& resolve_ops() {
     Isa cap;
     if (!parse_isa(env, &cap))
       throw std::invalid_argument(std::string("LLADA2_ISA=") + env +
-                                  ": unknown instruction set tier (expected auto, avx512bf16, avx512, avx2 or scalar)");
+                                  ": unknown instruction set tier (expected auto, avx512bf16, avx512vnni, avx512, avx2 or scalar)");
     isa = std::min(isa, cap);
   }
   set_isa(isa);
@@ -349,6 +352,8 @@ const char* isa_name(Isa isa) {
       return "avx2";
     case Isa::Avx512:
       return "avx512";
+    case Isa::Avx512Vnni:
+      return "avx512vnni";
     case Isa::Avx512Bf16:
       return "avx512bf16";
   }
@@ -356,7 +361,7 @@ const char* isa_name(Isa isa) {
 }
 
 bool parse_isa(const char* name, Isa* out) {
-  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16}) {
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni, Isa::Avx512Bf16}) {
     if (std::strcmp(name, isa_name(isa)) == 0) {
       *out = isa;
       return true;
@@ -366,13 +371,14 @@ bool parse_isa(const char* name, Isa* out) {
 }
 
 bool isa_supported(Isa isa) {
-  static const bool has[4] = {true, cpu_has(Isa::Avx2), cpu_has(Isa::Avx512), cpu_has(Isa::Avx512Bf16)};
+  static const bool has[5] = {true, cpu_has(Isa::Avx2), cpu_has(Isa::Avx512), cpu_has(Isa::Avx512Vnni),
+                              cpu_has(Isa::Avx512Bf16)};
   int i = int(isa);
-  return i >= 0 && i < 4 && has[i];
+  return i >= 0 && i < 5 && has[i];
 }
 
 Isa best_isa() {
-  for (Isa isa : {Isa::Avx512Bf16, Isa::Avx512, Isa::Avx2})
+  for (Isa isa : {Isa::Avx512Bf16, Isa::Avx512Vnni, Isa::Avx512, Isa::Avx2})
     if (isa_supported(isa)) return isa;
   return Isa::Scalar;
 }

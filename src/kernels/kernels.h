@@ -2,8 +2,8 @@
 // stay in their file dtype (F32 / BF16 / F16) and are widened inside the kernel.
 //
 // Every kernel exists in several instruction-set tiers, picked at run time:
-// avx512bf16 > avx512 > avx2 (with FMA and F16C) > scalar. The scalar tier is the
-// reference twin the others are tested against. LLADA2_ISA=avx512bf16|avx512|avx2|scalar
+// avx512bf16 > avx512vnni > avx512 > avx2 (with FMA and F16C) > scalar. The scalar tier is the
+// reference twin the others are tested against. LLADA2_ISA=avx512bf16|avx512vnni|avx512|avx2|scalar
 // caps the tier (a tier above what the CPU has means the best it has); any other value
 // makes the first kernel call throw std::invalid_argument. set_isa() overrides both.
 #pragma once
@@ -36,7 +36,7 @@ struct Weight {
   bool panels = false;
 };
 
-// Panel order, the layout the int8 kernels of the avx512bf16 tier and the BF16 kernels of the
+// Panel order, the layout the int8 kernels of the avx512vnni tiers and the BF16 kernels of the
 // avx512 tiers multiply from without repacking (made at load time by pack_panels): the rows in
 // panels of 16, the last one padded with zero rows, each panel's 4-byte units interleaved across
 // its 16 rows, so that one 64-byte line holds the same unit of all 16 rows.
@@ -70,10 +70,11 @@ uint64_t weight_bytes(const Weight& w);
 // out[0..cols) = row `row` of w as float32 (any dtype, quantized or not).
 void dequantize(const Weight& w, int64_t row, float* out);
 
-enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2, Avx512Bf16 = 3 };
+// avx512vnni: avx512 + AVX512_VNNI (the int8 kernels); avx512bf16: avx512vnni + AVX512_BF16.
+enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2, Avx512Vnni = 3, Avx512Bf16 = 4 };
 
 const char* isa_name(Isa isa);
-// Parses "scalar" / "avx2" / "avx512" / "avx512bf16"; false if unknown.
+// Parses "scalar" / "avx2" / "avx512" / "avx512vnni" / "avx512bf16"; false if unknown.
 bool parse_isa(const char* name, Isa* out);
 // Whether this CPU (and this build) can run the tier.
 bool isa_supported(Isa isa);
@@ -93,7 +94,7 @@ bool set_isa(Isa isa);
 void set_bf16_activations(bool on);
 bool bf16_activations();
 
-// Q8 and Q4 weights: on the avx512bf16 tier (which implies AVX-512 VNNI) and in the scalar reference
+// Q8 and Q4 weights: on the avx512vnni and avx512bf16 tiers and in the scalar reference
 // tier (its twin, so LLADA2_ISA=scalar reproduces these numerics) linear() quantizes the
 // activations to int8 per group of the weight's group size (symmetric, scale = max |x| / 127, round
 // to nearest even), multiplies the integers exactly in int32 per group and scales and sums the

@@ -100,7 +100,7 @@ struct V {
 
 #define LLADA2_SIMD_IMPL_TIER
 #include "kernels/simd_impl.h"
-#include "kernels/avx512_transpose.h"
+#include "kernels/avx512_common.h"
 
 // ---- BF16 weights in panel order (kernels.h), float32 activations ----
 //

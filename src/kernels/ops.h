@@ -80,6 +80,7 @@ struct Ops {
 const Ops& scalar_ops();
 const Ops& avx2_ops();
 const Ops& avx512_ops();
+const Ops& avx512vnni_ops();
 const Ops& avx512bf16_ops();
 
 }  // namespace llada2::kernels

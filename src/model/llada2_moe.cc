@@ -327,7 +327,7 @@ void Model::Impl::bind() {
   }
 }
 
-// The int8 kernels of the avx512bf16 tier multiply Q8 / Q4 weights in panels of 16 rows (kernels.h);
+// The int8 kernels of the avx512vnni / avx512bf16 tiers multiply Q8 / Q4 weights in panels of 16 rows (kernels.h);
 // packing a panel on every product costs about a third of their time on a compute-bound step, so
 // such weights are repacked once, by Model::prepare, and the file's pages of the originals leave
 // the process (resident memory stays about the file's size). BF16 weights go the same way on the
