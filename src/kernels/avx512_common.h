@@ -121,3 +121,42 @@ struct RowSplit {
 // Bytes of one weight row of a Q8 (int8) or Q4 (packed nibbles) matrix.
 inline int64_t q_row_bytes(const LinearArgs& a) { return a.quant == Quant::Q4 ? a.K / 2 : a.K; }
 
+// y[m + i, n .. n+nr) = lanes 0 .. nr-1 of acc[i] (+ bias[n ..]): the rows of a panel kernel.
+template <int MR>
+inline void store_panel_rows(const LinearArgs& a, int64_t m, int64_t n, int nr, const __m512 (&acc)[MR]) {
+  const __mmask16 mk = __mmask16((1u << nr) - 1u);
+  const __m512 b = a.bias ? _mm512_maskz_loadu_ps(mk, a.bias + n) : _mm512_setzero_ps();
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) _mm512_mask_storeu_ps(a.y + (m + i) * a.ldy + n, mk, _mm512_add_ps(acc[i], b));
+}
+
+// A panel kernel over 2-byte weights in panel order (kernels.h): rows m .. m+MR of a block whose
+// 4-byte input units are interleaved at xi (xi[u * MR + i] = row i's unit u) against the panel at
+// wp (weight rows n .. n+nr); pf, when set, is the next panel, one line fetched per line.
+using PanelRowsFn = void (*)(const LinearArgs&, const uint32_t*, int64_t, int64_t, int, const char*, const char*);
+
+template <template <int> class Kernel, int... I>
+constexpr std::array<PanelRowsFn, sizeof...(I)> panel_rows_table(std::integer_sequence<int, I...>) {
+  return {&Kernel<I + 1>::run...};
+}
+
+// Outputs [n0, n1) (n0 a multiple of 16) of 2-byte panel-ordered weights (a.K a multiple of 32)
+// from input rows of `units` 4-byte elements (row m at x + m * ld): the rows in blocks of at most
+// MAXR (sizes differing by at most one), interleaved once per call on each thread (M x units
+// elements, small next to the weights), then every panel times every block.
+template <template <int> class Kernel, int MAXR>
+void run_panels(const LinearArgs& a, int64_t n0, int64_t n1, const uint32_t* x, int64_t ld, int64_t units) {
+  static constexpr auto table = panel_rows_table<Kernel>(std::make_integer_sequence<int, MAXR>());
+  const RowSplit<MAXR> rs(a.M);
+  thread_local std::vector<uint32_t> xi;
+  xi.resize(size_t(a.M * units));
+  for (int64_t b = 0, m = 0; b < rs.count; m += rs.rows(b), ++b)
+    interleave_rows(x + m * ld, ld, rs.rows(b), units, xi.data() + m * units);
+  const char* w = static_cast<const char*>(a.w);
+  for (int64_t n = n0; n < n1; n += 16) {
+    const int nr = int(std::min<int64_t>(16, n1 - n));
+    const char* next = n + 16 < n1 ? w + (n + 16) * a.K * 2 : nullptr;
+    for (int64_t b = 0, m = 0; b < rs.count; m += rs.rows(b), ++b)
+      table[size_t(rs.rows(b) - 1)](a, xi.data() + m * units, m, n, nr, w + n * a.K * 2, b == 0 ? next : nullptr);
+  }
+}

@@ -111,65 +111,39 @@ struct V {
 // no horizontal sums are needed. Every output lane sums its products in order of k, whatever
 // the number of input rows (results do not depend on how many rows a call has).
 
-// Rows m .. m+MR of the block interleaved at xi (xi[k * MR + i], interleave_rows) against the
-// panel at wp (weight rows n .. n+nr). pf, when set, is the next panel: one line of it is
-// fetched into L2 per line of this one.
+// The float32 kernel (PanelRowsFn; the units are floats, one per column k).
 template <int MR>
-void bf16_panel_rows(const LinearArgs& a, const float* xi, int64_t m, int64_t n, int nr, const char* wp,
-                     const char* pf) {
-  __m512 acc[MR];
+struct Bf16PanelRows {
+  static void run(const LinearArgs& a, const uint32_t* xu, int64_t m, int64_t n, int nr, const char* wp,
+                  const char* pf) {
+    const float* xi = reinterpret_cast<const float*>(xu);
+    __m512 acc[MR];
 #pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
-  const __m512i hi = _mm512_set1_epi32(int(0xFFFF0000u));
-  const int64_t T = a.K / 2;
-  for (int64_t t = 0; t < T; ++t, xi += 2 * MR) {
-    const __m512i v = _mm512_loadu_si512(wp + 64 * t);
-    if (pf) _mm_prefetch(pf + 64 * t, _MM_HINT_T1);
-    const __m512 w0 = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-    const __m512 w1 = _mm512_castsi512_ps(_mm512_and_si512(v, hi));
+    for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
+    const __m512i hi = _mm512_set1_epi32(int(0xFFFF0000u));
+    const int64_t T = a.K / 2;
+    for (int64_t t = 0; t < T; ++t, xi += 2 * MR) {
+      const __m512i v = _mm512_loadu_si512(wp + 64 * t);
+      if (pf) _mm_prefetch(pf + 64 * t, _MM_HINT_T1);
+      const __m512 w0 = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+      const __m512 w1 = _mm512_castsi512_ps(_mm512_and_si512(v, hi));
 #pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i) acc[i] = _mm512_fmadd_ps(w0, _mm512_set1_ps(xi[i]), acc[i]);
+      for (int i = 0; i < MR; ++i) acc[i] = _mm512_fmadd_ps(w0, _mm512_set1_ps(xi[i]), acc[i]);
 #pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i) acc[i] = _mm512_fmadd_ps(w1, _mm512_set1_ps(xi[MR + i]), acc[i]);
+      for (int i = 0; i < MR; ++i) acc[i] = _mm512_fmadd_ps(w1, _mm512_set1_ps(xi[MR + i]), acc[i]);
+    }
+    store_panel_rows<MR>(a, m, n, nr, acc);
   }
-  const __mmask16 mk = __mmask16((1u << nr) - 1u);
-  const __m512 b = a.bias ? _mm512_maskz_loadu_ps(mk, a.bias + n) : _mm512_setzero_ps();
-#pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i) _mm512_mask_storeu_ps(a.y + (m + i) * a.ldy + n, mk, _mm512_add_ps(acc[i], b));
-}
+};
 
 // Input rows per block: up to 24 accumulators (with the line, its two widened halves and the mask:
 // 28 of the 32 registers). Measured per core at K = 2048: 12-16 rows 91-93% of the FMA peak, 17
 // rows as one block ~5% faster than as 9 + 8.
 constexpr int kBf16PanelMR = 24;
 
-using Bf16PanelFn = void (*)(const LinearArgs&, const float*, int64_t, int64_t, int, const char*, const char*);
-
-template <int... I>
-constexpr std::array<Bf16PanelFn, sizeof...(I)> bf16_panel_table(std::integer_sequence<int, I...>) {
-  return {&bf16_panel_rows<I + 1>...};
-}
-
-// Ops::linear_bf16_panels: outputs [n0, n1) (n0 a multiple of 16) of BF16 panels, K a multiple
-// of 32; input rows in blocks of at most kBf16PanelMR, of sizes that differ by at most one.
+// Ops::linear_bf16_panels: outputs [n0, n1) (n0 a multiple of 16) of BF16 panels, K a multiple of 32.
 void linear_bf16_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
-  static constexpr auto table = bf16_panel_table(std::make_integer_sequence<int, kBf16PanelMR>());
-  const int64_t K = a.K, count = (a.M + kBf16PanelMR - 1) / kBf16PanelMR, base = a.M / count, extra = a.M % count;
-  auto rows = [&](int64_t b) { return int(base + (b < extra ? 1 : 0)); };
-  // Each thread interleaves the blocks once per call: M x K floats, small next to the weights.
-  thread_local std::vector<float> xi;
-  xi.resize(size_t(a.M * K));
-  for (int64_t b = 0, m = 0; b < count; m += rows(b), ++b)
-    interleave_rows(reinterpret_cast<const uint32_t*>(a.x + m * a.ldx), a.ldx, rows(b), K,
-                    reinterpret_cast<uint32_t*>(xi.data() + m * K));
-  const char* w = static_cast<const char*>(a.w);
-  for (int64_t n = n0; n < n1; n += 16) {
-    const int nr = int(std::min<int64_t>(16, n1 - n));
-    const char* wp = w + n * K * 2;
-    const char* next = n + 16 < n1 ? w + (n + 16) * K * 2 : nullptr;
-    for (int64_t b = 0, m = 0; b < count; m += rows(b), ++b)
-      table[size_t(rows(b) - 1)](a, xi.data() + m * K, m, n, nr, wp, b == 0 ? next : nullptr);
-  }
+  run_panels<Bf16PanelRows, kBf16PanelMR>(a, n0, n1, reinterpret_cast<const uint32_t*>(a.x), a.ldx, a.K);
 }
 
 }  // namespace

@@ -103,55 +103,29 @@ inline __m512 dpbf16_bcast(__m512 acc, __m512i w, const uint32_t* x) {
   return acc;
 }
 
-// Rows m .. m+MR against the panel at wp (weight rows n .. n+nr); xi holds the block's bf16 pairs
-// interleaved (xi[t * MR + i] = row i's pair t). pf: the next panel, fetched into L2 meanwhile.
+// The kernel (PanelRowsFn; the units are bf16 pairs, columns 2t and 2t+1).
 template <int MR>
-void bf16dot_panel_rows(const LinearArgs& a, const uint32_t* xi, int64_t m, int64_t n, int nr, const char* wp,
-                        const char* pf) {
-  __m512 acc[MR];
+struct Bf16DotPanelRows {
+  static void run(const LinearArgs& a, const uint32_t* xi, int64_t m, int64_t n, int nr, const char* wp,
+                  const char* pf) {
+    __m512 acc[MR];
 #pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
-  const int64_t T = a.K / 2;
-  for (int64_t t = 0; t < T; ++t, xi += MR) {
-    const __m512i v = _mm512_loadu_si512(wp + 64 * t);
-    if (pf) _mm_prefetch(pf + 64 * t, _MM_HINT_T1);
+    for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
+    const int64_t T = a.K / 2;
+    for (int64_t t = 0; t < T; ++t, xi += MR) {
+      const __m512i v = _mm512_loadu_si512(wp + 64 * t);
+      if (pf) _mm_prefetch(pf + 64 * t, _MM_HINT_T1);
 #pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i) acc[i] = dpbf16_bcast(acc[i], v, xi + i);
+      for (int i = 0; i < MR; ++i) acc[i] = dpbf16_bcast(acc[i], v, xi + i);
+    }
+    store_panel_rows<MR>(a, m, n, nr, acc);
   }
-  const __mmask16 mk = __mmask16((1u << nr) - 1u);
-  const __m512 b = a.bias ? _mm512_maskz_loadu_ps(mk, a.bias + n) : _mm512_setzero_ps();
-#pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i) _mm512_mask_storeu_ps(a.y + (m + i) * a.ldy + n, mk, _mm512_add_ps(acc[i], b));
-}
-
-using Bf16DotPanelFn = void (*)(const LinearArgs&, const uint32_t*, int64_t, int64_t, int, const char*,
-                                const char*);
-
-template <int... I>
-constexpr std::array<Bf16DotPanelFn, sizeof...(I)> bf16dot_panel_table(std::integer_sequence<int, I...>) {
-  return {&bf16dot_panel_rows<I + 1>...};
-}
+};
 
 // Ops::linear_bf16dot_panels: as linear_bf16_panels (avx512 tier) from a.xb, in blocks of up to 24
 // input rows (24 accumulators and the line).
-constexpr int kBf16DotPanelMR = 24;
 void linear_bf16dot_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
-  static constexpr auto table = bf16dot_panel_table(std::make_integer_sequence<int, kBf16DotPanelMR>());
-  const int64_t K = a.K, T = K / 2;
-  const RowSplit<kBf16DotPanelMR> rs(a.M);
-  thread_local std::vector<uint32_t> xi;
-  xi.resize(size_t(a.M * T));
-  for (int64_t b = 0, m = 0; b < rs.count; m += rs.rows(b), ++b)
-    interleave_rows(reinterpret_cast<const uint32_t*>(a.xb + m * a.ldxl), a.ldxl / 2, rs.rows(b), T,
-                    xi.data() + m * T);
-  const char* w = static_cast<const char*>(a.w);
-  for (int64_t n = n0; n < n1; n += 16) {
-    const int nr = int(std::min<int64_t>(16, n1 - n));
-    const char* wp = w + n * K * 2;
-    const char* next = n + 16 < n1 ? w + (n + 16) * K * 2 : nullptr;
-    for (int64_t b = 0, m = 0; b < rs.count; m += rs.rows(b), ++b)
-      table[size_t(rs.rows(b) - 1)](a, xi.data() + m * T, m, n, nr, wp, b == 0 ? next : nullptr);
-  }
+  run_panels<Bf16DotPanelRows, 24>(a, n0, n1, reinterpret_cast<const uint32_t*>(a.xb), a.ldxl / 2, a.K / 2);
 }
 
 // Round to nearest even, NaN kept NaN (vcvtneps2bf16).

@@ -255,10 +255,7 @@ void q8_panel_rows(const LinearArgs& a, const Q8Block& blk, int64_t m, int64_t n
       end_group(t, g);
     }
   }
-  const __mmask16 mk = __mmask16((1u << nr) - 1u);
-  const __m512 b = a.bias ? _mm512_maskz_loadu_ps(mk, a.bias + n) : _mm512_setzero_ps();
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) _mm512_mask_storeu_ps(a.y + (m + i) * a.ldy + n, mk, _mm512_add_ps(acc[i], b));
+  store_panel_rows<MR>(a, m, n, nr, acc);
 }
 
 using Q8PanelFn = void (*)(const LinearArgs&, const Q8Block&, int64_t, int64_t, int, const int8_t*, const float*,
