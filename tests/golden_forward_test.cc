@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 #include <cmath>
 
@@ -123,10 +125,16 @@ TEST(Forward, Bf16WeightsRepackedIntoPanels) {
   EXPECT_EQ(ck.released("model.layers.1.mlp.shared_experts.up_proj.weight"), packs);
   EXPECT_FALSE(ck.released("model.word_embeddings.weight"));
   EXPECT_FALSE(ck.released("model.norm.weight"));
+  const char* env = std::getenv("LLADA2_PANELS");
+  const std::string saved = env ? env : "";
   ::setenv("LLADA2_PANELS", "0", 1);
   auto rows = Model::load(dir);
   rows->prepare();
-  ::unsetenv("LLADA2_PANELS");
+  if (env) {
+    ::setenv("LLADA2_PANELS", saved.c_str(), 1);
+  } else {
+    ::unsetenv("LLADA2_PANELS");
+  }
   EXPECT_FALSE(rows->checkpoint().released("lm_head.weight"));
   const int64_t V = panels->config().vocab_size;
   std::vector<int64_t> ids = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19};
@@ -147,6 +155,46 @@ TEST(Forward, Bf16WeightsRepackedIntoPanels) {
         }
       }
     }
+  }
+  // With bf16 activations (prepared that way too: the vdpbf16ps panel kernel of the avx512bf16
+  // tier) the panel model tracks the rows model in the same arithmetic.
+  if (k::isa_supported(k::Isa::Avx512Bf16)) {
+    ASSERT_TRUE(k::set_isa(k::Isa::Avx512Bf16));
+    k::set_bf16_activations(true);
+    auto dot = Model::load(dir);
+    dot->prepare();
+    EXPECT_TRUE(dot->checkpoint().released("lm_head.weight"));
+    const int64_t n = int64_t(ids.size());
+    ForwardBatch fb{1, n, ids.data(), mask.data(), AttentionMode::Bidirectional, n, 0};
+    std::vector<float> yp(size_t(n * V)), yr(size_t(n * V)), yf(size_t(n * V));
+    dot->forward(fb, yp.data());
+    rows->forward(fb, yr.data());
+    k::set_bf16_activations(false);
+    rows->forward(fb, yf.data());
+    // Rounding activations to bf16 (2^-9 relative) turns float32-level differences of summation
+    // order into ~1e-3 ones, so the bound is that of the bf16 arithmetic: the panel model is no
+    // further from the rows model than bf16 activations are from float32.
+    // Per window position the largest difference relative to max(1, |logit|): where a router
+    // choice flips (rounding moved a score across another) a whole position moves.
+    std::vector<double> pr(static_cast<size_t>(n)), bf(static_cast<size_t>(n));
+    for (size_t i = 0; i < yp.size(); ++i) {
+      const double scale = std::max(1.f, std::fabs(yr[i]));
+      pr[i / size_t(V)] = std::max(pr[i / size_t(V)], std::fabs(double(yp[i]) - yr[i]) / scale);
+      bf[i / size_t(V)] = std::max(bf[i / size_t(V)], std::fabs(double(yf[i]) - yr[i]) / scale);
+    }
+    // This tiny random model amplifies bf16 rounding (float32 vs bf16: 0.1-5 per position), so the
+    // test bounds the panel model's distance from the rows model by that of float32 from it.
+    double sum_pr = 0, sum_bf = 0, max_pr = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      sum_pr += pr[size_t(i)];
+      sum_bf += bf[size_t(i)];
+      max_pr = std::max(max_pr, pr[size_t(i)]);
+    }
+    std::printf("[bf16 activations] panels vs rows: mean %.3f, max %.3f; float32 vs rows: mean %.3f\n",
+                sum_pr / double(n), max_pr, sum_bf / double(n));
+    EXPECT_GT(sum_bf, 1e-3) << "bf16 activations not used";
+    EXPECT_LT(sum_pr, 0.5 * sum_bf);
+    EXPECT_LT(max_pr, 0.5);
   }
   k::set_isa(was);
   k::set_bf16_activations(bf16);

@@ -141,22 +141,28 @@ constexpr std::array<PanelRowsFn, sizeof...(I)> panel_rows_table(std::integer_se
 }
 
 // Outputs [n0, n1) (n0 a multiple of 16) of 2-byte panel-ordered weights (a.K a multiple of 32)
-// from input rows of `units` 4-byte elements (row m at x + m * ld): the rows in blocks of at most
-// MAXR (sizes differing by at most one), interleaved once per call on each thread (M x units
-// elements, small next to the weights), then every panel times every block.
+// from input rows of `units` 4-byte elements (row m at x + m * ld). The rows go in chunks of at
+// most 2 * MAXR (sizes differing by at most one), each interleaved on this thread into a buffer of
+// at most 2 * MAXR x units elements (L2-sized: a prefill of thousands of rows re-reads the
+// weights once per chunk instead of holding them all), then every panel times every block of at
+// most MAXR rows of the chunk.
 template <template <int> class Kernel, int MAXR>
 void run_panels(const LinearArgs& a, int64_t n0, int64_t n1, const uint32_t* x, int64_t ld, int64_t units) {
   static constexpr auto table = panel_rows_table<Kernel>(std::make_integer_sequence<int, MAXR>());
-  const RowSplit<MAXR> rs(a.M);
+  const RowSplit<2 * MAXR> chunks(a.M);
   thread_local std::vector<uint32_t> xi;
-  xi.resize(size_t(a.M * units));
-  for (int64_t b = 0, m = 0; b < rs.count; m += rs.rows(b), ++b)
-    interleave_rows(x + m * ld, ld, rs.rows(b), units, xi.data() + m * units);
+  xi.resize(size_t(std::min<int64_t>(a.M, 2 * MAXR) * units));
   const char* w = static_cast<const char*>(a.w);
-  for (int64_t n = n0; n < n1; n += 16) {
-    const int nr = int(std::min<int64_t>(16, n1 - n));
-    const char* next = n + 16 < n1 ? w + (n + 16) * a.K * 2 : nullptr;
+  for (int64_t c = 0, m0 = 0; c < chunks.count; m0 += chunks.rows(c), ++c) {
+    const RowSplit<MAXR> rs(chunks.rows(c));
     for (int64_t b = 0, m = 0; b < rs.count; m += rs.rows(b), ++b)
-      table[size_t(rs.rows(b) - 1)](a, xi.data() + m * units, m, n, nr, w + n * a.K * 2, b == 0 ? next : nullptr);
+      interleave_rows(x + (m0 + m) * ld, ld, rs.rows(b), units, xi.data() + m * units);
+    for (int64_t n = n0; n < n1; n += 16) {
+      const int nr = int(std::min<int64_t>(16, n1 - n));
+      const char* next = n + 16 < n1 ? w + (n + 16) * a.K * 2 : nullptr;
+      for (int64_t b = 0, m = 0; b < rs.count; m += rs.rows(b), ++b)
+        table[size_t(rs.rows(b) - 1)](a, xi.data() + m * units, m0 + m, n, nr, w + n * a.K * 2,
+                                      b == 0 ? next : nullptr);
+    }
   }
 }

@@ -533,8 +533,8 @@ void linear_from_panels(const LinearArgs& a, void (*run)(const LinearArgs&, int6
           const int64_t n = 16 * p;
           if (bf16) {
             const uint8_t* src = static_cast<const uint8_t*>(a.w) + p * 32 * K;
-            for (int j = 0; j < 16; ++j)
-              for (int64_t k = 0; k < K; ++k) std::memcpy(rows.data() + 2 * (j * K + k), src + bf16_panel_offset(j, k), 2);
+            for (int j = 0; j < 16; ++j)  // a bf16 pair (columns 2t, 2t+1) at a time
+              for (int64_t t = 0; t < K / 2; ++t) std::memcpy(rows.data() + 2 * (j * K + 2 * t), src + 64 * t + 4 * j, 4);
           } else {
             unpack_panel(a, p, rows.data(), sc.data());
             b.dtype = DType::I8;

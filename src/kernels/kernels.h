@@ -21,8 +21,9 @@ namespace llada2::kernels {
 //       in the low nibble of byte j, 2j + 1 in the high nibble.
 enum class Quant : uint8_t { None = 0, Q8 = 1, Q4 = 2 };
 
-// A row-major weight matrix [rows, cols] in its storage dtype (PyTorch Linear: [out, in]).
-// Quantized matrices (quant != None) are only accepted by linear() and dequantize().
+// A weight matrix [rows, cols] in its storage dtype (PyTorch Linear: [out, in]), row-major unless
+// `panels` (below). Quantized or panel-ordered matrices are only accepted by linear(),
+// dequantize() and weight_bytes(); rms_norm() and to_f32() read rows.
 struct Weight {
   const void* data = nullptr;
   DType dtype = DType::F32;
@@ -56,7 +57,8 @@ struct Weight {
 // settings (Q8 / Q4: int8 activations on, a supported group, cols a multiple of 64; BF16: an
 // avx512 tier, at least 16 rows, cols a multiple of 32).
 bool panels_preferred(const Weight& w);
-// Bytes of the panel-ordered data and number of scales of w (rows rounded up to 16; BF16: none).
+// Bytes of the panel-ordered data and number of scales of w (rows rounded up to 16; BF16 has no
+// scales).
 uint64_t panel_bytes(const Weight& w);
 uint64_t panel_scales(const Weight& w);
 // Writes w (Q8 or Q4 in rows, cols a multiple of 8 and group of 8 for Q4; or BF16 in rows, cols a

@@ -10,8 +10,10 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -116,7 +118,8 @@ template <int MR>
 struct Bf16PanelRows {
   static void run(const LinearArgs& a, const uint32_t* xu, int64_t m, int64_t n, int nr, const char* wp,
                   const char* pf) {
-    const float* xi = reinterpret_cast<const float*>(xu);
+    using float_alias = float __attribute__((may_alias));  // the buffer holds uint32_t
+    const float_alias* xi = reinterpret_cast<const float_alias*>(xu);
     __m512 acc[MR];
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
