@@ -215,7 +215,7 @@ int register_all() {
         for (bool bf16dot : {false, true}) {
           if (bf16dot && (isa != k::Isa::Avx512Bf16 || dt != DType::BF16)) continue;
           for (bool panels : {false, true}) {
-            if (panels && (dt != DType::BF16 || isa < k::Isa::Avx512)) continue;
+            if (panels && (dt != DType::BF16 || isa < k::Isa::Avx2)) continue;
             std::string name = "linear/" + s.name + "/" + dtype_name(dt) + "/M=" + std::to_string(s.M) +
                                "/K=" + std::to_string(s.K) + "/N=" + std::to_string(s.N) + "/" + tname +
                                (bf16dot ? "+bf16dot" : "") + (panels ? "+panels" : "");

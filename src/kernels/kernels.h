@@ -38,9 +38,9 @@ struct Weight {
 };
 
 // Panel order, the layout the int8 kernels of the avx512vnni tiers and the BF16 kernels of the
-// avx512 tiers multiply from without repacking (made at load time by pack_panels): the rows in
-// panels of 16, the last one padded with zero rows, each panel's 4-byte units interleaved across
-// its 16 rows, so that one 64-byte line holds the same unit of all 16 rows.
+// avx2 and avx512 tiers multiply from without repacking (made at load time by pack_panels): the
+// rows in panels of 16, the last one padded with zero rows, each panel's 4-byte units interleaved
+// across its 16 rows, so that one 64-byte line holds the same unit of all 16 rows.
 //   BF16 (cols a multiple of 32): panel p takes 32 * cols bytes at data + 32 p cols; the bf16 pair
 //       of columns 2t, 2t+1 of row j at 64 t + 4 j (column 2t first, as in the rows).
 // Q8 / Q4: the units are 4-byte quads (quad q = columns 4q .. 4q+3).
@@ -54,8 +54,8 @@ struct Weight {
 // unpack one panel at a time).
 //
 // Whether w (Q8, Q4 or BF16 in rows) is multiplied faster from panels by the current tier and
-// settings (Q8 / Q4: int8 activations on, a supported group, cols a multiple of 64; BF16: an
-// avx512 tier, at least 16 rows, cols a multiple of 32).
+// settings (Q8 / Q4: int8 activations on, a supported group, cols a multiple of 64; BF16: the
+// avx2 or an avx512 tier, at least 16 rows, cols a multiple of 32).
 bool panels_preferred(const Weight& w);
 // Bytes of the panel-ordered data and number of scales of w (rows rounded up to 16; BF16 has no
 // scales).

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include "kernels/ops.h"
 #include "kernels/target.h"
@@ -106,11 +107,84 @@ struct V {
 
 #define LLADA2_SIMD_IMPL_TIER
 #include "kernels/simd_impl.h"
+#include "kernels/panel_driver.h"
+
+// ---- BF16 weights in panel order (kernels.h), float32 activations ----
+//
+// The avx512 tier's panel kernel on 8 lanes: a 64-byte line (columns 2t, 2t+1 of the panel's 16
+// rows) is two 32-byte halves (rows 0-7 and 8-15), each widened by a shift (column 2t) and a mask
+// (column 2t+1); each input row of a block keeps two accumulators and takes four FMAs per line
+// with its two broadcast activations. Each output sums its products in order of k, as on avx512:
+// the same results.
+
+// out[k * mr + i] = row i, element k (rows at x + r * ld), for k < n.
+void interleave_rows(const uint32_t* x, int64_t ld, int mr, int64_t n, uint32_t* out) {
+  for (int i = 0; i < mr; ++i) {
+    const uint32_t* row = x + i * ld;
+    for (int64_t k = 0; k < n; ++k) out[k * mr + i] = row[k];
+  }
+}
+
+// Input rows per block: 2 x 4 accumulators, the two halves of a line, two widened vectors, the
+// broadcast activation and the mask: 14 of the 16 registers.
+constexpr int kBf16PanelMR = 4;
+
+template <int MR>
+struct Bf16PanelRows {
+  static void run(const LinearArgs& a, const uint32_t* xu, int64_t m, int64_t n, int nr, const char* wp,
+                  const char* pf) {
+    using float_alias = float __attribute__((may_alias));  // the buffer holds uint32_t
+    const float_alias* xi = reinterpret_cast<const float_alias*>(xu);
+    __m256 lo[MR], hi[MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) lo[i] = hi[i] = _mm256_setzero_ps();
+    const __m256i mask = _mm256_set1_epi32(int(0xFFFF0000u));
+    const int64_t T = a.K / 2;
+    for (int64_t t = 0; t < T; ++t, xi += 2 * MR) {
+      const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + 64 * t));
+      const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + 64 * t + 32));
+      if (pf) _mm_prefetch(pf + 64 * t, _MM_HINT_T1);
+      const __m256 a0 = _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)), a1 = _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16));
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const __m256 xv = _mm256_broadcast_ss(xi + i);
+        lo[i] = _mm256_fmadd_ps(a0, xv, lo[i]);
+        hi[i] = _mm256_fmadd_ps(a1, xv, hi[i]);
+      }
+      const __m256 b0 = _mm256_castsi256_ps(_mm256_and_si256(v0, mask)), b1 = _mm256_castsi256_ps(_mm256_and_si256(v1, mask));
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const __m256 xv = _mm256_broadcast_ss(xi + MR + i);
+        lo[i] = _mm256_fmadd_ps(b0, xv, lo[i]);
+        hi[i] = _mm256_fmadd_ps(b1, xv, hi[i]);
+      }
+    }
+    const __m256i m0 = V::mask(std::min(nr, 8)), m1 = V::mask(std::max(nr - 8, 0));
+    const __m256 b0 = a.bias ? _mm256_maskload_ps(a.bias + n, m0) : _mm256_setzero_ps();
+    const __m256 b1 = a.bias ? _mm256_maskload_ps(a.bias + n + 8, m1) : _mm256_setzero_ps();
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      float* y = a.y + (m + i) * a.ldy + n;
+      _mm256_maskstore_ps(y, m0, _mm256_add_ps(lo[i], b0));
+      _mm256_maskstore_ps(y + 8, m1, _mm256_add_ps(hi[i], b1));
+    }
+  }
+};
+
+// Ops::linear_bf16_panels: outputs [n0, n1) (n0 a multiple of 16) of BF16 panels, K a multiple of 32.
+void linear_bf16_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
+  run_panels<Bf16PanelRows, kBf16PanelMR, interleave_rows>(a, n0, n1, reinterpret_cast<const uint32_t*>(a.x), a.ldx,
+                                                            a.K);
+}
 
 }  // namespace
 
 const Ops& avx2_ops() {
-  static constexpr Ops ops = simd_ops();
+  static constexpr Ops ops = [] {
+    Ops o = simd_ops();
+    o.linear_bf16_panels = &linear_bf16_panels;
+    return o;
+  }();
   return ops;
 }
 

@@ -146,7 +146,7 @@ constexpr int kBf16PanelMR = 24;
 
 // Ops::linear_bf16_panels: outputs [n0, n1) (n0 a multiple of 16) of BF16 panels, K a multiple of 32.
 void linear_bf16_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
-  run_panels<Bf16PanelRows, kBf16PanelMR>(a, n0, n1, reinterpret_cast<const uint32_t*>(a.x), a.ldx, a.K);
+  run_panels<Bf16PanelRows, kBf16PanelMR, interleave_rows>(a, n0, n1, reinterpret_cast<const uint32_t*>(a.x), a.ldx, a.K);
 }
 
 }  // namespace

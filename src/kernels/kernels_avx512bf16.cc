@@ -125,7 +125,7 @@ struct Bf16DotPanelRows {
 // Ops::linear_bf16dot_panels: as linear_bf16_panels (avx512 tier) from a.xb, in blocks of up to 24
 // input rows (24 accumulators and the line).
 void linear_bf16dot_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
-  run_panels<Bf16DotPanelRows, 24>(a, n0, n1, reinterpret_cast<const uint32_t*>(a.xb), a.ldxl / 2, a.K / 2);
+  run_panels<Bf16DotPanelRows, 24, interleave_rows>(a, n0, n1, reinterpret_cast<const uint32_t*>(a.xb), a.ldxl / 2, a.K / 2);
 }
 
 // Round to nearest even, NaN kept NaN (vcvtneps2bf16).

@@ -331,8 +331,8 @@ void Model::Impl::bind() {
 // rows (kernels.h); packing a panel on every product costs about a third of their time on a
 // compute-bound step, so such weights are repacked once, by Model::prepare, and the file's pages
 // of the originals leave the process (resident memory stays about the file's size). BF16 weights
-// go the same way on the avx512 tiers (their panel kernels widen each weight once for up to 24
-// input rows); a tied LM head stays in rows, since the embedding reads the same rows. Other tiers
+// go the same way on the avx2 and avx512 tiers (their panel kernels widen each weight once for up
+// to 4 / 24 input rows); a tied LM head stays in rows, since the embedding reads the same rows. Other tiers
 // and settings keep the file's rows, and so does a checkpoint written in panel order (already
 // what the kernels read). LLADA2_PANELS=0 keeps the weights as the file stores them.
 static bool repacking_enabled() {
