@@ -586,7 +586,7 @@ TEST(KernelsIsa, EnvVarCapsTheTierInTheCli) {
   const std::string args = "generate --model " + golden_path("models/tiny-a-f32") + " --call " + path + " --json";
   const char* saved = std::getenv("LLADA2_ISA");
   const std::string saved_value = saved ? saved : "";
-  for (const char* tier : {"scalar", "avx2", "avx512"}) {
+  for (const char* tier : {"scalar", "avx2", "avx512", "avx512vnni"}) {
     setenv("LLADA2_ISA", tier, 1);
     std::string out, err;
     int rc = run_cli(args, &out, &err);
