@@ -133,8 +133,7 @@ template <int MR>
 struct Bf16PanelRows {
   static void run(const LinearArgs& a, const uint32_t* xu, int64_t m, int64_t n, int nr, const char* wp,
                   const char* pf) {
-    using float_alias = float __attribute__((may_alias));  // the buffer holds uint32_t
-    const float_alias* xi = reinterpret_cast<const float_alias*>(xu);
+    const float_alias* xi = as_floats(xu);
     __m256 lo[MR], hi[MR];
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) lo[i] = hi[i] = _mm256_setzero_ps();

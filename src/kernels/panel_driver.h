@@ -21,6 +21,10 @@ struct RowSplit {
 // wp (weight rows n .. n+nr); pf, when set, is the next panel, one line fetched per line.
 using PanelRowsFn = void (*)(const LinearArgs&, const uint32_t*, int64_t, int64_t, int, const char*, const char*);
 
+// The interleaved units of a float32 kernel read as floats (the buffer holds uint32_t).
+using float_alias = float __attribute__((may_alias));
+inline const float_alias* as_floats(const uint32_t* units) { return reinterpret_cast<const float_alias*>(units); }
+
 template <template <int> class Kernel, int... I>
 constexpr std::array<PanelRowsFn, sizeof...(I)> panel_rows_table(std::integer_sequence<int, I...>) {
   return {&Kernel<I + 1>::run...};
