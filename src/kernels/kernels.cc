@@ -534,7 +534,7 @@ void linear_from_panels(const LinearArgs& a, void (*run)(const LinearArgs&, int6
           if (bf16) {
             const uint8_t* src = static_cast<const uint8_t*>(a.w) + p * 32 * K;
             for (int j = 0; j < 16; ++j)  // a bf16 pair (columns 2t, 2t+1) at a time
-              for (int64_t t = 0; t < K / 2; ++t) std::memcpy(rows.data() + 2 * (j * K + 2 * t), src + 64 * t + 4 * j, 4);
+              for (int64_t k = 0; k < K; k += 2) std::memcpy(rows.data() + 2 * (j * K + k), src + bf16_panel_offset(j, k), 4);
           } else {
             unpack_panel(a, p, rows.data(), sc.data());
             b.dtype = DType::I8;
@@ -632,7 +632,7 @@ Weight pack_panels(const Weight& w, uint8_t* data, float* scales) {
             if (nr < 16) std::memset(dst, 0, size_t(32 * K));  // padding rows: +0
             for (int j = 0; j < nr; ++j) {
               const uint8_t* src = static_cast<const uint8_t*>(w.data) + (16 * p + j) * 2 * K;
-              for (int64_t t = 0; t < K / 2; ++t) std::memcpy(dst + 64 * t + 4 * j, src + 4 * t, 4);
+              for (int64_t k = 0; k < K; k += 2) std::memcpy(dst + bf16_panel_offset(j, k), src + 2 * k, 4);
             }
           }
         },
