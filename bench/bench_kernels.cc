@@ -203,8 +203,10 @@ int register_all() {
     int64_t M, K, N;
   };
   // The LM head runs on the masked cells of the block: 32 at a block's first step, fewer later.
-  std::vector<Shape> shapes = {{"lm_head", 32, 2048, 157184}, {"lm_head", 17, 2048, 157184},
-                               {"lm_head", 8, 2048, 157184},  {"qkv", 32, 2048, 3072},
+  std::vector<Shape> shapes = {{"lm_head", 32, 2048, 157184},
+                               {"lm_head", 17, 2048, 157184},
+                               {"lm_head", 8, 2048, 157184},
+                               {"qkv", 32, 2048, 3072},
                                {"qkv", 256, 2048, 3072}};
   for (int64_t M : {1, 4, 8, 16, 32}) shapes.push_back({"expert_up", M, 2048, 512});
   for (int64_t M : {1, 4, 8, 16, 32}) shapes.push_back({"expert_down", M, 512, 2048});
@@ -219,8 +221,7 @@ int register_all() {
             std::string name = "linear/" + s.name + "/" + dtype_name(dt) + "/M=" + std::to_string(s.M) +
                                "/K=" + std::to_string(s.K) + "/N=" + std::to_string(s.N) + "/" + tname +
                                (bf16dot ? "+bf16dot" : "") + (panels ? "+panels" : "");
-            auto* b =
-                benchmark::RegisterBenchmark(name.c_str(), BM_linear, isa, bf16dot, panels, dt, s.M, s.K, s.N);
+            auto* b = benchmark::RegisterBenchmark(name.c_str(), BM_linear, isa, bf16dot, panels, dt, s.M, s.K, s.N);
             b->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime();
             if (s.name == "lm_head") b->MinTime(isa == k::Isa::Scalar ? 0.1 : 1.0);
           }
@@ -230,14 +231,14 @@ int register_all() {
   }
   for (const auto& [tname, isa] : tiers) {
     if (isa != k::Isa::Scalar)
-      for (const Shape& q8 : {Shape{"lm_head", 17, 2048, 157184}, Shape{"qkv", 32, 2048, 3072},
-                              Shape{"expert_up", 1, 2048, 512}, Shape{"expert_up", 2, 2048, 512},
-                              Shape{"expert_up", 8, 2048, 512}, Shape{"expert_down", 2, 512, 2048}})
+      for (const Shape& q8 :
+           {Shape{"lm_head", 17, 2048, 157184}, Shape{"qkv", 32, 2048, 3072}, Shape{"expert_up", 1, 2048, 512},
+            Shape{"expert_up", 2, 2048, 512}, Shape{"expert_up", 8, 2048, 512}, Shape{"expert_down", 2, 512, 2048}})
         for (bool panels : {false, true}) {
           if (panels && isa < k::Isa::Avx512Vnni) continue;
-          const std::string name = std::string(panels ? "linear_q8_panels/" : "linear_q8/") + q8.name + "/M=" +
-                                   std::to_string(q8.M) + "/K=" + std::to_string(q8.K) + "/N=" + std::to_string(q8.N) +
-                                   "/" + tname;
+          const std::string name = std::string(panels ? "linear_q8_panels/" : "linear_q8/") + q8.name +
+                                   "/M=" + std::to_string(q8.M) + "/K=" + std::to_string(q8.K) +
+                                   "/N=" + std::to_string(q8.N) + "/" + tname;
           benchmark::RegisterBenchmark(name.c_str(), BM_linear_q8, isa, panels, q8.M, q8.K, q8.N)
               ->MeasureProcessCPUTime();
         }

@@ -95,12 +95,14 @@ void BM_Load(benchmark::State& state, const std::string& name) {
 
 const int kRegistered = [] {
   for (const char* n : {"ling-synth", "qwen3", "llama3", "deepseek_v3", "gemma3"})
-    benchmark::RegisterBenchmark(("encode/" + std::string(n)).c_str(), BM_Encode, std::string(n))->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("encode/" + std::string(n)).c_str(), BM_Encode, std::string(n))
+        ->Unit(benchmark::kMillisecond);
   for (const char* n : {"ling-synth", "qwen3"})
     benchmark::RegisterBenchmark(("encode_cold_cache/" + std::string(n)).c_str(), BM_EncodeCold, std::string(n))
         ->Unit(benchmark::kMillisecond);
   for (const char* n : {"qwen3", "gemma3"})
-    benchmark::RegisterBenchmark(("load/" + std::string(n)).c_str(), BM_Load, std::string(n))->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(("load/" + std::string(n)).c_str(), BM_Load, std::string(n))
+        ->Unit(benchmark::kMillisecond);
   return 0;
 }();
 

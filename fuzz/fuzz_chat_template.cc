@@ -39,7 +39,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     nlohmann::ordered_json extra = {{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"enable_thinking", false}};
     tpl.render(conversation(), tools(), true, extra);
     tpl.render(conversation(), nullptr, false);
-  } catch (const llada2::InputError&) {
-  }
+  } catch (const llada2::InputError&) {}
   return 0;
 }

@@ -15,7 +15,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (c.num_attention_heads % c.num_key_value_heads != 0) std::abort();
     if (c.rotary_dim < 2 || c.rotary_dim > c.head_dim || c.rotary_dim % 2 != 0) std::abort();
     if (c.num_experts > 0 && (c.num_experts % c.n_group != 0 || c.topk_group > c.n_group)) std::abort();
-  } catch (const llada2::FileError&) {
-  }
+  } catch (const llada2::FileError&) {}
   return 0;
 }

@@ -18,7 +18,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       sink = sink + t.data[0] + t.data[t.nbytes - 1];
       if (uint64_t(t.numel()) * llada2::dtype_size(t.dtype) != t.nbytes) std::abort();
     }
-  } catch (const llada2::FileError&) {
-  }
+  } catch (const llada2::FileError&) {}
   return 0;
 }

@@ -47,7 +47,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     llada2::server::CompletionRequest r = llada2::server::parse_completion_request(body, chat, pipeline(), opt);
     if (r.prompts.empty() || r.n < 1) std::abort();
-  } catch (const llada2::server::ApiError&) {
-  }
+  } catch (const llada2::server::ApiError&) {}
   return 0;
 }

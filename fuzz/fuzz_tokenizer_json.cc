@@ -18,8 +18,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     return 0;
   }
-  static const char* kTexts[] = {"Hello  world!", " <s> x</s>", "\xE6\x97\xA5\xE6\x9C\xAC e\xCC\x81 \xC3\xA9", "a1b22 333\t\n",
-                                 "", "   ", "don't WE'LL \xC5\xBFtop"};
+  static const char* kTexts[] = {"Hello  world!",          " <s> x</s>", "\xE6\x97\xA5\xE6\x9C\xAC e\xCC\x81 \xC3\xA9",
+                                 "a1b22 333\t\n",          "",           "   ",
+                                 "don't WE'LL \xC5\xBFtop"};
   try {
     llada2::Tokenizer t = llada2::Tokenizer::from_file(path);
     for (const char* s : kTexts) {
@@ -37,11 +38,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (size_t i = 0; i < size && i < 16; ++i) some.push_back(data[i]);
     try {
       (void)t.decode(some, false);
-    } catch (const llada2::InputError&) {
-    }
+    } catch (const llada2::InputError&) {}
     (void)t.vocab_size();
     (void)t.id_to_token(0);
-  } catch (const llada2::InputError&) {
-  }
+  } catch (const llada2::InputError&) {}
   return 0;
 }

@@ -30,7 +30,8 @@ std::string error_of(const std::string& src, const ChatTemplate::Limits& limits 
 
 TEST(ChatTemplateApi, SyntaxErrorsCarryLineAndColumn) {
   EXPECT_EQ(error_of("ab\ncd {% if %}"), "chat template line 2, column 10: unexpected end of statement block");
-  EXPECT_EQ(error_of("{% for x in xs %}"), "chat template line 1, column 4: unclosed block: expected 'endfor' before the end of template");
+  EXPECT_EQ(error_of("{% for x in xs %}"),
+            "chat template line 1, column 4: unclosed block: expected 'endfor' before the end of template");
   EXPECT_EQ(error_of("x\n\n  {{ 'abc }}"), "chat template line 3, column 6: unterminated string literal");
   EXPECT_EQ(error_of("{% endif %}"), "chat template line 1, column 4: unexpected 'endif'");
   EXPECT_EQ(error_of("{% frobnicate %}"), "chat template line 1, column 4: unknown tag 'frobnicate'");
@@ -45,7 +46,8 @@ TEST(ChatTemplateApi, RuntimeErrorsCarryLineAndColumn) {
   EXPECT_EQ(error_of("{{ 1 + 'a' }}"), "chat template line 1, column 6: can only concatenate str (not \"int\") to str");
   EXPECT_EQ(error_of("{{ 1 // 0 }}"), "chat template line 1, column 6: integer division or modulo by zero");
   EXPECT_EQ(error_of("{{ x | nosuch }}"), "chat template line 1, column 8: no filter named 'nosuch'");
-  EXPECT_EQ(error_of("{{ [].append(1) }}"), "chat template line 1, column 6: access to attribute 'append' of 'list' object is unsafe");
+  EXPECT_EQ(error_of("{{ [].append(1) }}"),
+            "chat template line 1, column 6: access to attribute 'append' of 'list' object is unsafe");
   EXPECT_EQ(error_of("{% set x = 1 %}{% set x.y = 2 %}"),
             "chat template line 1, column 19: can only assign attributes on namespace objects, not on int");
 }
@@ -101,13 +103,15 @@ TEST(ChatTemplateApi, DepthLimitStopsDeepNestingAndRecursion) {
   std::string blocks;
   for (int k = 0; k < 1000; ++k) blocks += "{% if true %}";
   EXPECT_NE(error_of(blocks).find("nested too deeply"), std::string::npos);
-  EXPECT_NE(error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").find("recursion too deep"), std::string::npos);
+  EXPECT_NE(error_of("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").find("recursion too deep"),
+            std::string::npos);
 }
 
 TEST(ChatTemplateApi, TemplateIsReusableAndMovable) {
   ChatTemplate a("{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}{% endfor %}{{ ns.n }}");
   ChatTemplate b(std::move(a));
-  ordered_json msgs = ordered_json::array({{{"role", "user"}, {"content", "x"}}, {{"role", "assistant"}, {"content", "y"}}});
+  ordered_json msgs =
+      ordered_json::array({{{"role", "user"}, {"content", "x"}}, {{"role", "assistant"}, {"content", "y"}}});
   EXPECT_EQ(b.render(msgs, nullptr, false), "2");
   EXPECT_EQ(b.render(msgs, nullptr, false), "2");  // namespaces do not leak between renders
 }

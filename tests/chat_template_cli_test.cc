@@ -38,8 +38,8 @@ class RenderChatCli : public ::testing::Test {
  protected:
   fs::path dir;
   void SetUp() override {
-    dir = fs::temp_directory_path() /
-          ("llada2_render_chat_" + std::to_string(::getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir = fs::temp_directory_path() / ("llada2_render_chat_" + std::to_string(::getpid()) + "_" +
+                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir);
     fs::create_directories(dir / "model");
   }
@@ -69,8 +69,10 @@ TEST_F(RenderChatCli, GoldenRecordsThroughTokenizerConfig) {
   std::vector<std::string> want;
   while (std::getline(in, line)) {
     ordered_json rec = ordered_json::parse(line);
-    ordered_json req = {{"messages", rec["messages"]}, {"tools", rec["tools"]},
-                        {"add_generation_prompt", rec["add_generation_prompt"]}, {"extra_vars", rec["extra_vars"]}};
+    ordered_json req = {{"messages", rec["messages"]},
+                        {"tools", rec["tools"]},
+                        {"add_generation_prompt", rec["add_generation_prompt"]},
+                        {"extra_vars", rec["extra_vars"]}};
     input += req.dump() + "\n";
     want.push_back(rec["rendered_jinja2"].get<std::string>());
   }
@@ -88,21 +90,24 @@ TEST_F(RenderChatCli, GoldenRecordsThroughTokenizerConfig) {
 }
 
 TEST_F(RenderChatCli, SpecialTokensFromConfigAndOverrides) {
-  ordered_json cfg = {{"bos_token", {{"content", "<s>"}}},
-                      {"eos_token", "</s>"},
-                      {"chat_template", "{{ bos_token }}{% for m in messages %}{{ m.content }}{{ eos_token }}{% endfor %}{{ x }}"}};
+  ordered_json cfg = {
+      {"bos_token", {{"content", "<s>"}}},
+      {"eos_token", "</s>"},
+      {"chat_template", "{{ bos_token }}{% for m in messages %}{{ m.content }}{{ eos_token }}{% endfor %}{{ x }}"}};
   write(dir / "model/tokenizer_config.json", cfg.dump());
   std::string input =
       "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"tools\": null, \"add_generation_prompt\": true}\n"
       "\n"
-      "{\"messages\": [], \"tools\": null, \"add_generation_prompt\": false, \"extra_vars\": {\"eos_token\": \"E\", \"x\": 1}}\n";
+      "{\"messages\": [], \"tools\": null, \"add_generation_prompt\": false, \"extra_vars\": {\"eos_token\": \"E\", "
+      "\"x\": 1}}\n";
   CliResult r = run("--model '" + (dir / "model").string() + "'", &input);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "{\"rendered\":\"<s>hi</s>\"}\n{\"rendered\":\"<s>1\"}\n");
 }
 
 TEST_F(RenderChatCli, SpecialTokensMapFillsGaps) {
-  write(dir / "model/tokenizer_config.json", R"({"eos_token": "</s>", "chat_template": "{{ bos_token }}{{ eos_token }}{{ pad_token }}"})");
+  write(dir / "model/tokenizer_config.json",
+        R"({"eos_token": "</s>", "chat_template": "{{ bos_token }}{{ eos_token }}{{ pad_token }}"})");
   write(dir / "model/special_tokens_map.json",
         R"({"bos_token": {"content": "<s>", "lstrip": false}, "eos_token": "<ignored>", "pad_token": "<pad>"})");
   std::string input = "{\"messages\": []}\n";
@@ -121,8 +126,9 @@ TEST_F(RenderChatCli, JinjaFileBesideConfigWins) {
 }
 
 TEST_F(RenderChatCli, NamedTemplateList) {
-  write(dir / "model/tokenizer_config.json",
-        R"({"chat_template": [{"name": "tool_use", "template": "tools"}, {"name": "default", "template": "default"}]})");
+  write(
+      dir / "model/tokenizer_config.json",
+      R"({"chat_template": [{"name": "tool_use", "template": "tools"}, {"name": "default", "template": "default"}]})");
   std::string input = "{\"messages\": []}\n";
   CliResult r = run("--model '" + (dir / "model").string() + "'", &input);
   ASSERT_EQ(r.code, 0) << r.err;

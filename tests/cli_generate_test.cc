@@ -39,16 +39,23 @@ TEST(CliGenerate, AttentionFlagSelectsTheMode) {
   call["scheduler"] = cj["scheduler_config"];
   std::string f = write_temp(call.dump());
   std::string out, err;
-  ASSERT_EQ(run_cli("generate --model " + golden_path(cj["model_dir"]) + " --call " + f +
-                        " --attention bidirectional --json", &out, &err), 0) << err;
+  ASSERT_EQ(
+      run_cli("generate --model " + golden_path(cj["model_dir"]) + " --call " + f + " --attention bidirectional --json",
+              &out, &err),
+      0)
+      << err;
   EXPECT_EQ(nlohmann::json::parse(out)["sequences"], cj["expected"]["sequences"]);
   unlink(f.c_str());
 }
 
 TEST(CliGenerate, FlagsOverrideTheFile) {
-  std::string f = write_temp(R"({"input_ids": [[35, 55, 4]], "gen_length": 8, "block_length": 4, "mask_token_id": 319})");
+  std::string f =
+      write_temp(R"({"input_ids": [[35, 55, 4]], "gen_length": 8, "block_length": 4, "mask_token_id": 319})");
   std::string out, err;
-  ASSERT_EQ(run_cli("generate -m " + golden_path("models/tiny-a-f32") + " --call " + f + " --gen-length 5 --json", &out, &err), 0) << err;
+  ASSERT_EQ(run_cli("generate -m " + golden_path("models/tiny-a-f32") + " --call " + f + " --gen-length 5 --json", &out,
+                    &err),
+            0)
+      << err;
   EXPECT_EQ(nlohmann::json::parse(out)["sequences"][0].size(), 5u);
   unlink(f.c_str());
 }
@@ -75,10 +82,10 @@ TEST(CliGenerate, BadInputExitsWithCode2) {
 TEST(CliGenerate, HelpExplainsTheFlags) {
   std::string out;
   EXPECT_EQ(run_cli("generate --help", &out), 0);
-  for (const char* flag : {"--call", "--json", "--attention", "--gen-length", "--block-length", "--num-inference-steps",
-                           "--threshold", "--editing-threshold", "--max-post-steps", "--minimal-topk", "--temperature",
-                           "--top-p", "--top-k", "--sampling-method", "--no-eos-early-stop", "--eos-token-id",
-                           "--mask-token-id", "--seed", "--output-type"})
+  for (const char* flag :
+       {"--call", "--json", "--attention", "--gen-length", "--block-length", "--num-inference-steps", "--threshold",
+        "--editing-threshold", "--max-post-steps", "--minimal-topk", "--temperature", "--top-p", "--top-k",
+        "--sampling-method", "--no-eos-early-stop", "--eos-token-id", "--mask-token-id", "--seed", "--output-type"})
     EXPECT_NE(out.find(flag), std::string::npos) << flag;
 }
 

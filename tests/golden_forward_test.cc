@@ -33,7 +33,8 @@ std::vector<ForwardCase> forward_cases() {
   }
   for (std::string m : {"tiny-a-bf16", "tiny-b-bf16"}) {
     out.push_back({m, "forward_f32compute.safetensors", "ones", "ones", AttentionMode::Bidirectional});
-    out.push_back({m, "forward_f32compute.safetensors", "bidir2d_tailzeros", "bidir2d_tailzeros", AttentionMode::Bidirectional});
+    out.push_back(
+        {m, "forward_f32compute.safetensors", "bidir2d_tailzeros", "bidir2d_tailzeros", AttentionMode::Bidirectional});
     out.push_back({m, "forward_f32compute.safetensors", "blockcausal", "blockcausal", AttentionMode::BlockCausal});
   }
   return out;

@@ -17,8 +17,7 @@ struct GoldenCase {
 std::vector<GoldenCase> all_cases() {
   std::vector<GoldenCase> out;
   const nlohmann::json index = read_json(golden_path("cases.json"));
-  for (const auto& c : index["cases"])
-    out.push_back({c["path"], c["attention"], c["role"]});
+  for (const auto& c : index["cases"]) out.push_back({c["path"], c["attention"], c["role"]});
   return out;
 }
 
@@ -62,8 +61,13 @@ PipelineOutput run_case(const nlohmann::json& cj, const std::string& attention, 
       sampled.push_back(sa);
       after.push_back(af);
     }
-    rec->steps.push_back({{"global_step", step}, {"block", W / K - 1}, {"timestep", timestep}, {"transfer", transfer},
-                          {"edit", edit}, {"sampled_at_commits", sampled}, {"block_after", after}});
+    rec->steps.push_back({{"global_step", step},
+                          {"block", W / K - 1},
+                          {"timestep", timestep},
+                          {"transfer", transfer},
+                          {"edit", edit},
+                          {"sampled_at_commits", sampled},
+                          {"block_after", after}});
     return CallbackResult{};
   };
   Pipeline pipe(golden_model(cj["model_dir"]), sc);
@@ -93,7 +97,8 @@ TEST_P(GoldenPipeline, Reproduces) {
   const auto& steps = cj["steps"];
   ASSERT_EQ(rec.steps.size(), steps.size());
   for (size_t i = 0; i < steps.size(); ++i) {
-    for (const char* key : {"global_step", "block", "timestep", "transfer", "edit", "sampled_at_commits", "block_after"})
+    for (const char* key :
+         {"global_step", "block", "timestep", "transfer", "edit", "sampled_at_commits", "block_after"})
       EXPECT_EQ(rec.steps[i][key], steps[i][key]) << "step " << i << " key " << key;
   }
 }

@@ -32,7 +32,8 @@ class GoldenTrace : public ::testing::TestWithParam<TraceCase> {
  protected:
   void SetUp() override {
     cj_ = read_json(golden_path(GetParam().path + "/case.json"));
-    file_ = std::make_unique<SafetensorsFile>(golden_path(GetParam().path + "/" + cj_["trace_file"].get<std::string>()));
+    file_ =
+        std::make_unique<SafetensorsFile>(golden_path(GetParam().path + "/" + cj_["trace_file"].get<std::string>()));
     num_steps_ = cj_["expected"]["num_model_calls"];
   }
   const TensorView& get(int64_t step, const std::string& key) const {
@@ -88,9 +89,11 @@ TEST_P(GoldenTrace, SchedulerOnRecordedLogits) {
                                        spec.options.threshold, edit, prompt_mask, &rng);
     EXPECT_EQ(o.prev_sample.data, tensor_i64(get(g, "sched.prev_sample"))) << "step " << g;
     EXPECT_EQ(std::vector<int64_t>(o.transfer_index.data.begin(), o.transfer_index.data.end()),
-              tensor_i64(get(g, "sched.transfer_index"))) << "step " << g;
+              tensor_i64(get(g, "sched.transfer_index")))
+        << "step " << g;
     EXPECT_EQ(std::vector<int64_t>(o.editing_transfer_index.data.begin(), o.editing_transfer_index.data.end()),
-              tensor_i64(get(g, "sched.editing_transfer_index"))) << "step " << g;
+              tensor_i64(get(g, "sched.editing_transfer_index")))
+        << "step " << g;
     EXPECT_EQ(o.sampled_tokens.data, tensor_i64(get(g, "sched.sampled_tokens"))) << "step " << g;
     expect_close(o.sampled_probs.data, tensor_f32(get(g, "sched.sampled_probs")), 5e-6, "sampled_probs");
   }
@@ -124,8 +127,10 @@ TEST_P(GoldenTrace, PipelineCallbackTensors) {
     for (const auto& [name, tensor] : t) {
       const TensorView& ref = get(step, "callback." + name);
       EXPECT_EQ(tensor.shape, ref.shape) << name << " step " << step;
-      if (tensor.is_float) expect_close(tensor.floats, tensor_f32(ref), 1e-5, name);
-      else EXPECT_EQ(tensor.ints, tensor_i64(ref)) << name << " step " << step;
+      if (tensor.is_float)
+        expect_close(tensor.floats, tensor_f32(ref), 1e-5, name);
+      else
+        EXPECT_EQ(tensor.ints, tensor_i64(ref)) << name << " step " << step;
     }
     ++seen;
     return CallbackResult{};

@@ -124,7 +124,8 @@ TEST(KernelsLinear, TiersMatchScalarOnOddShapes) {
             for (int64_t m = 0; m < M; ++m) {
               for (int64_t n = 0; n < N; ++n) {
                 double exact = with_bias ? bias[size_t(n)] : 0.0;
-                for (int64_t kk = 0; kk < K; ++kk) exact += double(x[size_t(m * ldx + kk)]) * tw.f32[size_t(n * K + kk)];
+                for (int64_t kk = 0; kk < K; ++kk)
+                  exact += double(x[size_t(m * ldx + kk)]) * tw.f32[size_t(n * K + kk)];
                 ASSERT_NEAR(ref[size_t(m * ldy + n)], exact, 1e-4) << "scalar m=" << m << " n=" << n;
               }
             }
@@ -196,13 +197,16 @@ TEST(KernelsLinear, TiersMatchScalarAtModelWidth) {
       k::linear(x.data(), M, K, tw.w, nullptr, y.data(), N);
       // Also within the logits tolerance of the spec, 1e-4 * max(1, |ref|).
       float worst = 0.f;
-      for (size_t i = 0; i < y.size(); ++i) worst = std::max(worst, std::fabs(y[i] - ref[i]) / std::max(1.f, std::fabs(ref[i])));
+      for (size_t i = 0; i < y.size(); ++i)
+        worst = std::max(worst, std::fabs(y[i] - ref[i]) / std::max(1.f, std::fabs(ref[i])));
       EXPECT_LT(worst, 1e-4f) << k::isa_name(isa) << " " << dtype_name(dt);
       for (int64_t m = 0; m < M; ++m) {
         for (int64_t n = 0; n < N; ++n) {
           double mag = 0;
-          for (int64_t kk = 0; kk < K; ++kk) mag += std::fabs(double(x[size_t(m * K + kk)]) * tw.f32[size_t(n * K + kk)]);
-          ASSERT_NEAR(y[size_t(m * N + n)], ref[size_t(m * N + n)], 1e-5 * mag) << k::isa_name(isa) << " " << dtype_name(dt);
+          for (int64_t kk = 0; kk < K; ++kk)
+            mag += std::fabs(double(x[size_t(m * K + kk)]) * tw.f32[size_t(n * K + kk)]);
+          ASSERT_NEAR(y[size_t(m * N + n)], ref[size_t(m * N + n)], 1e-5 * mag)
+              << k::isa_name(isa) << " " << dtype_name(dt);
         }
       }
     }
@@ -420,7 +424,8 @@ TEST(KernelsVector, SiluMulMatchesScalar) {
   for (int64_t n : kLengths) {
     std::vector<float> g = random_floats(size_t(n), rng, 12.f), u = random_floats(size_t(n), rng, 3.f);
     // Extremes the exp must survive: underflow, overflow, signed zero.
-    const float special[] = {-100.f, 100.f, -88.5f, 88.5f, -87.f, 87.f, 0.f, -0.f, 1e-30f, -1e-30f, -88.7f, 88.7f, -89.f, 1000.f, -1000.f, -87.5f};
+    const float special[] = {-100.f, 100.f,   -88.5f, 88.5f, -87.f, 87.f,   0.f,     -0.f,
+                             1e-30f, -1e-30f, -88.7f, 88.7f, -89.f, 1000.f, -1000.f, -87.5f};
     for (size_t i = 0; i < g.size() && i < std::size(special); ++i) g[i * 7 % g.size()] = special[i];
     ASSERT_TRUE(k::set_isa(k::Isa::Scalar));
     std::vector<float> ref(static_cast<size_t>(n));
@@ -553,7 +558,7 @@ TEST(KernelsConvert, RoundTripsEveryBitPattern) {
 
 TEST(KernelsConvert, RoundingAndSpecialValues) {
   // bf16: ties to even, overflow to inf, NaN stays NaN.
-  EXPECT_EQ(k::f32_to_bf16(1.0f + 0x1p-8f), 0x3F80);  // halfway, even below
+  EXPECT_EQ(k::f32_to_bf16(1.0f + 0x1p-8f), 0x3F80);            // halfway, even below
   EXPECT_EQ(k::f32_to_bf16(1.0f + 0x1p-7f + 0x1p-8f), 0x3F82);  // halfway, even above
   EXPECT_EQ(k::f32_to_bf16(std::numeric_limits<float>::max()), 0x7F80);
   EXPECT_EQ(k::f32_to_bf16(-std::numeric_limits<float>::infinity()), 0xFF80);
@@ -564,8 +569,8 @@ TEST(KernelsConvert, RoundingAndSpecialValues) {
   EXPECT_EQ(k::f32_to_f16(65504.f), 0x7BFF);
   EXPECT_EQ(k::f32_to_f16(65520.f), 0x7C00);
   EXPECT_EQ(k::f32_to_f16(0x1p-24f), 0x0001);
-  EXPECT_EQ(k::f32_to_f16(0x1p-25f), 0x0000);            // tie to even: 0
-  EXPECT_EQ(k::f32_to_f16(0x1.8p-24f), 0x0002);          // tie to even: 2
+  EXPECT_EQ(k::f32_to_f16(0x1p-25f), 0x0000);               // tie to even: 0
+  EXPECT_EQ(k::f32_to_f16(0x1.8p-24f), 0x0002);             // tie to even: 2
   EXPECT_EQ(k::f32_to_f16(0x1.0p-14f - 0x1p-25f), 0x0400);  // rounds up into the normals
   EXPECT_EQ(k::f16_to_f32(0x03FF), 0x3FFp-24f);
   EXPECT_EQ(k::f32_to_f16(-0.0f), 0x8000);

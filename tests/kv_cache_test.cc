@@ -56,8 +56,8 @@ GenerateOptions padded_batch(bool left, bool editing) {
   std::vector<int64_t> r0 = {35, 55, 4, 256, 60, 52, 7, 9, 11};
   std::vector<int64_t> r1 = left ? std::vector<int64_t>{318, 318, 318, 318, 1, 2, 3, 4, 5}
                                  : std::vector<int64_t>{1, 2, 3, 4, 5, 318, 318, 318, 318};
-  std::vector<int64_t> m1 = left ? std::vector<int64_t>{0, 0, 0, 0, 1, 1, 1, 1, 1}
-                                 : std::vector<int64_t>{1, 1, 1, 1, 1, 0, 0, 0, 0};
+  std::vector<int64_t> m1 =
+      left ? std::vector<int64_t>{0, 0, 0, 0, 1, 1, 1, 1, 1} : std::vector<int64_t>{1, 1, 1, 1, 1, 0, 0, 0, 0};
   o.input_ids = IdTensor::from_rows({r0, r1});
   o.attention_mask = IdTensor::from_rows({std::vector<int64_t>(9, 1), m1});
   o.gen_length = 21;

@@ -2,9 +2,9 @@
 // planned size of the full LLaDA2-mini, sharding, and the CLI's errors.
 #include <gtest/gtest.h>
 
-#include "test_util.h"
 #include <sys/wait.h>
 #include <unistd.h>
+#include "test_util.h"
 
 #include <cmath>
 #include <cstdio>
@@ -198,7 +198,8 @@ TEST(MakeTestModel, DeterministicForASeed) {
   make(dir / "c", "tiny-b", DType::BF16, 43);
   // One worker thread instead of the machine's count (the CLI reads LLADA2_THREADS).
   const std::string cmd = std::string("LLADA2_THREADS=1 '") + LLADA2_CLI_PATH +
-                          "' make-test-model --shape tiny-b --dtype bf16 --seed 42 --out '" + (dir / "d").string() + "'";
+                          "' make-test-model --shape tiny-b --dtype bf16 --seed 42 --out '" + (dir / "d").string() +
+                          "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   EXPECT_EQ(weight_files(dir / "a"), weight_files(dir / "b"));
   EXPECT_EQ(weight_files(dir / "a"), weight_files(dir / "d")) << "output must not depend on the thread count";

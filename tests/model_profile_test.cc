@@ -104,8 +104,9 @@ TEST(ModelProfile, PhasesSplitTheWeightBytesAndCountFlops) {
   ASSERT_GT(p.phase[ModelProfile::Moe].weight_bytes, router_bytes);
   EXPECT_EQ((p.phase[ModelProfile::Moe].weight_bytes - router_bytes) % expert_bytes, 0u);
   // Each token runs through num_experts_per_tok experts in each MoE layer.
-  EXPECT_EQ(p.phase[ModelProfile::Moe].flops,
-            router_bytes / 4 * 2 * 24 + uint64_t((L - dense_layers) * 24 * c.num_experts_per_tok) * expert_bytes / 4 * 2);
+  EXPECT_EQ(
+      p.phase[ModelProfile::Moe].flops,
+      router_bytes / 4 * 2 * 24 + uint64_t((L - dense_layers) * 24 * c.num_experts_per_tok) * expert_bytes / 4 * 2);
 
   // Off again: the counters stay as they are.
   model->set_profiling(false);
@@ -155,7 +156,8 @@ TEST(CliBench, JsonHasTheStepBreakdown) {
             0)
       << err;
   const nlohmann::json j = nlohmann::json::parse(out);
-  for (const char* k : {"step_seconds_median", "forwards", "weight_bytes_per_step", "weight_gb_per_second", "peak_rss_mb"})
+  for (const char* k :
+       {"step_seconds_median", "forwards", "weight_bytes_per_step", "weight_gb_per_second", "peak_rss_mb"})
     EXPECT_TRUE(j.contains(k)) << k;
   ASSERT_TRUE(j.contains("phases"));
   const nlohmann::json& ph = j["phases"];
@@ -174,7 +176,8 @@ TEST(CliBench, JsonHasTheStepBreakdown) {
   EXPECT_NEAR(step["weight_mb_per_step"].get<double>() * 1e6, j["weight_bytes_per_step"].get<double>(), 1.0);
   EXPECT_GT(ph["lm_head"]["gflop_per_step"].get<double>(), 0.0);
   EXPECT_TRUE(ph["sampling"]["roofline_percent"].is_null());
-  EXPECT_EQ(ph["attention"]["bound"].get<std::string>(), "memory");  // 8-16-row products on a 20 GB/s, 1000 GFLOP/s roof
+  EXPECT_EQ(ph["attention"]["bound"].get<std::string>(),
+            "memory");  // 8-16-row products on a 20 GB/s, 1000 GFLOP/s roof
   EXPECT_EQ(j["roofline"]["bandwidth_gbs"].get<double>(), 20.0);
   EXPECT_EQ(j["roofline"]["peak_gflops"].get<double>(), 1000.0);
 }

@@ -205,8 +205,8 @@ TEST(OpenAIClient, NodeOpenAIPackageAgainstServe) {
   // The server, its stderr into a file that is read for the port line.
   Child server;
   {
-    std::vector<std::string> args = {LLADA2_CLI_PATH, "serve",     "--model",    model,      "--port",
-                                     "0",             "--api-key", "test-key", "--parallel", "2"};
+    std::vector<std::string> args = {LLADA2_CLI_PATH, "serve",    "--model",    model, "--port", "0",
+                                     "--api-key",     "test-key", "--parallel", "2"};
     auto argv = c_argv(args);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);

@@ -88,7 +88,7 @@ TEST(Validation, EveryErrorOfTheSpec) {
   o.input_ids.reset();
   o.messages = nlohmann::json::array({{{"role", "user"}, {"content", "x"}}});
   EXPECT_ERROR_CONTAINS(o, "Tokenizer is required when `input_ids` is not provided.");  // 6
-  for (int which = 0; which < 4; ++which) {  // 7-10
+  for (int which = 0; which < 4; ++which) {                                             // 7-10
     for (int64_t bad : {0, -3}) {
       o = base_options();
       const char* name[] = {"gen_length", "block_length", "num_inference_steps", "minimal_topk"};
@@ -116,13 +116,14 @@ TEST(Validation, EveryErrorOfTheSpec) {
   EXPECT_ERROR_CONTAINS(o, "but found ['logits']");
   o = base_options();
   o.attention_mask = IdTensor::from_rows({{1, 1, 1}});
-  EXPECT_ERROR_CONTAINS(o, "`attention_mask` shape torch.Size([1, 3]) must match `input_ids` shape torch.Size([1, 6])");  // 17
+  EXPECT_ERROR_CONTAINS(
+      o, "`attention_mask` shape torch.Size([1, 3]) must match `input_ids` shape torch.Size([1, 6])");  // 17
   o = base_options();
   o.mask_token_id.reset();  // tiny-a's config.json has no mask id
   EXPECT_ERROR_CONTAINS(o, "`mask_token_id` must be provided (or available on the tokenizer)");  // 22
   o = base_options();
   o.gen_length = 2;
-  o.minimal_topk = 3;  // S = min(4, 2 // 3) = 0
+  o.minimal_topk = 3;                                             // S = min(4, 2 // 3) = 0
   EXPECT_ERROR_CONTAINS(o, "`num_inference_steps` must be > 0");  // 23
   o = base_options();
   o.temperature = -1;
@@ -131,7 +132,7 @@ TEST(Validation, EveryErrorOfTheSpec) {
   o.temperature = 0.8;
   o.top_p = 0.0;
   EXPECT_ERROR_CONTAINS(o, "`top_p` must be in (0, 1]");  // 26
-  o.sampling_method = "greedy";  // greedy path: top_p unused, no error
+  o.sampling_method = "greedy";                           // greedy path: top_p unused, no error
   EXPECT_EQ(error_of(o), "");
 }
 
@@ -169,8 +170,10 @@ TEST(Callback, AliasesAndBlockReplacement) {
     EXPECT_EQ(t.at("x0").ints, t.at("sampled_tokens").ints);
     EXPECT_EQ(t.at("x0_p").floats, t.at("sampled_probs").floats);
     for (size_t i = 0; i < t.at("confidence").floats.size(); ++i) {
-      if (t.at("active_block").ints[i]) EXPECT_EQ(t.at("confidence").floats[i], t.at("sampled_probs").floats[i]);
-      else EXPECT_TRUE(std::isinf(t.at("confidence").floats[i]));
+      if (t.at("active_block").ints[i])
+        EXPECT_EQ(t.at("confidence").floats[i], t.at("sampled_probs").floats[i]);
+      else
+        EXPECT_TRUE(std::isinf(t.at("confidence").floats[i]));
     }
     ++calls;
     return CallbackResult{};
@@ -206,7 +209,8 @@ TEST(Padding, PadIdsDoNotMatter) {
       o.attention = attention;
       o.eos_early_stop = false;
       std::vector<int64_t> row0 = {35, 55, 4, 256, 60, 52};
-      std::vector<int64_t> row1 = left ? std::vector<int64_t>{100, 100, 100, 9, 8, 7} : std::vector<int64_t>{9, 8, 7, 100, 100, 100};
+      std::vector<int64_t> row1 =
+          left ? std::vector<int64_t>{100, 100, 100, 9, 8, 7} : std::vector<int64_t>{9, 8, 7, 100, 100, 100};
       std::vector<int64_t> m1 = left ? std::vector<int64_t>{0, 0, 0, 1, 1, 1} : std::vector<int64_t>{1, 1, 1, 0, 0, 0};
       o.input_ids = IdTensor::from_rows({row0, row1});
       o.attention_mask = IdTensor::from_rows({{1, 1, 1, 1, 1, 1}, m1});
@@ -259,7 +263,8 @@ TEST(Sampling, FrequenciesMatchFilteredSoftmax) {
     std::optional<int64_t> top_k;
     std::optional<double> top_p;
   };
-  for (const Case& c : {Case{1.0, {}, {}}, Case{0.7, {}, {}}, Case{1.3, 3, {}}, Case{1.0, {}, 0.6}, Case{0.9, 4, 0.8}}) {
+  for (const Case& c :
+       {Case{1.0, {}, {}}, Case{0.7, {}, {}}, Case{1.3, 3, {}}, Case{1.0, {}, 0.6}, Case{0.9, 4, 0.8}}) {
     SamplingParams p;
     p.temperature = c.temperature;
     p.top_k = c.top_k;

@@ -2,10 +2,10 @@
 // (SPEC B §2.3, A5, A9), on a tiny random model carrying the Ling-style synthetic tokenizer.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include "llada2/error.h"
 #include "llada2/pipeline.h"
@@ -54,8 +54,11 @@ TEST(TextPipeline, StringPromptIsWrappedAsAUserMessage) {
   GenerateOptions b = small();
   b.messages = nlohmann::ordered_json::parse(R"([{"role": "user", "content": "What is 2+2?"}])");
   GenerateOptions c = small();
-  std::string rendered = pipe.chat_template()->render(*b.messages, nullptr, true, special_token_vars(*pipe.tokenizer()));
-  EXPECT_EQ(rendered, "<role>SYSTEM</role>detailed thinking off<|role_end|><role>HUMAN</role>What is 2+2?<|role_end|><role>ASSISTANT</role>");
+  std::string rendered =
+      pipe.chat_template()->render(*b.messages, nullptr, true, special_token_vars(*pipe.tokenizer()));
+  EXPECT_EQ(rendered,
+            "<role>SYSTEM</role>detailed thinking off<|role_end|><role>HUMAN</role>What is "
+            "2+2?<|role_end|><role>ASSISTANT</role>");
   c.input_ids = IdTensor::from_rows({pipe.tokenizer()->encode(rendered, false)});
   EXPECT_EQ(run_ids(a).data, run_ids(c).data);
   EXPECT_EQ(run_ids(b).data, run_ids(c).data);
@@ -108,7 +111,8 @@ TEST(TextPipeline, ErrorsOfPromptPreparation) {
     text_pipeline()(o);
     FAIL() << "expected an error";
   } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("`prompt` must be a string when `use_chat_template=True`."), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("`prompt` must be a string when `use_chat_template=True`."),
+              std::string::npos);
   }
 }
 
@@ -158,16 +162,24 @@ TEST(TextPipeline, CliPromptAndMessages) {
   text_pipeline();
   const std::string& dir = text_model_dir();
   std::string out, err;
-  ASSERT_EQ(run_cli("generate -m " + dir + " -p \"Hello there\" --gen-length 16 --block-length 8 --seed 1 --json", &out, &err), 0) << err;
+  ASSERT_EQ(run_cli("generate -m " + dir + " -p \"Hello there\" --gen-length 16 --block-length 8 --seed 1 --json", &out,
+                    &err),
+            0)
+      << err;
   nlohmann::json j = nlohmann::json::parse(out);
   ASSERT_TRUE(j["texts"].is_array());
   const std::string msgs = dir + "/msgs.json";
   std::ofstream(msgs) << R"([{"role": "user", "content": "Hello there"}])";
   std::string out2;
-  ASSERT_EQ(run_cli("generate -m " + dir + " --messages " + msgs + " --gen-length 16 --block-length 8 --seed 1 --json", &out2, &err), 0) << err;
+  ASSERT_EQ(run_cli("generate -m " + dir + " --messages " + msgs + " --gen-length 16 --block-length 8 --seed 1 --json",
+                    &out2, &err),
+            0)
+      << err;
   EXPECT_EQ(nlohmann::json::parse(out2)["sequences"], j["sequences"]);
   std::string text;
-  ASSERT_EQ(run_cli("generate -m " + dir + " -p \"Hello there\" --gen-length 16 --block-length 8 --seed 1", &text, &err), 0) << err;
+  ASSERT_EQ(
+      run_cli("generate -m " + dir + " -p \"Hello there\" --gen-length 16 --block-length 8 --seed 1", &text, &err), 0)
+      << err;
   EXPECT_EQ(text, j["texts"][0].get<std::string>() + "\n");
 }
 
@@ -199,7 +211,8 @@ TEST(TextPipeline, CliVisualDrawsTheCanvasAndEndsWithTheText) {
   const std::string& dir = text_model_dir();
   std::string plain, visual, err;
   ASSERT_EQ(run_cli("generate -m " + dir + " -p Hi --gen-length 16 --block-length 8 --seed 1", &plain, &err), 0) << err;
-  ASSERT_EQ(run_cli("generate -m " + dir + " -p Hi --gen-length 16 --block-length 8 --seed 1 --visual", &visual, &err), 0)
+  ASSERT_EQ(run_cli("generate -m " + dir + " -p Hi --gen-length 16 --block-length 8 --seed 1 --visual", &visual, &err),
+            0)
       << err;
   EXPECT_NE(visual.find("\r\033[K"), std::string::npos);
   EXPECT_NE(visual.find("\xE2\x96\x91"), std::string::npos) << "masked cells drawn as shade";

@@ -75,7 +75,8 @@ QWeight make_qweight(k::Quant kind, int64_t N, int64_t K, int64_t G, std::mt1993
   t.scales.resize(size_t(N * (K / G)));
   if (kind == k::Quant::Q8) {
     t.q8.resize(size_t(N * K));
-    for (int64_t n = 0; n < N; ++n) quantize_row_q8(f.data() + n * K, K, G, t.q8.data() + n * K, t.scales.data() + n * (K / G));
+    for (int64_t n = 0; n < N; ++n)
+      quantize_row_q8(f.data() + n * K, K, G, t.q8.data() + n * K, t.scales.data() + n * (K / G));
     t.w = {t.q8.data(), DType::I8, N, K};
   } else {
     t.q4.resize(size_t(N * K / 2));
@@ -257,7 +258,7 @@ TEST(QuantKernels, Int8ActivationsMatchReference) {
           for (float& v : x) v = d(rng);
           for (float& v : bias) v = d(rng);
           if (!with_bias) std::fill(bias.begin(), bias.end(), 0.f);
-          if (M > 1) x[size_t(ldx + 5)] = 300.f;                                  // an outlier in row 1
+          if (M > 1) x[size_t(ldx + 5)] = 300.f;                                    // an outlier in row 1
           if (M > 2) std::fill(x.begin() + 2 * ldx, x.begin() + 2 * ldx + G, 0.f);  // a zero group in row 2
           if (M > 3) std::fill(x.begin() + 3 * ldx, x.begin() + 3 * ldx + G, 1.f);  // x = 127 after quantizing
           // The test's own quantization: q = round_even(x * 127 / amax), scale = amax / 127.
@@ -305,8 +306,8 @@ TEST(QuantKernels, Int8ActivationsMatchReference) {
                   ASSERT_LE(std::fabs(y[size_t(m * ldy + n)] - ref[size_t(m * N + n)]),
                             1e-5 * mag[size_t(m * N + n)] + 1e-6)
                       << k::isa_name(isa) << (int8 ? " int8" : " float") << (sh.kind == Q8 ? " q8" : " q4")
-                      << (w->panels ? " panels" : "") << " G=" << G << " M=" << M << " N=" << N << " K=" << K
-                      << " at " << m << "," << n;
+                      << (w->panels ? " panels" : "") << " G=" << G << " M=" << M << " N=" << N << " K=" << K << " at "
+                      << m << "," << n;
                 ASSERT_EQ(y[size_t(m * ldy + N)], -7.f) << "wrote past the row";
               }
             }
@@ -396,8 +397,10 @@ TEST(QuantKernels, PanelOrderKeepsEveryRow) {
     for (k::Quant kind : {k::Quant::Q8, k::Quant::Q4}) {
       for (int64_t N : {1, 16, 17, 37}) {
         QWeight t = make_qweight(kind, N, 192, 64, rng);
-        if (kind == k::Quant::Q8) t.q8[0] = -128;
-        else t.q4[0] = 0x78;  // -8 and +7
+        if (kind == k::Quant::Q8)
+          t.q8[0] = -128;
+        else
+          t.q4[0] = 0x78;  // -8 and +7
         PanelWeight pw(t.w);
         EXPECT_TRUE(pw.w.panels);
         EXPECT_EQ(pw.w.dtype, DType::U8);
@@ -584,10 +587,10 @@ TEST_P(QuantizedGolden, LoadsAndTracksTheFloatModel) {
   q->prepare();  // repacked for this tier and setting (then used on every tier below)
   Agreement a = compare_models(*ref, *q, 5);
   Agreement b = compare_models(*ref, *q, 6);
-  std::printf("[quality] %s %s: layer-0 rel err %.4f / %.4f, logit cosine mean %.4f / %.4f (min %.3f / %.3f), "
-              "top-1 %.3f / %.3f\n",
-              c.model, want.c_str(), a.dense_err, b.dense_err, a.mean_cos, b.mean_cos, a.min_cos, b.min_cos, a.top1,
-              b.top1);
+  std::printf(
+      "[quality] %s %s: layer-0 rel err %.4f / %.4f, logit cosine mean %.4f / %.4f (min %.3f / %.3f), "
+      "top-1 %.3f / %.3f\n",
+      c.model, want.c_str(), a.dense_err, b.dense_err, a.mean_cos, b.mean_cos, a.min_cos, b.min_cos, a.top1, b.top1);
   EXPECT_LT(std::max(a.dense_err, b.dense_err), c.dense_err);
   EXPECT_GT(std::min(a.mean_cos, b.mean_cos), c.mean_cos);
   EXPECT_GE(std::min(a.top1, b.top1), c.top1);
@@ -630,8 +633,10 @@ TEST_P(QuantizedGolden, LoadsAndTracksTheFloatModel) {
     uint64_t prefaulted = 0;  // prefault() skips what was released
     panels->checkpoint().prefault([&](uint64_t, uint64_t total) { prefaulted = total; });
     const uint64_t all = panels->checkpoint().total_bytes(), head = panels->checkpoint().get("lm_head.weight").nbytes;
-    if (packs) EXPECT_LE(prefaulted, all - head);
-    else EXPECT_EQ(prefaulted, all);
+    if (packs)
+      EXPECT_LE(prefaulted, all - head);
+    else
+      EXPECT_EQ(prefaulted, all);
     std::unique_ptr<Model> rows;
     {
       Int8ActGuard off(false);
@@ -666,20 +671,19 @@ TEST_P(QuantizedGolden, LoadsAndTracksTheFloatModel) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Models, QuantizedGolden,
-    ::testing::Values(QualityCase{"tiny-a-f32", QuantType::Q8, 16, 0.02, 0.97, 0.75},
-                      QualityCase{"tiny-b-f32", QuantType::Q8, 32, 0.02, 0.97, 0.75},
-                      QualityCase{"tiny-b-f32", QuantType::Q8, 64, 0.02, 0.97, 0.75},
-                      QualityCase{"tiny-b-f32", QuantType::Q4, 32, 0.3, 0.7, 0.1},
-                      QualityCase{"tiny-b-f32", QuantType::Q4, 16, 0.3, 0.7, 0.1}),
-    [](const ::testing::TestParamInfo<QualityCase>& i) {
-      std::string s = std::string(i.param.model) + "_" + quant_type_name(i.param.type) + "_g" +
-                      std::to_string(i.param.group);
-      for (char& ch : s)
-        if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-      return s;
-    });
+INSTANTIATE_TEST_SUITE_P(Models, QuantizedGolden,
+                         ::testing::Values(QualityCase{"tiny-a-f32", QuantType::Q8, 16, 0.02, 0.97, 0.75},
+                                           QualityCase{"tiny-b-f32", QuantType::Q8, 32, 0.02, 0.97, 0.75},
+                                           QualityCase{"tiny-b-f32", QuantType::Q8, 64, 0.02, 0.97, 0.75},
+                                           QualityCase{"tiny-b-f32", QuantType::Q4, 32, 0.3, 0.7, 0.1},
+                                           QualityCase{"tiny-b-f32", QuantType::Q4, 16, 0.3, 0.7, 0.1}),
+                         [](const ::testing::TestParamInfo<QualityCase>& i) {
+                           std::string s = std::string(i.param.model) + "_" + quant_type_name(i.param.type) + "_g" +
+                                           std::to_string(i.param.group);
+                           for (char& ch : s)
+                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return s;
+                         });
 
 // A weight whose K is not a multiple of the group stays float; the model still loads.
 TEST(Quantize, KeepsTensorsTheGroupDoesNotDivide) {
@@ -714,7 +718,8 @@ void write_with(const std::string& src, const std::string& dst, const TensorSpec
   fs::create_directories(dst);
   fs::copy_file(fs::path(src) / "config.json", fs::path(dst) / "config.json");
   std::vector<TensorSpec> specs;
-  for (const auto& [name, t] : ck.tensors()) specs.push_back(name == changed.name ? changed : TensorSpec{name, t.dtype, t.shape});
+  for (const auto& [name, t] : ck.tensors())
+    specs.push_back(name == changed.name ? changed : TensorSpec{name, t.dtype, t.shape});
   SafetensorsWriter w((fs::path(dst) / "model.safetensors").string(), specs);
   for (const TensorSpec& s : w.tensors()) {
     if (s.name == changed.name) {
@@ -785,7 +790,7 @@ TEST(Quantize, PanelLayoutLoadsAsStored) {
     EXPECT_EQ(t.at(qkv).shape, (std::vector<int64_t>{12, per, 16, 4}));
     EXPECT_EQ(t.at(qkv + ".qscale").shape, (std::vector<int64_t>{12, 128 / o.group, 16}));
     EXPECT_EQ(t.at("lm_head.weight").shape.size(), 2u);  // 1000 rows: not whole panels, kept in rows
-    EXPECT_EQ(st.out_bytes, rows_stats.out_bytes);  // whole panels only: no padding
+    EXPECT_EQ(st.out_bytes, rows_stats.out_bytes);       // whole panels only: no padding
     auto rows = Model::load(dir.str(tag + "-rows"));
     auto panels = Model::load(dir.str(tag + "-panels"));
     rows->prepare();
@@ -802,7 +807,8 @@ TEST(Quantize, PanelLayoutLoadsAsStored) {
       rows->forward(fb, yr.data());
       panels->forward(fb, yp.data());
       for (size_t i = 0; i < n; ++i)
-        ASSERT_NEAR(yp[i], yr[i], 1e-4 * std::max(1.f, std::fabs(yr[i]))) << tag << " " << k::isa_name(isa) << " at " << i;
+        ASSERT_NEAR(yp[i], yr[i], 1e-4 * std::max(1.f, std::fabs(yr[i])))
+            << tag << " " << k::isa_name(isa) << " at " << i;
     }
   }
   // A panel-ordered tensor of the wrong shape is named with what was expected.
@@ -853,7 +859,8 @@ TEST(QuantizeCli, Int8ActivationsFlag) {
   const std::string model = golden_path("models/tiny-b-f32");
   std::string out, err;
   ASSERT_EQ(run_cli("quantize -m " + model + " --type q8 --out " + dir.str("q8") + " --quiet", &out, &err), 0) << err;
-  const std::string bench = "bench -m " + dir.str("q8") + " --prompt-length 8 --gen-length 8 --block-length 4 --steps 4 --json";
+  const std::string bench =
+      "bench -m " + dir.str("q8") + " --prompt-length 8 --gen-length 8 --block-length 4 --steps 4 --json";
   for (const char* mode : {"on", "off"}) {
     ASSERT_EQ(run_cli(bench + " --int8-activations " + mode, &out, &err), 0) << err;
     const double frac = nlohmann::json::parse(out).at("roofline").at("int8_flop_fraction").get<double>();

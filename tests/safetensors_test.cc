@@ -67,10 +67,10 @@ std::string parse_error(const std::string& bytes, const std::string& label = "ba
 
 TEST(SafetensorsWriter, RoundTripAllDtypes) {
   const fs::path dir = temp_dir();
-  const std::vector<TensorSpec> specs = {
-      {"f32", DType::F32, {3, 5}},   {"bf16", DType::BF16, {7}},  {"f16", DType::F16, {2, 2, 2}},
-      {"i64", DType::I64, {4}},      {"bool", DType::BOOL, {9}},  {"empty", DType::F32, {0, 4}},
-      {"scalar", DType::F32, {}},    {"empty_bf16", DType::BF16, {0}}};
+  const std::vector<TensorSpec> specs = {{"f32", DType::F32, {3, 5}},    {"bf16", DType::BF16, {7}},
+                                         {"f16", DType::F16, {2, 2, 2}}, {"i64", DType::I64, {4}},
+                                         {"bool", DType::BOOL, {9}},     {"empty", DType::F32, {0, 4}},
+                                         {"scalar", DType::F32, {}},     {"empty_bf16", DType::BF16, {0}}};
   const fs::path path = dir / "x.safetensors";
   std::map<std::string, std::vector<uint8_t>> data;
   {
@@ -187,8 +187,8 @@ TEST(SafetensorsWriter, RejectsMisuse) {
 namespace {
 
 std::vector<TensorSpec> shard_specs() {
-  return {{"t.a", DType::F32, {10}},  {"t.b", DType::BF16, {30}}, {"t.c", DType::F32, {100}},
-          {"t.d", DType::I64, {2}},   {"t.e", DType::F32, {0}},   {"t.f", DType::U8, {7}}};
+  return {{"t.a", DType::F32, {10}}, {"t.b", DType::BF16, {30}}, {"t.c", DType::F32, {100}},
+          {"t.d", DType::I64, {2}},  {"t.e", DType::F32, {0}},   {"t.f", DType::U8, {7}}};
 }
 
 void write_all(CheckpointWriter& w) {
@@ -351,7 +351,8 @@ TEST(SafetensorsMalformed, DataCutShort) {
   std::string good = image(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", std::string(16, '\1'));
   SafetensorsFile::parse(reinterpret_cast<const uint8_t*>(good.data()), good.size(), "ok");
   std::string e = parse_error(good.substr(0, good.size() - 3));
-  EXPECT_HAS(e, "bad.safetensors: tensor 'a': data_offsets end 16 is past the data section (13 bytes; file truncated?)");
+  EXPECT_HAS(e,
+             "bad.safetensors: tensor 'a': data_offsets end 16 is past the data section (13 bytes; file truncated?)");
 }
 
 TEST(SafetensorsMalformed, TruncatedFileOnDiskNamesThePath) {
@@ -434,13 +435,16 @@ TEST(SafetensorsMalformed, HeaderNotAnObject) {
 }
 
 TEST(SafetensorsMalformed, MissingFields) {
-  EXPECT_HAS(parse_error(image(R"({"a":{"shape":[1],"data_offsets":[0,1]}})", "x")), "tensor 'a': missing string 'dtype'");
-  EXPECT_HAS(parse_error(image(R"({"a":{"dtype":"U8","data_offsets":[0,1]}})", "x")), "tensor 'a': missing array 'shape'");
+  EXPECT_HAS(parse_error(image(R"({"a":{"shape":[1],"data_offsets":[0,1]}})", "x")),
+             "tensor 'a': missing string 'dtype'");
+  EXPECT_HAS(parse_error(image(R"({"a":{"dtype":"U8","data_offsets":[0,1]}})", "x")),
+             "tensor 'a': missing array 'shape'");
   EXPECT_HAS(parse_error(image(R"({"a":{"dtype":"U8","shape":[1]}})", "x")),
              "tensor 'a': 'data_offsets' must be an array of two integers");
   EXPECT_HAS(parse_error(image(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0]}})", "x")),
              "'data_offsets' must be an array of two integers");
-  EXPECT_HAS(parse_error(image(R"({"a":{"dtype":7,"shape":[1],"data_offsets":[0,1]}})", "x")), "missing string 'dtype'");
+  EXPECT_HAS(parse_error(image(R"({"a":{"dtype":7,"shape":[1],"data_offsets":[0,1]}})", "x")),
+             "missing string 'dtype'");
 }
 
 TEST(SafetensorsMalformed, AcceptsPaddingAndEmptyHeader) {

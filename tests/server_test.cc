@@ -2,8 +2,8 @@
 // shapes, streaming (SSE), canvas events, stop strings, errors, auth, the queue and cancellation.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <httplib.h>
+#include <filesystem>
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -12,9 +12,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <map>
-#include <fstream>
 #include <thread>
 
 #include "llada2/pipeline.h"
@@ -28,7 +28,8 @@ namespace {
 using json = nlohmann::json;
 
 std::shared_ptr<const Pipeline> chat_pipeline() {
-  static std::shared_ptr<const Pipeline> pipe = std::make_shared<const Pipeline>(Pipeline::from_pretrained(chat_model_dir()));
+  static std::shared_ptr<const Pipeline> pipe =
+      std::make_shared<const Pipeline>(Pipeline::from_pretrained(chat_model_dir()));
   return pipe;
 }
 
@@ -207,7 +208,8 @@ void expect_usage(const json& body) {
   const json& u = body["usage"];
   EXPECT_GT(u["prompt_tokens"].get<int64_t>(), 0);
   EXPECT_GE(u["completion_tokens"].get<int64_t>(), 0);
-  EXPECT_EQ(u["total_tokens"].get<int64_t>(), u["prompt_tokens"].get<int64_t>() + u["completion_tokens"].get<int64_t>());
+  EXPECT_EQ(u["total_tokens"].get<int64_t>(),
+            u["prompt_tokens"].get<int64_t>() + u["completion_tokens"].get<int64_t>());
   EXPECT_GT(body["diffusion"]["forwards"].get<int64_t>(), 0);
   EXPECT_TRUE(body["diffusion"]["tokens_per_forward"].is_number());
   EXPECT_TRUE(body["diffusion"]["seconds"].is_number());
@@ -239,14 +241,16 @@ TEST(Server, ChatCompletion) {
 TEST(Server, ChatWithTools) {
   auto s = start_server();
   json body = chat_body();
-  body["tools"] = {{{"type", "function"},
-                    {"function", {{"name", "get_time"}, {"description", "Current time"}, {"parameters", json::object()}}}}};
+  body["tools"] = {
+      {{"type", "function"},
+       {"function", {{"name", "get_time"}, {"description", "Current time"}, {"parameters", json::object()}}}}};
   Reply with_tools = post(*s, "/v1/chat/completions", body);
   ASSERT_EQ(with_tools.status, 200) << with_tools.body;
   Reply without = post(*s, "/v1/chat/completions", chat_body());
   ASSERT_EQ(without.status, 200);
   // The tools reach the template: the prompt grows.
-  EXPECT_GT(with_tools.body["usage"]["prompt_tokens"].get<int64_t>(), without.body["usage"]["prompt_tokens"].get<int64_t>());
+  EXPECT_GT(with_tools.body["usage"]["prompt_tokens"].get<int64_t>(),
+            without.body["usage"]["prompt_tokens"].get<int64_t>());
   body["tools"] = "get_time";
   expect_error(post(*s, "/v1/chat/completions", body), 400, "", "tools");
 }

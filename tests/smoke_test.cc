@@ -25,9 +25,10 @@ TEST(ThreadPool, ResizeAfterUseRunsOnlyNewJobs) {
 }
 
 TEST(ThreadPool, ExceptionsReachTheCaller) {
-  EXPECT_THROW(llada2::parallel_for(100, [](int64_t a, int64_t) {
-                 if (a > 0) throw std::runtime_error("boom");
-               }),
+  EXPECT_THROW(llada2::parallel_for(100,
+                                    [](int64_t a, int64_t) {
+                                      if (a > 0) throw std::runtime_error("boom");
+                                    }),
                std::runtime_error);
   std::atomic<int64_t> sum{0};
   llada2::parallel_for(10, [&](int64_t a, int64_t b) { sum += b - a; });

@@ -3,16 +3,16 @@
 #include "llada2/test_model.h"
 
 #include <array>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include <gtest/gtest.h>
-#include <stdexcept>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <stdexcept>
 
 namespace llada2::testing {
 
@@ -75,7 +75,7 @@ std::filesystem::path fresh_temp_dir() {
   namespace fs = std::filesystem;
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   fs::path p = fs::temp_directory_path() / ("llada2_" + std::string(info->test_suite_name()) + "_" + info->name() +
-                                             "_" + std::to_string(::getpid()));
+                                            "_" + std::to_string(::getpid()));
   fs::remove_all(p);
   fs::create_directories(p);
   return p;

@@ -42,9 +42,15 @@ std::string byte_char(int b) {
 
 // The snippet as a whole tokenizer.json (same defaults as gen_reference.js).
 json make_tokenizer_json(const json& cfg) {
-  json model = {{"type", "BPE"},       {"dropout", nullptr},         {"unk_token", nullptr},
-                {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", "</w>"}, {"fuse_unk", false},
-                {"byte_fallback", false}, {"ignore_merges", false},   {"merges", json::array()}};
+  json model = {{"type", "BPE"},
+                {"dropout", nullptr},
+                {"unk_token", nullptr},
+                {"continuing_subword_prefix", nullptr},
+                {"end_of_word_suffix", "</w>"},
+                {"fuse_unk", false},
+                {"byte_fallback", false},
+                {"ignore_merges", false},
+                {"merges", json::array()}};
   json vocab = json::object();
   for (int b = 0; b < 256; ++b) {
     vocab[byte_char(b)] = b;
@@ -64,7 +70,8 @@ json make_tokenizer_json(const json& cfg) {
 }
 
 llada2::Tokenizer load(const json& tokenizer_json, const std::string& name) {
-  auto path = std::filesystem::temp_directory_path() / ("llada2_tok_" + name + "_" + std::to_string(::getpid()) + ".json");
+  auto path =
+      std::filesystem::temp_directory_path() / ("llada2_tok_" + name + "_" + std::to_string(::getpid()) + ".json");
   {
     std::ofstream f(path, std::ios::binary);
     f << tokenizer_json.dump();

@@ -41,13 +41,16 @@ TEST_P(TokenizerParity, MatchesGoldens) {
                     << json(got_ns).dump();
     }
   }
-  std::printf("[ parity ] %s: %zu strings; mismatches ids %zu, ids_no_special %zu, decoded %zu, decoded_skip_special %zu\n",
-              name.c_str(), lines.size(), bad[0], bad[1], bad[2], bad[3]);
+  std::printf(
+      "[ parity ] %s: %zu strings; mismatches ids %zu, ids_no_special %zu, decoded %zu, decoded_skip_special %zu\n",
+      name.c_str(), lines.size(), bad[0], bad[1], bad[2], bad[3]);
   EXPECT_EQ(bad[0] + bad[1] + bad[2] + bad[3], 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Goldens, TokenizerParity,
                          ::testing::Values("ling-synth", "qwen3", "llama3", "deepseek_v3", "gemma3"),
-                         [](const auto& info) { return info.param == "ling-synth" ? std::string("ling_synth") : info.param; });
+                         [](const auto& info) {
+                           return info.param == "ling-synth" ? std::string("ling_synth") : info.param;
+                         });
 
 }  // namespace

@@ -15,8 +15,7 @@ class InputError : public std::runtime_error {
 // A malformed or inconsistent file on disk (checkpoint, config, tokenizer).
 class FileError : public InputError {
  public:
-  FileError(const std::string& path, const std::string& problem)
-      : InputError(path + ": " + problem), path_(path) {}
+  FileError(const std::string& path, const std::string& problem) : InputError(path + ": " + problem), path_(path) {}
   const std::string& path() const { return path_; }
 
  private:

@@ -16,13 +16,13 @@ class Checkpoint;
 
 // One forward pass over a window of B rows x W positions (positions 0..W-1).
 struct ForwardBatch {
-  int64_t batch = 0;                 // B
-  int64_t window = 0;                // W
+  int64_t batch = 0;                   // B
+  int64_t window = 0;                  // W
   const int64_t* input_ids = nullptr;  // [B, W]
   const int64_t* key_mask = nullptr;   // [B, W]: 1 = real token (may be a key), 0 = padding / tail
   AttentionMode attention = AttentionMode::BlockCausal;
-  int64_t block_length = 32;         // K of the block-causal pattern (blocks aligned to position 0)
-  int64_t logits_from = 0;           // logits are returned for positions [logits_from, W)
+  int64_t block_length = 32;  // K of the block-causal pattern (blocks aligned to position 0)
+  int64_t logits_from = 0;    // logits are returned for positions [logits_from, W)
   // With a KV cache: positions [cache.length, W) are computed, earlier keys/values come from the
   // cache, and afterwards positions [0, commit_to) are cached (they must be final: whole blocks).
   int64_t commit_to = 0;
@@ -33,9 +33,9 @@ struct ForwardBatch {
 // Keys and values of final positions, per layer, for the exact prefix cache of block_causal mode.
 struct KvCache {
   int64_t batch = 0;
-  int64_t capacity = 0;  // positions
-  int64_t length = 0;    // positions [0, length) hold final keys/values
-  int64_t row = 0;       // floats per position: num_key_value_heads * head_dim
+  int64_t capacity = 0;                  // positions
+  int64_t length = 0;                    // positions [0, length) hold final keys/values
+  int64_t row = 0;                       // floats per position: num_key_value_heads * head_dim
   std::vector<std::vector<float>> k, v;  // per layer: [batch, capacity, row]
 
   void reset(int64_t batch, int64_t capacity, int64_t layers, int64_t row);

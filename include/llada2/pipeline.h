@@ -33,8 +33,8 @@ struct IdTensor {
 // A tensor handed to a step callback.
 struct CallbackTensor {
   std::vector<int64_t> shape;
-  std::vector<int64_t> ints;   // int64 tensors and bool tensors (0/1)
-  std::vector<float> floats;   // float32 tensors
+  std::vector<int64_t> ints;  // int64 tensors and bool tensors (0/1)
+  std::vector<float> floats;  // float32 tensors
   bool is_bool = false;
   bool is_float = false;
 };
@@ -60,7 +60,7 @@ struct GenerateOptions {
   bool use_chat_template = true;
   bool add_generation_prompt = true;
   int64_t gen_length = 2048;
-  std::optional<int64_t> block_length;          // None: the scheduler's
+  std::optional<int64_t> block_length;              // None: the scheduler's
   std::optional<int64_t> num_inference_steps = 32;  // None: the scheduler's
   double temperature = 0.0;
   std::optional<double> top_p;
@@ -69,13 +69,13 @@ struct GenerateOptions {
   std::optional<double> threshold = 0.7;          // None: the scheduler's
   std::optional<double> editing_threshold = 0.5;  // None: the scheduler's (SPEC A4)
   int64_t max_post_steps = 16;
-  std::optional<int64_t> minimal_topk = 1;        // None: the scheduler's
+  std::optional<int64_t> minimal_topk = 1;  // None: the scheduler's
   bool eos_early_stop = true;
   std::optional<int64_t> eos_token_id;
   std::optional<int64_t> mask_token_id;
   std::string output_type = "text";
   bool return_dict = true;
-  std::optional<uint64_t> seed;                   // the generator; None: a fresh random seed
+  std::optional<uint64_t> seed;  // the generator; None: a fresh random seed
   AttentionMode attention = AttentionMode::BlockCausal;
   // block_causal only: prefill the prompt once and reuse the keys/values of final blocks (exact).
   bool use_kv_cache = true;

@@ -36,8 +36,8 @@ struct QuantizeOptions {
   QuantType type = QuantType::Q8;
   int64_t group = 0;  // 0: default_quant_group(type); otherwise a power of two >= 16
   // Store the weights in the int8 kernels' panel order (kernels.h; docs/quantization.md) where the
-  // shape and group allow (rows a multiple of 16, columns of 64; q8 groups 64-4096, q4 32-4096): U8 [N/16, K/4 (q8) or K/8 (q4), 16, 4] and
-  // scales F32 [N/16, K/G, 16]. Loads without repacking on AVX-512 VNNI CPUs.
+  // shape and group allow (rows a multiple of 16, columns of 64; q8 groups 64-4096, q4 32-4096): U8 [N/16, K/4 (q8) or
+  // K/8 (q4), 16, 4] and scales F32 [N/16, K/G, 16]. Loads without repacking on AVX-512 VNNI CPUs.
   bool panels = false;
   uint64_t max_shard_bytes = kDefaultMaxShardBytes;
   // Called as source tensor bytes are processed (done, total).
@@ -45,16 +45,17 @@ struct QuantizeOptions {
 };
 
 struct QuantizeStats {
-  int64_t quantized = 0;  // tensors quantized
-  int64_t kept = 0;       // tensors copied unchanged
-  uint64_t in_bytes = 0;  // tensor bytes read
-  uint64_t out_bytes = 0; // tensor bytes written (weights + scales)
+  int64_t quantized = 0;   // tensors quantized
+  int64_t kept = 0;        // tensors copied unchanged
+  uint64_t in_bytes = 0;   // tensor bytes read
+  uint64_t out_bytes = 0;  // tensor bytes written (weights + scales)
 };
 
 // Reads the checkpoint folder in_dir (memory-mapped, tensor by tensor) and writes the quantized
 // checkpoint into out_dir (created; must not exist or be empty): model.safetensors or shards +
 // index, config.json and the tokenizer / chat template files copied over. Memory use stays at
 // a few tens of MB beyond the page cache. Throws InputError / FileError naming the problem.
-QuantizeStats quantize_checkpoint(const std::string& in_dir, const std::string& out_dir, const QuantizeOptions& options);
+QuantizeStats quantize_checkpoint(const std::string& in_dir, const std::string& out_dir,
+                                  const QuantizeOptions& options);
 
 }  // namespace llada2

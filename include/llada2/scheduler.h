@@ -71,8 +71,8 @@ class BlockRefinementScheduler {
   // editing is on, must be needed.
   SchedulerStepOutput step(const float* logits, int64_t vocab, int64_t timestep, const Matrix<int64_t>& sample,
                            int64_t mask_token_id, const SamplingParams& sampling, std::optional<double> threshold,
-                           std::optional<double> editing_threshold, const std::vector<uint8_t>& prompt_mask,
-                           Rng* rng, const Matrix<uint8_t>* needed = nullptr) const;
+                           std::optional<double> editing_threshold, const std::vector<uint8_t>& prompt_mask, Rng* rng,
+                           const Matrix<uint8_t>* needed = nullptr) const;
 
   // SPEC §2.10: marks rows that wrote an EOS this step with every generated cell before it filled.
   static void check_eos_finished(const Matrix<int64_t>& window, const Matrix<int64_t>& sampled_tokens,

@@ -14,17 +14,17 @@ namespace llada2 {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;                    // 0: an ephemeral port (see Server::port())
-  std::string model_id;               // the id of /v1/models; requests naming another model get 404
-  std::string api_key;                // non-empty: /v1/* need "Authorization: Bearer <api_key>"
-  int parallel = 1;                   // generations running at once
-  int queue = 16;                     // requests waiting for a generation slot; more get 429
-  size_t max_body_bytes = 1 << 20;    // larger request bodies get 413
-  int64_t max_tokens_limit = 4096;    // largest max_tokens a request may ask for
-  int64_t default_max_tokens = 256;   // max_tokens when the request has none
-  int64_t max_n = 8;                  // largest `n` (rows per prompt)
-  int64_t max_batch_rows = 8;         // rows of compatible requests generated together (1: no batching)
-  std::function<void()> step_hook;    // optional: called by a worker after each refinement step (tests, tracing)
+  int port = 8080;                   // 0: an ephemeral port (see Server::port())
+  std::string model_id;              // the id of /v1/models; requests naming another model get 404
+  std::string api_key;               // non-empty: /v1/* need "Authorization: Bearer <api_key>"
+  int parallel = 1;                  // generations running at once
+  int queue = 16;                    // requests waiting for a generation slot; more get 429
+  size_t max_body_bytes = 1 << 20;   // larger request bodies get 413
+  int64_t max_tokens_limit = 4096;   // largest max_tokens a request may ask for
+  int64_t default_max_tokens = 256;  // max_tokens when the request has none
+  int64_t max_n = 8;                 // largest `n` (rows per prompt)
+  int64_t max_batch_rows = 8;        // rows of compatible requests generated together (1: no batching)
+  std::function<void()> step_hook;   // optional: called by a worker after each refinement step (tests, tracing)
 };
 
 struct ServerCounters {

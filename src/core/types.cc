@@ -37,10 +37,12 @@ const char* dtype_name(DType t) {
 }
 
 bool parse_dtype(const std::string& s, DType* out) {
-  static const struct { const char* name; DType t; } kTable[] = {
-      {"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16}, {"F64", DType::F64},
-      {"I64", DType::I64}, {"I32", DType::I32}, {"I16", DType::I16},   {"I8", DType::I8},
-      {"U8", DType::U8},   {"BOOL", DType::BOOL}};
+  static const struct {
+    const char* name;
+    DType t;
+  } kTable[] = {{"F32", DType::F32}, {"F16", DType::F16},  {"BF16", DType::BF16}, {"F64", DType::F64},
+                {"I64", DType::I64}, {"I32", DType::I32},  {"I16", DType::I16},   {"I8", DType::I8},
+                {"U8", DType::U8},   {"BOOL", DType::BOOL}};
   for (const auto& e : kTable) {
     if (s == e.name) {
       *out = e.t;

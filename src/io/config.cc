@@ -88,7 +88,8 @@ class Reader {
     int64_t x;
     if (v.is_number_integer()) {
       x = v.get<int64_t>();
-    } else if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() && std::fabs(v.get<double>()) < 9e15) {
+    } else if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() &&
+               std::fabs(v.get<double>()) < 9e15) {
       x = int64_t(v.get<double>());
     } else {
       bad(key, "must be an integer, got " + brief(v));
@@ -162,7 +163,8 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
     c.topk_group = r.integer("topk_group", 1);
     if (c.num_experts % c.n_group != 0) r.bad("n_group", "must divide num_experts");
     if (c.topk_group > c.n_group) r.bad("topk_group", "must be <= n_group");
-    if (c.num_experts / c.n_group < 2) r.bad("n_group", "leaves fewer than 2 experts per group (the router sums each group's top 2)");
+    if (c.num_experts / c.n_group < 2)
+      r.bad("n_group", "leaves fewer than 2 experts per group (the router sums each group's top 2)");
     if (c.num_experts_per_tok > c.topk_group * (c.num_experts / c.n_group))
       r.bad("num_experts_per_tok", "exceeds the experts available in topk_group groups");
     c.routed_scaling_factor = r.number("routed_scaling_factor");
@@ -178,17 +180,21 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   c.partial_rotary_factor = r.opt_number("partial_rotary_factor", 1.0);
   if (c.partial_rotary_factor <= 0 || c.partial_rotary_factor > 1) r.bad("partial_rotary_factor", "must be in (0, 1]");
   c.rotary_dim = int64_t(double(c.head_dim) * c.partial_rotary_factor);
-  if (c.rotary_dim < 2 || c.rotary_dim % 2 != 0) r.bad("partial_rotary_factor", "gives an odd or empty rotary dimension " + std::to_string(c.rotary_dim));
+  if (c.rotary_dim < 2 || c.rotary_dim % 2 != 0)
+    r.bad("partial_rotary_factor", "gives an odd or empty rotary dimension " + std::to_string(c.rotary_dim));
   if (const json* rs = r.find("rope_scaling")) {
     std::string type;
     if (rs->is_object()) {
-      if (rs->contains("rope_type") && (*rs)["rope_type"].is_string()) type = (*rs)["rope_type"];
-      else if (rs->contains("type") && (*rs)["type"].is_string()) type = (*rs)["type"];
+      if (rs->contains("rope_type") && (*rs)["rope_type"].is_string())
+        type = (*rs)["rope_type"];
+      else if (rs->contains("type") && (*rs)["type"].is_string())
+        type = (*rs)["type"];
     }
     if (type != "default") r.bad("rope_scaling", "is " + brief(*rs) + "; only the default rope (null) is supported");
   }
   if (const json* act = r.find("hidden_act")) {
-    if (!act->is_string() || act->get<std::string>() != "silu") r.bad("hidden_act", "must be \"silu\", got " + brief(*act));
+    if (!act->is_string() || act->get<std::string>() != "silu")
+      r.bad("hidden_act", "must be \"silu\", got " + brief(*act));
   }
   c.use_qk_norm = r.boolean("use_qk_norm", false);
   c.use_qkv_bias = r.boolean("use_qkv_bias", false);
@@ -198,8 +204,10 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   c.pad_token_id = r.opt_integer("pad_token_id", 0);
   c.mask_token_id = first_id(j, "mask_token_id", label);
   c.eos_token_id = first_id(j, "eos_token_id", label);
-  if (const json* d = r.find("torch_dtype")) c.torch_dtype = d->is_string() ? d->get<std::string>() : "";
-  else if (const json* d2 = r.find("dtype")) c.torch_dtype = d2->is_string() ? d2->get<std::string>() : "";
+  if (const json* d = r.find("torch_dtype"))
+    c.torch_dtype = d->is_string() ? d->get<std::string>() : "";
+  else if (const json* d2 = r.find("dtype"))
+    c.torch_dtype = d2->is_string() ? d2->get<std::string>() : "";
   return c;
 }
 

@@ -76,9 +76,8 @@ void quantize_row_q8(const float* x, int64_t n, int64_t group, int8_t* q, float*
 
 void quantize_row_q4(const float* x, int64_t n, int64_t group, uint8_t* q, float* scales) {
   std::memset(q, 0, size_t(n / 2));
-  quantize_row<7>(x, n, group, scales, [&](int64_t i, int v) {
-    q[i / 2] = uint8_t(q[i / 2] | ((unsigned(v) & 0x0Fu) << ((i & 1) * 4)));
-  });
+  quantize_row<7>(x, n, group, scales,
+                  [&](int64_t i, int v) { q[i / 2] = uint8_t(q[i / 2] | ((unsigned(v) & 0x0Fu) << ((i & 1) * 4))); });
 }
 
 namespace {
@@ -250,8 +249,9 @@ QuantizeStats quantize_checkpoint(const std::string& in_dir, const std::string& 
             },
             8);
         if (p.panels) {
-          kernels::Weight piece{out.data(), q8 ? DType::I8 : DType::U8, r1 - r0, K, q8 ? kernels::Quant::Q8 : kernels::Quant::Q4,
-                                G, row_scales.data() + r0 * (K / G)};
+          kernels::Weight piece{
+              out.data(), q8 ? DType::I8 : DType::U8,      r1 - r0, K, q8 ? kernels::Quant::Q8 : kernels::Quant::Q4,
+              G,          row_scales.data() + r0 * (K / G)};
           uint8_t* packed = panel_out.get(size_t(kernels::panel_bytes(piece)));
           kernels::pack_panels(piece, packed, scales.data() + r0 * (K / G));  // r0 is a multiple of 16
           w.write(spec.name, packed, size_t(kernels::panel_bytes(piece)));

@@ -75,10 +75,11 @@ int64_t checked_int(const json& v, const std::string& label, const std::string& 
 
 }  // namespace
 
-std::map<std::string, TensorView> SafetensorsFile::parse(const uint8_t* bytes, size_t size,
-                                                         const std::string& label,
+std::map<std::string, TensorView> SafetensorsFile::parse(const uint8_t* bytes, size_t size, const std::string& label,
                                                          std::map<std::string, std::string>* metadata) {
-  if (size < 8) throw FileError(label, "truncated: " + std::to_string(size) + " bytes, a safetensors file starts with an 8-byte header length");
+  if (size < 8)
+    throw FileError(
+        label, "truncated: " + std::to_string(size) + " bytes, a safetensors file starts with an 8-byte header length");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];
   if (n > size - 8)
@@ -131,7 +132,8 @@ std::map<std::string, TensorView> SafetensorsFile::parse(const uint8_t* bytes, s
     }
     uint64_t b = uint64_t(checked_int(e["data_offsets"][0], label, where + " data_offsets[0]"));
     uint64_t en = uint64_t(checked_int(e["data_offsets"][1], label, where + " data_offsets[1]"));
-    if (b > en) throw FileError(label, where + ": data_offsets begin " + std::to_string(b) + " > end " + std::to_string(en));
+    if (b > en)
+      throw FileError(label, where + ": data_offsets begin " + std::to_string(b) + " > end " + std::to_string(en));
     if (en > data_size)
       throw FileError(label, where + ": data_offsets end " + std::to_string(en) + " is past the data section (" +
                                  std::to_string(data_size) + " bytes; file truncated?)");
@@ -159,7 +161,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(std::make_shar
 
 Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) throw FileError(dir, "not a directory (expected a checkpoint folder with config.json and *.safetensors)");
+  if (!fs::is_directory(dir, ec))
+    throw FileError(dir, "not a directory (expected a checkpoint folder with config.json and *.safetensors)");
   std::vector<std::string> shard_files;
   fs::path index = fs::path(dir) / "model.safetensors.index.json";
   std::map<std::string, std::string> weight_map;
@@ -175,7 +178,8 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
       throw FileError(index.string(), "missing object 'weight_map'");
     std::set<std::string> seen;
     for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
-      if (!it.value().is_string()) throw FileError(index.string(), "weight_map entry '" + it.key() + "' must be a file name");
+      if (!it.value().is_string())
+        throw FileError(index.string(), "weight_map entry '" + it.key() + "' must be a file name");
       std::string f = it.value().get<std::string>();
       if (f.find('/') != std::string::npos || f == ".." || f.empty())
         throw FileError(index.string(), "weight_map entry '" + it.key() + "' names an invalid file '" + f + "'");

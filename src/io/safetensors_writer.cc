@@ -46,8 +46,7 @@ void check_specs(const std::vector<TensorSpec>& tensors) {
 }
 
 std::vector<TensorSpec> sorted(std::vector<TensorSpec> tensors) {
-  std::sort(tensors.begin(), tensors.end(),
-            [](const TensorSpec& a, const TensorSpec& b) { return a.name < b.name; });
+  std::sort(tensors.begin(), tensors.end(), [](const TensorSpec& a, const TensorSpec& b) { return a.name < b.name; });
   check_specs(tensors);
   return tensors;
 }

@@ -48,7 +48,7 @@ uint16_t to_f16(float f) {
   const uint32_t ax = x & 0x7fffffff;
   if (ax >= 0x7f800000) return uint16_t(sign | (ax > 0x7f800000 ? 0x7e00 : 0x7c00));
   if (ax >= 0x477ff000) return uint16_t(sign | 0x7c00);  // >= 65520 rounds to infinity
-  if (ax < 0x38800000) {                                // below 2^-14: a half subnormal
+  if (ax < 0x38800000) {                                 // below 2^-14: a half subnormal
     float v;
     std::memcpy(&v, &ax, 4);
     return uint16_t(sign | uint32_t(std::nearbyint(v * 16777216.0f)));
@@ -136,8 +136,10 @@ std::string test_model_config_json(const std::string& shape, DType dtype) {
     c["pad_token_id"] = a ? 318 : 998;
     c["mask_token_id"] = a ? 319 : 999;
     c["eos_token_id"] = a ? 311 : 972;
-    if (a) c["rope_theta"] = 10000.0;
-    else c["rope_theta"] = 600000;
+    if (a)
+      c["rope_theta"] = 10000.0;
+    else
+      c["rope_theta"] = 600000;
     c["rotary_dim"] = a ? 8 : 16;
     c["topk_group"] = 2;
     c["torch_dtype"] = dt;
@@ -174,8 +176,9 @@ std::string test_model_config_json(const std::string& shape, DType dtype) {
 
 std::vector<TestTensor> test_model_tensors(const ModelConfig& c, DType dtype) {
   std::vector<TestTensor> out;
-  auto add = [&](const std::string& name, std::vector<int64_t> shape, float mean, float stddev,
-                 DType dt) { out.push_back({TensorSpec{name, dt, std::move(shape)}, mean, stddev}); };
+  auto add = [&](const std::string& name, std::vector<int64_t> shape, float mean, float stddev, DType dt) {
+    out.push_back({TensorSpec{name, dt, std::move(shape)}, mean, stddev});
+  };
   auto linear = [&](const std::string& name, int64_t rows, int64_t cols) {
     add(name, {rows, cols}, 0.0f, float(1.0 / std::sqrt(double(cols))), dtype);
   };
@@ -203,7 +206,8 @@ std::vector<TestTensor> test_model_tensors(const ModelConfig& c, DType dtype) {
     }
     linear(p + "mlp.gate.weight", c.num_experts, H);
     add(p + "mlp.gate.expert_bias", {c.num_experts}, 0.0f, 0.01f, DType::F32);
-    for (int64_t e = 0; e < c.num_experts; ++e) mlp(p + "mlp.experts." + std::to_string(e) + ".", c.moe_intermediate_size);
+    for (int64_t e = 0; e < c.num_experts; ++e)
+      mlp(p + "mlp.experts." + std::to_string(e) + ".", c.moe_intermediate_size);
     if (c.num_shared_experts > 0) mlp(p + "mlp.shared_experts.", c.moe_intermediate_size * c.num_shared_experts);
   }
   std::sort(out.begin(), out.end(), [](const TestTensor& a, const TestTensor& b) { return a.spec.name < b.spec.name; });

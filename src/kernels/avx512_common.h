@@ -24,7 +24,8 @@ inline void transpose16(const __m512i (&in)[16], __m512i (&out)[16]) {
   }
   for (int c = 0; c < 4; ++c) {
     const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
-    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44), w1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
+    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44),
+                  w1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
     out[c] = _mm512_shuffle_i32x4(v0, w0, 0x88);
     out[4 + c] = _mm512_shuffle_i32x4(v0, w0, 0xDD);
     out[8 + c] = _mm512_shuffle_i32x4(v1, w1, 0x88);
@@ -79,7 +80,8 @@ constexpr std::array<std::array<Fn, NRN>, MRN> tile_grid(Pick pick) {
   std::array<std::array<Fn, NRN>, MRN> t{};
   [&]<int... X>(std::integer_sequence<int, X...>) {
     ((t[X / NRN][X % NRN] = pick.template operator()<X / NRN + 1, X % NRN + 1>()), ...);
-  }(std::make_integer_sequence<int, MRN * NRN>());
+  }
+  (std::make_integer_sequence<int, MRN * NRN>());
   return t;
 }
 

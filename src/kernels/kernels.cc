@@ -90,9 +90,7 @@ namespace {
 
 void scalar_to_f32(DType dtype, const void* src, int64_t n, float* dst) {
   switch (dtype) {
-    case DType::F32:
-      std::memcpy(dst, src, size_t(n) * 4);
-      return;
+    case DType::F32: std::memcpy(dst, src, size_t(n) * 4); return;
     case DType::BF16: {
       const uint16_t* s = static_cast<const uint16_t*>(src);
       for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
@@ -103,8 +101,7 @@ void scalar_to_f32(DType dtype, const void* src, int64_t n, float* dst) {
       for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
       return;
     }
-    default:
-      break;
+    default: break;
   }
   std::fill(dst, dst + n, std::numeric_limits<float>::quiet_NaN());
 }
@@ -261,9 +258,9 @@ float scalar_argmax_expsum(const float* x, int64_t n, int64_t* arg) {
 }  // namespace
 
 const Ops& scalar_ops() {
-  static constexpr Ops ops{&scalar_linear,       nullptr,        &scalar_linear_q8q8, &scalar_quantize_act,
-                           &scalar_to_f32,       nullptr,        &scalar_dot,         &scalar_axpy,
-                           &scalar_rms_norm_row, &scalar_silu_mul, &scalar_softmax,    &scalar_argmax_expsum};
+  static constexpr Ops ops{&scalar_linear,       nullptr,          &scalar_linear_q8q8, &scalar_quantize_act,
+                           &scalar_to_f32,       nullptr,          &scalar_dot,         &scalar_axpy,
+                           &scalar_rms_norm_row, &scalar_silu_mul, &scalar_softmax,     &scalar_argmax_expsum};
   return ops;
 }
 
@@ -285,18 +282,14 @@ bool cpu_has(Isa isa) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   switch (isa) {
-    case Isa::Scalar:
-      return true;
+    case Isa::Scalar: return true;
     case Isa::Avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             cpuid_bit(1, 0, 2, 29);  // ecx.F16C
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpuid_bit(1, 0, 2, 29);  // ecx.F16C
     case Isa::Avx512:
       return cpu_has(Isa::Avx2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl");
-    case Isa::Avx512Vnni:
-      return cpu_has(Isa::Avx512) && cpuid_bit(7, 0, 2, 11);  // ecx.AVX512_VNNI
-    case Isa::Avx512Bf16:
-      return cpu_has(Isa::Avx512Vnni) && cpuid_bit(7, 1, 0, 5);  // eax.AVX512_BF16
+    case Isa::Avx512Vnni: return cpu_has(Isa::Avx512) && cpuid_bit(7, 0, 2, 11);     // ecx.AVX512_VNNI
+    case Isa::Avx512Bf16: return cpu_has(Isa::Avx512Vnni) && cpuid_bit(7, 1, 0, 5);  // eax.AVX512_BF16
   }
 #endif
   return isa == Isa::Scalar;
@@ -304,16 +297,11 @@ bool cpu_has(Isa isa) {
 
 const Ops& ops_of(Isa isa) {
   switch (isa) {
-    case Isa::Avx2:
-      return avx2_ops();
-    case Isa::Avx512:
-      return avx512_ops();
-    case Isa::Avx512Vnni:
-      return avx512vnni_ops();
-    case Isa::Avx512Bf16:
-      return avx512bf16_ops();
-    case Isa::Scalar:
-      break;
+    case Isa::Avx2: return avx2_ops();
+    case Isa::Avx512: return avx512_ops();
+    case Isa::Avx512Vnni: return avx512vnni_ops();
+    case Isa::Avx512Bf16: return avx512bf16_ops();
+    case Isa::Scalar: break;
   }
   return scalar_ops();
 }
@@ -329,8 +317,9 @@ const Ops& resolve_ops() {
   if (env && *env && std::strcmp(env, "auto") != 0) {
     Isa cap;
     if (!parse_isa(env, &cap))
-      throw std::invalid_argument(std::string("LLADA2_ISA=") + env +
-                                  ": unknown instruction set tier (expected auto, avx512bf16, avx512vnni, avx512, avx2 or scalar)");
+      throw std::invalid_argument(
+          std::string("LLADA2_ISA=") + env +
+          ": unknown instruction set tier (expected auto, avx512bf16, avx512vnni, avx512, avx2 or scalar)");
     isa = std::min(isa, cap);
   }
   set_isa(isa);
@@ -346,16 +335,11 @@ inline const Ops& ops() {
 
 const char* isa_name(Isa isa) {
   switch (isa) {
-    case Isa::Scalar:
-      return "scalar";
-    case Isa::Avx2:
-      return "avx2";
-    case Isa::Avx512:
-      return "avx512";
-    case Isa::Avx512Vnni:
-      return "avx512vnni";
-    case Isa::Avx512Bf16:
-      return "avx512bf16";
+    case Isa::Scalar: return "scalar";
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
+    case Isa::Avx512Vnni: return "avx512vnni";
+    case Isa::Avx512Bf16: return "avx512bf16";
   }
   return "?";
 }
@@ -450,15 +434,10 @@ bool bf16_activations() { return env_switch(g_bf16, "LLADA2_BF16_DOT", false); }
 void to_f32(DType dtype, const void* src, int64_t offset, int64_t n, float* dst) {
   if (n <= 0) return;
   switch (dtype) {
-    case DType::F32:
-      std::memcpy(dst, static_cast<const float*>(src) + offset, size_t(n) * 4);
-      return;
+    case DType::F32: std::memcpy(dst, static_cast<const float*>(src) + offset, size_t(n) * 4); return;
     case DType::BF16:
-    case DType::F16:
-      ops().to_f32(dtype, static_cast<const uint16_t*>(src) + offset, n, dst);
-      return;
-    default:
-      std::fill(dst, dst + n, std::numeric_limits<float>::quiet_NaN());
+    case DType::F16: ops().to_f32(dtype, static_cast<const uint16_t*>(src) + offset, n, dst); return;
+    default: std::fill(dst, dst + n, std::numeric_limits<float>::quiet_NaN());
   }
 }
 
@@ -520,37 +499,37 @@ void unpack_panel(const LinearArgs& a, int64_t p, int8_t* rows, float* sc) {
 void linear_from_panels(const LinearArgs& a, void (*run)(const LinearArgs&, int64_t, int64_t), int64_t min_chunk) {
   const bool bf16 = a.quant == Quant::None;
   const int64_t K = a.K, NG = bf16 ? 0 : K / a.group, N = a.N;
-  parallel_for(
-      (N + 15) / 16,
-      [&](int64_t p0, int64_t p1) {
-        thread_local std::vector<int8_t> rows;
-        thread_local std::vector<float> sc, wbuf;
-        rows.resize(size_t(16 * K * (bf16 ? 2 : 1)));
-        sc.resize(size_t(16 * NG));
-        wbuf.resize(size_t(kMaxNR * K));
-        for (int64_t p = p0; p < p1; ++p) {
-          LinearArgs b = a;
-          const int64_t n = 16 * p;
-          if (bf16) {
-            const uint8_t* src = static_cast<const uint8_t*>(a.w) + p * 32 * K;
-            for (int j = 0; j < 16; ++j)  // a bf16 pair (columns 2t, 2t+1) at a time
-              for (int64_t k = 0; k < K; k += 2) std::memcpy(rows.data() + 2 * (j * K + k), src + bf16_panel_offset(j, k), 4);
-          } else {
-            unpack_panel(a, p, rows.data(), sc.data());
-            b.dtype = DType::I8;
-            b.quant = Quant::Q8;
-            b.scales = sc.data();
-          }
-          b.w = rows.data();
-          b.panels = false;
-          b.N = std::min<int64_t>(16, N - n);
-          b.y = a.y + n;
-          b.bias = a.bias ? a.bias + n : nullptr;
-          b.wbuf = wbuf.data();
-          run(b, 0, b.N);
-        }
-      },
-      min_chunk);
+  parallel_for((N + 15) / 16,
+               [&](int64_t p0, int64_t p1) {
+                 thread_local std::vector<int8_t> rows;
+                 thread_local std::vector<float> sc, wbuf;
+                 rows.resize(size_t(16 * K * (bf16 ? 2 : 1)));
+                 sc.resize(size_t(16 * NG));
+                 wbuf.resize(size_t(kMaxNR * K));
+                 for (int64_t p = p0; p < p1; ++p) {
+                   LinearArgs b = a;
+                   const int64_t n = 16 * p;
+                   if (bf16) {
+                     const uint8_t* src = static_cast<const uint8_t*>(a.w) + p * 32 * K;
+                     for (int j = 0; j < 16; ++j)  // a bf16 pair (columns 2t, 2t+1) at a time
+                       for (int64_t k = 0; k < K; k += 2)
+                         std::memcpy(rows.data() + 2 * (j * K + k), src + bf16_panel_offset(j, k), 4);
+                   } else {
+                     unpack_panel(a, p, rows.data(), sc.data());
+                     b.dtype = DType::I8;
+                     b.quant = Quant::Q8;
+                     b.scales = sc.data();
+                   }
+                   b.w = rows.data();
+                   b.panels = false;
+                   b.N = std::min<int64_t>(16, N - n);
+                   b.y = a.y + n;
+                   b.bias = a.bias ? a.bias + n : nullptr;
+                   b.wbuf = wbuf.data();
+                   run(b, 0, b.N);
+                 }
+               },
+               min_chunk);
 }
 
 }  // namespace
@@ -559,12 +538,9 @@ uint64_t weight_bytes(const Weight& w) {
   if (w.panels) return panel_bytes(w) + panel_scales(w) * 4;
   const uint64_t n = uint64_t(w.rows) * uint64_t(w.cols);
   switch (w.quant) {
-    case Quant::Q8:
-      return n + (w.group > 0 ? n / uint64_t(w.group) * 4 : 0);
-    case Quant::Q4:
-      return n / 2 + (w.group > 0 ? n / uint64_t(w.group) * 4 : 0);
-    case Quant::None:
-      break;
+    case Quant::Q8: return n + (w.group > 0 ? n / uint64_t(w.group) * 4 : 0);
+    case Quant::Q4: return n / 2 + (w.group > 0 ? n / uint64_t(w.group) * 4 : 0);
+    case Quant::None: break;
   }
   return n * dtype_size(w.dtype);
 }

@@ -25,7 +25,9 @@ struct V {
   static constexpr int MR = 4;
   static constexpr int NR = 3;
 
-  static __m256i mask(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
+  static __m256i mask(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
   static reg zero() { return _mm256_setzero_ps(); }
   static reg set1(float v) { return _mm256_set1_ps(v); }
   static reg load(const float* p) { return _mm256_loadu_ps(p); }
@@ -85,7 +87,8 @@ struct V {
     const reg over = _mm256_cmp_ps(x, set1(88.72283935546875f), _CMP_GT_OQ);
     const reg under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
     reg t = _mm256_max_ps(lo, _mm256_min_ps(hi, x));  // NaN passes through (second operand)
-    reg fx = _mm256_round_ps(_mm256_mul_ps(t, set1(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    reg fx =
+        _mm256_round_ps(_mm256_mul_ps(t, set1(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     t = _mm256_fnmadd_ps(fx, set1(0.693359375f), t);
     t = _mm256_fnmadd_ps(fx, set1(-2.12194440e-4f), t);
     reg p = set1(1.9875691500e-4f);
@@ -106,8 +109,8 @@ struct V {
 };
 
 #define LLADA2_SIMD_IMPL_TIER
-#include "kernels/simd_impl.h"
 #include "kernels/panel_driver.h"
+#include "kernels/simd_impl.h"
 
 // ---- BF16 weights in panel order (kernels.h), float32 activations ----
 //
@@ -143,14 +146,16 @@ struct Bf16PanelRows {
       const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + 64 * t));
       const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + 64 * t + 32));
       if (pf) _mm_prefetch(pf + 64 * t, _MM_HINT_T1);
-      const __m256 a0 = _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)), a1 = _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16));
+      const __m256 a0 = _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)),
+                   a1 = _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16));
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
         const __m256 xv = _mm256_broadcast_ss(xi + i);
         lo[i] = _mm256_fmadd_ps(a0, xv, lo[i]);
         hi[i] = _mm256_fmadd_ps(a1, xv, hi[i]);
       }
-      const __m256 b0 = _mm256_castsi256_ps(_mm256_and_si256(v0, mask)), b1 = _mm256_castsi256_ps(_mm256_and_si256(v1, mask));
+      const __m256 b0 = _mm256_castsi256_ps(_mm256_and_si256(v0, mask)),
+                   b1 = _mm256_castsi256_ps(_mm256_and_si256(v1, mask));
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
         const __m256 xv = _mm256_broadcast_ss(xi + MR + i);
@@ -173,7 +178,7 @@ struct Bf16PanelRows {
 // Ops::linear_bf16_panels: outputs [n0, n1) (n0 a multiple of 16) of BF16 panels, K a multiple of 32.
 void linear_bf16_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
   run_panels<Bf16PanelRows, kBf16PanelMR, interleave_rows>(a, n0, n1, reinterpret_cast<const uint32_t*>(a.x), a.ldx,
-                                                            a.K);
+                                                           a.K);
 }
 
 }  // namespace

@@ -40,9 +40,13 @@ struct V {
   static reg load_tail(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
   static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
   static reg widen_bf16(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
-  static reg load_bf16(const uint16_t* p) { return widen_bf16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static reg load_bf16(const uint16_t* p) {
+    return widen_bf16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
   static reg load_bf16_tail(const uint16_t* p, int n) { return widen_bf16(_mm256_maskz_loadu_epi16(mask(n), p)); }
-  static reg load_f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static reg load_f16(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
   static reg load_f16_tail(const uint16_t* p, int n) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask(n), p)); }
   static reg load_i8(const int8_t* p) {
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
@@ -80,7 +84,8 @@ struct V {
     const __mmask16 over = _mm512_cmp_ps_mask(x, set1(88.72283935546875f), _CMP_GT_OQ);
     const __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
     reg t = _mm512_max_ps(lo, _mm512_min_ps(hi, x));  // NaN passes through (second operand)
-    reg fx = _mm512_roundscale_ps(_mm512_mul_ps(t, set1(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    reg fx = _mm512_roundscale_ps(_mm512_mul_ps(t, set1(1.44269504088896341f)),
+                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     t = _mm512_fnmadd_ps(fx, set1(0.693359375f), t);
     t = _mm512_fnmadd_ps(fx, set1(-2.12194440e-4f), t);
     reg p = set1(1.9875691500e-4f);
@@ -101,8 +106,8 @@ struct V {
 };
 
 #define LLADA2_SIMD_IMPL_TIER
-#include "kernels/simd_impl.h"
 #include "kernels/avx512_common.h"
+#include "kernels/simd_impl.h"
 
 // ---- BF16 weights in panel order (kernels.h), float32 activations ----
 //
@@ -145,7 +150,8 @@ constexpr int kBf16PanelMR = 24;
 
 // Ops::linear_bf16_panels: outputs [n0, n1) (n0 a multiple of 16) of BF16 panels, K a multiple of 32.
 void linear_bf16_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
-  run_panels<Bf16PanelRows, kBf16PanelMR, interleave_rows>(a, n0, n1, reinterpret_cast<const uint32_t*>(a.x), a.ldx, a.K);
+  run_panels<Bf16PanelRows, kBf16PanelMR, interleave_rows>(a, n0, n1, reinterpret_cast<const uint32_t*>(a.x), a.ldx,
+                                                           a.K);
 }
 
 }  // namespace

@@ -13,8 +13,8 @@
 #include <array>
 #include <cstdlib>
 #include <cstring>
-#include <new>
 #include <limits>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -78,8 +78,7 @@ void tile(const LinearArgs& a, int64_t m, int64_t n, const uint16_t* pf) {
 using TileFn = void (*)(const LinearArgs&, int64_t, int64_t, const uint16_t*);
 
 void linear_bf16dot(const LinearArgs& a, int64_t n0, int64_t n1) {
-  static constexpr auto table =
-      tile_grid<TileFn, kMR, kNR>([]<int MR, int NR>() -> TileFn { return &tile<MR, NR>; });
+  static constexpr auto table = tile_grid<TileFn, kMR, kNR>([]<int MR, int NR>() -> TileFn { return &tile<MR, NR>; });
   for (int64_t n = n0; n < n1; n += kNR) {
     const int nr = int(std::min<int64_t>(kNR, n1 - n));
     const uint16_t* next = n + 2 * kNR <= n1 ? static_cast<const uint16_t*>(a.w) + (n + kNR) * a.K : nullptr;
@@ -125,7 +124,8 @@ struct Bf16DotPanelRows {
 // Ops::linear_bf16dot_panels: as linear_bf16_panels (avx512 tier) from a.xb, in blocks of up to 24
 // input rows (24 accumulators and the line).
 void linear_bf16dot_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
-  run_panels<Bf16DotPanelRows, 24, interleave_rows>(a, n0, n1, reinterpret_cast<const uint32_t*>(a.xb), a.ldxl / 2, a.K / 2);
+  run_panels<Bf16DotPanelRows, 24, interleave_rows>(a, n0, n1, reinterpret_cast<const uint32_t*>(a.xb), a.ldxl / 2,
+                                                    a.K / 2);
 }
 
 // Round to nearest even, NaN kept NaN (vcvtneps2bf16).

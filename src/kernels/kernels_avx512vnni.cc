@@ -13,8 +13,8 @@
 #include <array>
 #include <cstdlib>
 #include <cstring>
-#include <new>
 #include <limits>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -165,7 +165,7 @@ void pack_panel(const LinearArgs& a, int64_t n, int nr, int8_t* wb, float* sb) {
   q8_pack_panel(a, n, nr, reinterpret_cast<int8_t*>(tmp.w), sb);
   const __m512i d120 = _mm512_set1_epi8(120), lo4 = _mm512_set1_epi8(0x0F);
   for (int64_t t = 0; t < a.K / 8; ++t) {
-    const __m512i q0 = _mm512_sub_epi8(_mm512_load_si512(tmp.w + 128 * t), d120);       // v + 8 in 0 .. 15
+    const __m512i q0 = _mm512_sub_epi8(_mm512_load_si512(tmp.w + 128 * t), d120);  // v + 8 in 0 .. 15
     const __m512i q1 = _mm512_sub_epi8(_mm512_load_si512(tmp.w + 128 * t + 64), d120);
     const __m512i hi = _mm512_slli_epi16(_mm512_and_si512(q1, lo4), 4);  // no carry across bytes: q1 < 16
     _mm512_store_si512(wb + 64 * t, _mm512_or_si512(_mm512_and_si512(q0, lo4), hi));
@@ -206,15 +206,16 @@ void q8_panel_rows(const LinearArgs& a, const Q8Block& blk, int64_t m, int64_t n
   const __m512i* wv = reinterpret_cast<const __m512i*>(wb);
   // A group starts from the rows' corrections and ends scaled by s_w (the panel's 16) x s_x (each
   // row's) into the float accumulators.
-  auto start_group = [&](__m512i (&t)[MR], int64_t g) {
+  auto start_group = [&](__m512i(&t)[MR], int64_t g) {
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) t[i] = _mm512_set1_epi32(blk.corr[g * MR + i]);
   };
-  auto end_group = [&](const __m512i (&t)[MR], int64_t g) {
+  auto end_group = [&](const __m512i(&t)[MR], int64_t g) {
     const __m512 sv = _mm512_loadu_ps(sb + g * 16);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i)
-      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t[i]), _mm512_mul_ps(sv, _mm512_set1_ps(blk.scale[g * MR + i])), acc[i]);
+      acc[i] =
+          _mm512_fmadd_ps(_mm512_cvtepi32_ps(t[i]), _mm512_mul_ps(sv, _mm512_set1_ps(blk.scale[g * MR + i])), acc[i]);
   };
   if (a.panels && a.quant == Quant::Q4) {
     // Two quads per 64-byte line, as nibbles of v + 8: w + 128 = nibble + 120.
@@ -329,7 +330,8 @@ void linear_q8q8(const LinearArgs& a, int64_t n0, int64_t n1) {
   const int64_t ahead = std::max<int64_t>(1, kAheadBytes / (kNR * a.K));
   for (int64_t n = n0; n < n1; n += kNR) {
     const int nr = int(std::min<int64_t>(kNR, n1 - n));
-    const int8_t* next = n + (ahead + 1) * kNR <= n1 ? static_cast<const int8_t*>(a.w) + (n + ahead * kNR) * a.K : nullptr;
+    const int8_t* next =
+        n + (ahead + 1) * kNR <= n1 ? static_cast<const int8_t*>(a.w) + (n + ahead * kNR) * a.K : nullptr;
     for (int64_t b = 0, m = 0; b < rs.count; m += rs.rows(b), ++b)
       table[size_t(rs.rows(b) - 1)][size_t(nr - 1)](a, m, n, b == 0 ? next : nullptr, S.data());
   }

@@ -138,7 +138,8 @@ constexpr int64_t kPrefetchTiles = LLADA2_PREFETCH_TILES;
 // most one (17 rows, MR 6: 6 + 6 + 5, not 6 + 6 + 4 + 1): a block of few rows reuses each
 // widened weight vector for few FMAs.
 struct RowBlocks {
-  explicit RowBlocks(int64_t M) : count((M + V::MR - 1) / V::MR), base(count ? M / count : 0), extra(count ? M % count : 0) {}
+  explicit RowBlocks(int64_t M)
+      : count((M + V::MR - 1) / V::MR), base(count ? M / count : 0), extra(count ? M % count : 0) {}
   int rows(int64_t b) const { return int(base + (b < extra ? 1 : 0)); }
   int64_t count, base, extra;
 };
@@ -211,19 +212,15 @@ void linear_range_dt(const LinearArgs& a, int64_t n0, int64_t n1) {
 
 void simd_linear(const LinearArgs& a, int64_t n0, int64_t n1) {
   switch (a.dtype) {
-    case DType::F32:
-      return linear_range_dt<DType::F32>(a, n0, n1);
-    case DType::BF16:
-      return linear_range_dt<DType::BF16>(a, n0, n1);
-    case DType::F16:
-      return linear_range_dt<DType::F16>(a, n0, n1);
+    case DType::F32: return linear_range_dt<DType::F32>(a, n0, n1);
+    case DType::BF16: return linear_range_dt<DType::BF16>(a, n0, n1);
+    case DType::F16: return linear_range_dt<DType::F16>(a, n0, n1);
     case DType::I8:
     case DType::U8:
       if (a.quant != Quant::None && a.group > 0 && (a.group & (a.group - 1)) == 0 && a.group % V::L == 0)
         return a.dtype == DType::I8 ? linear_range_dt<DType::I8>(a, n0, n1) : linear_range_dt<DType::U8>(a, n0, n1);
       return scalar_ops().linear(a, n0, n1);
-    default:
-      return scalar_ops().linear(a, n0, n1);
+    default: return scalar_ops().linear(a, n0, n1);
   }
 }
 

@@ -1,5 +1,6 @@
 // The LLaDA2MoeModelLM forward pass (SPEC B §6.1), computed in float32 from
 // F32 / BF16 / F16 weights that stay memory-mapped.
+#include <sys/mman.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -9,7 +10,6 @@
 #include <limits>
 #include <mutex>
 #include <numeric>
-#include <sys/mman.h>
 #include <unordered_map>
 
 #include "core/thread_pool.h"
@@ -31,14 +31,14 @@ struct Mlp {
 
 struct Layer {
   Weight input_norm, post_norm;
-  Weight qkv;                 // [(Hq + 2 Hkv) D, H]
+  Weight qkv;  // [(Hq + 2 Hkv) D, H]
   std::vector<float> qkv_bias;
-  Weight q_norm, k_norm;      // [D]
-  Weight dense;               // [H, Hq D]
+  Weight q_norm, k_norm;  // [D]
+  Weight dense;           // [H, Hq D]
   std::vector<float> dense_bias;
   bool moe = false;
-  Mlp mlp;                    // dense layers
-  Weight router;              // [E, H]
+  Mlp mlp;        // dense layers
+  Weight router;  // [E, H]
   std::vector<float> expert_bias;
   std::vector<Mlp> experts;
   bool has_shared = false;
@@ -73,8 +73,8 @@ class WeightBinder {
       want.shape = {rows, stored};
       bad = "has shape " + t.shape_str() + ", expected " + want.shape_str() + " for " + dtype_name(t.dtype) +
             " quantized [" + std::to_string(rows) + ", " + std::to_string(cols) + "]";
-    } else if (s.dtype != DType::F32 || s.shape.size() != 2 || s.shape[0] != rows || groups <= 0 || cols % groups != 0 ||
-               (kind == kernels::Quant::Q4 && (cols / groups) % 2 != 0)) {
+    } else if (s.dtype != DType::F32 || s.shape.size() != 2 || s.shape[0] != rows || groups <= 0 ||
+               cols % groups != 0 || (kind == kernels::Quant::Q4 && (cols / groups) % 2 != 0)) {
       bad = "has scales " + name + ".qscale " + dtype_name(s.dtype) + " " + s.shape_str() + ", expected F32 [" +
             std::to_string(rows) + ", " + std::to_string(cols) + " / group]";
     }
@@ -97,8 +97,8 @@ class WeightBinder {
     std::string bad;
     if (t.dtype != DType::U8 || t.shape[0] != P || (!q8 && !q4) || t.shape[2] != 16 || t.shape[3] != 4) {
       bad = "has " + std::string(dtype_name(t.dtype)) + " " + t.shape_str() + ", expected U8 [" + std::to_string(P) +
-            ", " + std::to_string(cols / 4) + " (q8) or " + std::to_string(cols / 8) + " (q4), 16, 4] in panel order for [" +
-            std::to_string(rows) + ", " + std::to_string(cols) + "]";
+            ", " + std::to_string(cols / 4) + " (q8) or " + std::to_string(cols / 8) +
+            " (q4), 16, 4] in panel order for [" + std::to_string(rows) + ", " + std::to_string(cols) + "]";
     } else if (s.dtype != DType::F32 || s.shape.size() != 3 || s.shape[0] != P || s.shape[2] != 16 || groups <= 0 ||
                cols % groups != 0 || (cols / groups) % (q4 ? 8 : 1) != 0) {
       bad = "has scales " + name + ".qscale " + dtype_name(s.dtype) + " " + s.shape_str() + ", expected F32 [" +
@@ -361,9 +361,8 @@ void Model::Impl::pack_weights(const LoadProgress& progress) {
   }
   if (ws.empty() || !enabled) return;
   // In file order: reading a large checkpoint from disk in its name order seeks all over it.
-  std::sort(ws.begin(), ws.end(), [](const Weight* a, const Weight* b) {
-    return std::less<const void*>()(a->data, b->data);
-  });
+  std::sort(ws.begin(), ws.end(),
+            [](const Weight* a, const Weight* b) { return std::less<const void*>()(a->data, b->data); });
   std::unordered_map<const void*, const TensorView*> by_data;
   for (const auto& [name, t] : ck->tensors()) by_data[t.data] = &t;
   auto rounded = [](uint64_t bytes) { return (bytes + 63) / 64 * 64; };
@@ -401,7 +400,7 @@ void Model::Impl::pack_weights(const LoadProgress& progress) {
     }
     const uint64_t bytes = kernels::weight_bytes(w);
     const Weight packed = kernels::pack_panels(w, static_cast<uint8_t*>(aligned(kernels::panel_bytes(w))),
-                                                  static_cast<float*>(aligned(kernels::panel_scales(w) * 4)));
+                                               static_cast<float*>(aligned(kernels::panel_scales(w) * 4)));
     for (const void* p : {w.data, static_cast<const void*>(w.scales)})
       if (auto it = by_data.find(p); p && it != by_data.end()) ck->release(*it->second);
     w = packed;
@@ -502,8 +501,7 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t star
                           nullptr, scores.data(), E);
           for (int64_t i = 0; i < m; ++i) {
             float* p = scores.data() + i * E;
-            for (int64_t s = 0; s < E; ++s)
-              p[s] = km[s] == 0 ? -std::numeric_limits<float>::infinity() : p[s] * scale;
+            for (int64_t s = 0; s < E; ++s) p[s] = km[s] == 0 ? -std::numeric_limits<float>::infinity() : p[s] * scale;
             kernels::softmax(p, E);
           }
           kernels::linear(scores.data(), m, E, kernels::Weight{vt.data(), DType::F32, D, E}, nullptr,
@@ -764,7 +762,8 @@ void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace, 
   KvCache scratch;
   int64_t start = 0;
   if (cache) {
-    if (fb.attention != AttentionMode::BlockCausal) throw InputError("forward: a KV cache needs block_causal attention");
+    if (fb.attention != AttentionMode::BlockCausal)
+      throw InputError("forward: a KV cache needs block_causal attention");
     if (cache->batch != B || cache->capacity < W || cache->length > W || fb.logits_from < cache->length ||
         fb.commit_to < cache->length || fb.commit_to > W)
       throw InputError("forward: window does not fit the KV cache");
@@ -778,7 +777,8 @@ void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace, 
     for (int64_t i = start; i < W; ++i) {
       const int64_t id = fb.input_ids[b * W + i];
       if (id < 0 || id >= V)
-        throw InputError("token id " + std::to_string(id) + " is outside the vocabulary [0, " + std::to_string(V) + ")");
+        throw InputError("token id " + std::to_string(id) + " is outside the vocabulary [0, " + std::to_string(V) +
+                         ")");
     }
 
   std::vector<float> h(N * H);

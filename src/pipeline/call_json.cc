@@ -76,8 +76,10 @@ IdTensor as_ids(const json& v, const std::string& key) {
     for (const json& c : node) walk(c, depth + 1);
   };
   walk(v, 0);
-  if (any_float) t.dtype = "torch.float32";
-  else if (any_bool) t.dtype = "torch.bool";
+  if (any_float)
+    t.dtype = "torch.float32";
+  else if (any_bool)
+    t.dtype = "torch.bool";
   return t;
 }
 
@@ -86,12 +88,20 @@ void apply_scheduler(const json& s, SchedulerConfig& c) {
   for (auto it = s.begin(); it != s.end(); ++it) {
     const std::string k = "scheduler." + it.key();
     const json& v = it.value();
-    if (it.key() == "block_length") c.block_length = as_int(v, k);
-    else if (it.key() == "num_inference_steps") c.num_inference_steps = as_int(v, k);
-    else if (it.key() == "threshold") c.threshold = as_double(v, k);
-    else if (it.key() == "editing_threshold") c.editing_threshold = v.is_null() ? std::nullopt : std::optional<double>(as_double(v, k));
-    else if (it.key() == "minimal_topk") c.minimal_topk = as_int(v, k);
-    else bad(k, "is not a BlockRefinementScheduler config field (block_length, num_inference_steps, threshold, editing_threshold, minimal_topk)");
+    if (it.key() == "block_length")
+      c.block_length = as_int(v, k);
+    else if (it.key() == "num_inference_steps")
+      c.num_inference_steps = as_int(v, k);
+    else if (it.key() == "threshold")
+      c.threshold = as_double(v, k);
+    else if (it.key() == "editing_threshold")
+      c.editing_threshold = v.is_null() ? std::nullopt : std::optional<double>(as_double(v, k));
+    else if (it.key() == "minimal_topk")
+      c.minimal_topk = as_int(v, k);
+    else
+      bad(k,
+          "is not a BlockRefinementScheduler config field (block_length, num_inference_steps, threshold, "
+          "editing_threshold, minimal_topk)");
   }
 }
 

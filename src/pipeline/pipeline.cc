@@ -31,9 +31,9 @@ IdTensor IdTensor::from_row(const std::vector<int64_t>& row) {
 }
 
 const std::vector<std::string>& allowed_callback_tensor_names() {
-  static const std::vector<std::string> names = {"block_x",       "transfer_index", "editing_transfer_index",
-                                                 "sampled_tokens", "sampled_probs", "active_block",
-                                                 "x0",             "x0_p",          "confidence"};
+  static const std::vector<std::string> names = {
+      "block_x", "transfer_index", "editing_transfer_index", "sampled_tokens", "sampled_probs", "active_block", "x0",
+      "x0_p",    "confidence"};
   return names;
 }
 
@@ -58,7 +58,8 @@ void require_positive(const char* name, int64_t v) {
 // check_inputs (SPEC §2.4 #1–#14), in the original's order.
 void check_inputs(const GenerateOptions& o, bool has_tokenizer, int64_t K, int64_t steps, int64_t minimal_topk,
                   double threshold) {
-  if (!o.prompt && !o.messages && !o.input_ids) throw InputError("Provide one of `prompt`, `messages`, or `input_ids`.");
+  if (!o.prompt && !o.messages && !o.input_ids)
+    throw InputError("Provide one of `prompt`, `messages`, or `input_ids`.");
   if (o.prompt && o.messages) throw InputError("Provide either `prompt` or `messages`, not both.");
   if (o.input_ids) {
     if (o.input_ids->shape.size() != 1 && o.input_ids->shape.size() != 2)
@@ -73,7 +74,8 @@ void check_inputs(const GenerateOptions& o, bool has_tokenizer, int64_t K, int64
   require_positive("num_inference_steps", steps);
   require_positive("minimal_topk", minimal_topk);
   if (!(threshold >= 0.0))
-    throw InputError("`threshold` must be in [0, 1] (or > 1 to force top-k commits), got " + std::to_string(threshold) + ".");
+    throw InputError("`threshold` must be in [0, 1] (or > 1 to force top-k commits), got " + std::to_string(threshold) +
+                     ".");
   parse_sampling_method(o.sampling_method);
   if (o.output_type != "seq" && o.output_type != "text")
     throw InputError("`output_type` must be 'seq' or 'text', got '" + o.output_type + "'.");
@@ -193,14 +195,17 @@ PipelineOutput Pipeline::run(const GenerateOptions& o, bool check_only) const {
   }
   const auto [mask_id, eos_id] = special_ids(o);
   if (!mask_id)
-    throw InputError("`mask_token_id` must be provided (or available on the tokenizer): pass mask_token_id / "
-                     "--mask-token-id, or add mask_token to tokenizer_config.json or mask_token_id to config.json.");
+    throw InputError(
+        "`mask_token_id` must be provided (or available on the tokenizer): pass mask_token_id / "
+        "--mask-token-id, or add mask_token to tokenizer_config.json or mask_token_id to config.json.");
   const int64_t V = cfg.vocab_size;
   if (*mask_id < 0 || *mask_id >= V)
-    throw InputError("`mask_token_id` " + std::to_string(*mask_id) + " is outside the vocabulary [0, " + std::to_string(V) + ")");
+    throw InputError("`mask_token_id` " + std::to_string(*mask_id) + " is outside the vocabulary [0, " +
+                     std::to_string(V) + ")");
   for (int64_t v : ids.values)
     if (v < 0 || v >= V)
-      throw InputError("`input_ids` contains " + std::to_string(v) + ", outside the vocabulary [0, " + std::to_string(V) + ")");
+      throw InputError("`input_ids` contains " + std::to_string(v) + ", outside the vocabulary [0, " +
+                       std::to_string(V) + ")");
 
   const int64_t G = o.gen_length;
   const int64_t steps = std::min(steps_arg, G / minimal_topk);
@@ -216,10 +221,12 @@ PipelineOutput Pipeline::run(const GenerateOptions& o, bool check_only) const {
   sampling.validate();
   if (check_only) return {};
 
-  const std::optional<double> editing_threshold = o.editing_threshold ? o.editing_threshold : scheduler_.editing_threshold;
+  const std::optional<double> editing_threshold =
+      o.editing_threshold ? o.editing_threshold : scheduler_.editing_threshold;
   const bool editing_enabled = editing_threshold && *editing_threshold > 0.0;
   const bool per_row = o.independent_rows;
-  const std::vector<std::string> cb_names = o.callback_on_step_end_tensor_inputs.value_or(std::vector<std::string>{"block_x"});
+  const std::vector<std::string> cb_names =
+      o.callback_on_step_end_tensor_inputs.value_or(std::vector<std::string>{"block_x"});
   // Logits are needed for masked cells, for editable cells while editing is on, and for every cell
   // when the callback asks for the sampled tokens or probabilities.
   const bool callback_reads_samples =
@@ -333,7 +340,7 @@ PipelineOutput Pipeline::run(const GenerateOptions& o, bool check_only) const {
           active.at(b, j) = blk.at(b, j) == *mask_id;
           bool f = so.transfer_index.at(b, j) || so.editing_transfer_index.at(b, j);
           if (o.eos_early_stop && finished[size_t(b)]) f = false;  // finished rows are frozen
-          if (per_row && row_ended[size_t(b)]) f = false;           // so are rows whose block ended
+          if (per_row && row_ended[size_t(b)]) f = false;          // so are rows whose block ended
           final_transfer.at(b, j) = f;
           if (f) window.at(b, W - K + j) = so.prev_sample.at(b, j);
         }
@@ -343,12 +350,18 @@ PipelineOutput Pipeline::run(const GenerateOptions& o, bool check_only) const {
       if (o.callback_on_step_end) {
         std::map<std::string, CallbackTensor> kw;
         for (const std::string& name : cb_names) {
-          if (name == "block_x") kw[name] = int_tensor(window);
-          else if (name == "transfer_index") kw[name] = bool_tensor(so.transfer_index);
-          else if (name == "editing_transfer_index") kw[name] = bool_tensor(so.editing_transfer_index);
-          else if (name == "sampled_tokens" || name == "x0") kw[name] = int_tensor(so.sampled_tokens);
-          else if (name == "sampled_probs" || name == "x0_p") kw[name] = float_tensor(so.sampled_probs);
-          else if (name == "active_block") kw[name] = bool_tensor(active);
+          if (name == "block_x")
+            kw[name] = int_tensor(window);
+          else if (name == "transfer_index")
+            kw[name] = bool_tensor(so.transfer_index);
+          else if (name == "editing_transfer_index")
+            kw[name] = bool_tensor(so.editing_transfer_index);
+          else if (name == "sampled_tokens" || name == "x0")
+            kw[name] = int_tensor(so.sampled_tokens);
+          else if (name == "sampled_probs" || name == "x0_p")
+            kw[name] = float_tensor(so.sampled_probs);
+          else if (name == "active_block")
+            kw[name] = bool_tensor(active);
           else if (name == "confidence") {
             Matrix<float> c = so.sampled_probs;
             for (size_t i = 0; i < c.data.size(); ++i)

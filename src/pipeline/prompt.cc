@@ -56,13 +56,15 @@ PreparedPrompt prepare_prompt(const GenerateOptions& o, const Tokenizer& tok, co
   size_t P = 0;
   for (const auto& r : rows) P = std::max(P, r.size());
   if (P == 0) throw InputError("the prompt encodes to no tokens");
-  PreparedPrompt out{Matrix<int64_t>(int64_t(rows.size()), int64_t(P)), Matrix<int64_t>(int64_t(rows.size()), int64_t(P), 0)};
+  PreparedPrompt out{Matrix<int64_t>(int64_t(rows.size()), int64_t(P)),
+                     Matrix<int64_t>(int64_t(rows.size()), int64_t(P), 0)};
   std::optional<int64_t> pad_id;
   if (pad) {
     pad_id = tok.pad_token_id();
     bool ragged = std::any_of(rows.begin(), rows.end(), [&](const auto& r) { return r.size() != P; });
     if (ragged && !pad_id)
-      throw InputError("Asking to pad but the tokenizer does not have a padding token (tokenizer_config.json pad_token).");
+      throw InputError(
+          "Asking to pad but the tokenizer does not have a padding token (tokenizer_config.json pad_token).");
   }
   const bool left = tok.padding_side() == "left";
   for (size_t b = 0; b < rows.size(); ++b) {

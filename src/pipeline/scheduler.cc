@@ -15,7 +15,8 @@ std::vector<int64_t> BlockRefinementScheduler::transfer_schedule(int64_t block_l
 }
 
 void BlockRefinementScheduler::set_timesteps(int64_t num_inference_steps, std::optional<int64_t> block_length) {
-  if (num_inference_steps <= 0) throw InputError("`num_inference_steps` must be > 0, got " + std::to_string(num_inference_steps) + ".");
+  if (num_inference_steps <= 0)
+    throw InputError("`num_inference_steps` must be > 0, got " + std::to_string(num_inference_steps) + ".");
   int64_t K = block_length.value_or(config_.block_length);
   if (K <= 0) throw InputError("`block_length` must be > 0, got " + std::to_string(K) + ".");
   schedule_ = transfer_schedule(K, num_inference_steps);
@@ -44,7 +45,8 @@ SchedulerStepOutput BlockRefinementScheduler::step(const float* logits, int64_t 
   const bool editing = edit_thr_d && *edit_thr_d > 0.0;
   const float edit_thr = editing ? float(*edit_thr_d) : 0.f;
   int64_t n = 0;
-  if (!schedule_.empty()) n = schedule_[size_t(std::min<int64_t>(std::max<int64_t>(timestep, 0), int64_t(schedule_.size()) - 1))];
+  if (!schedule_.empty())
+    n = schedule_[size_t(std::min<int64_t>(std::max<int64_t>(timestep, 0), int64_t(schedule_.size()) - 1))];
 
   for (int64_t b = 0; b < B; ++b) {
     const int64_t* blk = sample.row(b);
@@ -112,7 +114,8 @@ bool BlockRefinementScheduler::check_block_should_continue(int64_t step_idx, boo
                                                            int64_t post_steps, int64_t max_post_steps,
                                                            const std::vector<uint8_t>& finished,
                                                            int64_t num_inference_steps) {
-  if (!finished.empty() && std::all_of(finished.begin(), finished.end(), [](uint8_t f) { return f != 0; })) return false;
+  if (!finished.empty() && std::all_of(finished.begin(), finished.end(), [](uint8_t f) { return f != 0; }))
+    return false;
   if (!masks_remaining && !editing_enabled) return false;
   bool any_edit = std::any_of(editing_transfer_index.data.begin(), editing_transfer_index.data.end(),
                               [](uint8_t v) { return v != 0; });

@@ -34,9 +34,9 @@ std::string compatibility_key(const CompletionRequest& r, size_t prompt, const v
   std::string k = std::to_string(r.prompts[prompt].size()) + "|" + std::to_string(g.gen_length) + "|" +
                   opt(g.block_length) + "|" + opt(g.num_inference_steps) + "|" + num(g.temperature) + "|" +
                   opt(g.top_p) + "|" + opt(g.top_k) + "|" + g.sampling_method + "|" + opt(g.threshold) + "|" +
-                  opt(g.editing_threshold) + "|" + std::to_string(g.max_post_steps) + "|" + opt(g.minimal_topk) +
-                  "|" + (g.eos_early_stop ? "1" : "0") + "|" + opt(g.eos_token_id) + "|" + opt(g.mask_token_id) +
-                  "|" + std::to_string(int(g.attention)) + "|" + (g.use_kv_cache ? "1" : "0");
+                  opt(g.editing_threshold) + "|" + std::to_string(g.max_post_steps) + "|" + opt(g.minimal_topk) + "|" +
+                  (g.eos_early_stop ? "1" : "0") + "|" + opt(g.eos_token_id) + "|" + opt(g.mask_token_id) + "|" +
+                  std::to_string(int(g.attention)) + "|" + (g.use_kv_cache ? "1" : "0");
   if (g.temperature > 0 && g.seed) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "|seeded:%p:%zu", job, prompt);
@@ -123,8 +123,7 @@ Batcher::Submit Batcher::submit(const std::shared_ptr<Job>& job) {
   if (closed_) return Submit::Closed;
   if (queued_jobs() >= int64_t(queue_) + (parallel_ - busy_)) return Submit::Full;
   const CompletionRequest& r = job->request();
-  for (size_t p = 0; p < r.prompts.size(); ++p)
-    waiting_.push_back(Unit{job, p, compatibility_key(r, p, job.get())});
+  for (size_t p = 0; p < r.prompts.size(); ++p) waiting_.push_back(Unit{job, p, compatibility_key(r, p, job.get())});
   cv_.notify_all();
   return Submit::Accepted;
 }

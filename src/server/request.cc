@@ -67,7 +67,8 @@ std::vector<std::string> string_or_list(const json& v, const char* key, size_t m
     out.push_back(v.get<std::string>());
   } else if (v.is_array()) {
     for (const auto& s : v) {
-      if (!s.is_string()) throw invalid_request(std::string("`") + key + "` must be a string or a list of strings", key);
+      if (!s.is_string())
+        throw invalid_request(std::string("`") + key + "` must be a string or a list of strings", key);
       out.push_back(s.get<std::string>());
     }
   } else {
@@ -121,9 +122,10 @@ CompletionRequest parse_completion_request(const json& body, bool chat, const Pi
   if (const json* v = field(body, "model")) {
     if (!v->is_string()) throw invalid_request("`model` must be a string", "model");
     if (v->get<std::string>() != options.model_id)
-      throw ApiError(404, "The model `" + v->get<std::string>() + "` does not exist; this server serves `" +
-                              options.model_id + "`.",
-                     "invalid_request_error", "model", "model_not_found");
+      throw ApiError(
+          404,
+          "The model `" + v->get<std::string>() + "` does not exist; this server serves `" + options.model_id + "`.",
+          "invalid_request_error", "model", "model_not_found");
   }
 
   GenerateOptions& g = r.gen;
@@ -192,7 +194,8 @@ CompletionRequest parse_completion_request(const json& body, bool chat, const Pi
     check_range(g.max_post_steps >= 0 && g.max_post_steps <= 4096, "max_post_steps", "must be between 0 and 4096");
   }
   if (const json* v = field(body, "attention")) {
-    if (!v->is_string()) throw invalid_request("`attention` must be \"block_causal\" or \"bidirectional\"", "attention");
+    if (!v->is_string())
+      throw invalid_request("`attention` must be \"block_causal\" or \"bidirectional\"", "attention");
     try {
       g.attention = parse_attention_mode(v->get<std::string>());
     } catch (const InputError& e) {

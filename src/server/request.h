@@ -17,7 +17,10 @@ namespace llada2::server {
 class ApiError : public std::runtime_error {
  public:
   ApiError(int status, std::string message, std::string type, std::string param = "", std::string code = "")
-      : std::runtime_error(message), status(status), type(std::move(type)), param(std::move(param)),
+      : std::runtime_error(message),
+        status(status),
+        type(std::move(type)),
+        param(std::move(param)),
         code(std::move(code)) {}
   int status;
   std::string type, param, code;
@@ -29,12 +32,12 @@ nlohmann::ordered_json error_body(const ApiError& e);
 struct CompletionRequest {
   bool chat = false;
   std::vector<std::vector<int64_t>> prompts;  // token ids, one generation per prompt
-  int64_t n = 1;                               // rows (choices) per prompt
+  int64_t n = 1;                              // rows (choices) per prompt
   bool stream = false;
-  bool canvas = false;                         // llada2_canvas: live active-block events
-  bool usage_chunk = false;                    // stream_options.include_usage: usage in a chunk of its own
+  bool canvas = false;       // llada2_canvas: live active-block events
+  bool usage_chunk = false;  // stream_options.include_usage: usage in a chunk of its own
   std::vector<std::string> stop;
-  GenerateOptions gen;                         // everything but input_ids and the callback
+  GenerateOptions gen;  // everything but input_ids and the callback
 };
 
 // Validates `body` (the parsed JSON of a /v1/completions or /v1/chat/completions request) and

@@ -40,7 +40,9 @@ int64_t unix_time() { return int64_t(std::time(nullptr)); }
 
 struct Server::Impl {
   Impl(std::shared_ptr<const Pipeline> p, ServerOptions o)
-      : pipe(std::move(p)), opt(std::move(o)), batcher(pipe, opt.parallel, opt.queue, opt.max_batch_rows, opt.step_hook) {}
+      : pipe(std::move(p)),
+        opt(std::move(o)),
+        batcher(pipe, opt.parallel, opt.queue, opt.max_batch_rows, opt.step_hook) {}
 
   std::shared_ptr<const Pipeline> pipe;
   ServerOptions opt;
@@ -59,8 +61,8 @@ struct Server::Impl {
 
   ServerCounters counters() const {
     const server::BatcherCounters b = batcher.counters();
-    return ServerCounters{requests.load(), rejected.load(), cancelled.load(), b.running, b.queued, b.batches,
-                          b.batched};
+    return ServerCounters{requests.load(), rejected.load(), cancelled.load(), b.running,
+                          b.queued,        b.batches,       b.batched};
   }
   void set_routes();
   void handle_completion(const httplib::Request& req, httplib::Response& res, bool chat);
@@ -142,10 +144,8 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
       ++rejected;
       throw ApiError(429, "The server is busy: too many requests are waiting. Retry later.", "rate_limit_error", "",
                      "queue_full");
-    case server::Batcher::Submit::Closed:
-      throw shutting_down();
-    case server::Batcher::Submit::Accepted:
-      break;
+    case server::Batcher::Submit::Closed: throw shutting_down();
+    case server::Batcher::Submit::Accepted: break;
   }
   ++requests;
 
@@ -190,66 +190,67 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
 
   // Streaming: the workers queue the events; this connection's thread writes them.
   res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider("text/event-stream", [this, job, chunk, chat](size_t, httplib::DataSink& sink) {
-    bool gone = false;
-    auto write = [&](const std::string& s) {
-      if (!gone && !sink.write(s.data(), s.size())) gone = true;
-      return !gone;
-    };
-    const CompletionRequest& r = job->request();
-    const int64_t rows = int64_t(r.prompts.size()) * r.n;
-    if (chat)
-      for (int64_t i = 0; i < rows; ++i)
-        write(sse(chunk(json::array({json{{"index", i},
-                                          {"delta", json{{"role", "assistant"}, {"content", ""}}},
-                                          {"finish_reason", nullptr}}}))));
-    std::vector<std::string> events;
-    for (bool done = false; !done && !gone;) {
-      done = job->take_events(&events, 50);
-      for (const std::string& e : events) write(e);
-      events.clear();
-      if (!gone && !sink.is_writable()) gone = true;
-    }
-    if (gone) {
-      batcher.withdraw(job);
-      ++cancelled;
-      return false;
-    }
-    if (job->error() || job->cancelled()) batcher.withdraw(job);  // a multi-prompt job's other units
-    if (job->error()) {
-      write(sse(server::error_body(job_error(job->error()))));
-    } else if (job->cancelled()) {
-      ++cancelled;
-      write(sse(server::error_body(shutting_down())));
-    } else {
-      for (size_t i = 0; i < job->choices().size(); ++i) {
-        json c = {{"index", i}};
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [this, job, chunk, chat](size_t, httplib::DataSink& sink) {
+        bool gone = false;
+        auto write = [&](const std::string& s) {
+          if (!gone && !sink.write(s.data(), s.size())) gone = true;
+          return !gone;
+        };
+        const CompletionRequest& r = job->request();
+        const int64_t rows = int64_t(r.prompts.size()) * r.n;
         if (chat)
-          c["delta"] = json::object();
-        else
-          c["text"] = "", c["logprobs"] = nullptr;
-        c["finish_reason"] = job->choices()[i].finish_reason;
-        json ch = chunk(json::array({c}));
-        if (i + 1 == job->choices().size() && !r.usage_chunk) {
-          ch["usage"] = usage_json(*job);
-          ch["diffusion"] = diffusion_json(*job);
+          for (int64_t i = 0; i < rows; ++i)
+            write(sse(chunk(json::array({json{
+                {"index", i}, {"delta", json{{"role", "assistant"}, {"content", ""}}}, {"finish_reason", nullptr}}}))));
+        std::vector<std::string> events;
+        for (bool done = false; !done && !gone;) {
+          done = job->take_events(&events, 50);
+          for (const std::string& e : events) write(e);
+          events.clear();
+          if (!gone && !sink.is_writable()) gone = true;
         }
-        write(sse(ch));
-      }
-      if (r.usage_chunk) {  // as OpenAI: a last chunk with no choices carries the usage
-        json ch = chunk(json::array());
-        ch["usage"] = usage_json(*job);
-        ch["diffusion"] = diffusion_json(*job);
-        write(sse(ch));
-      }
-    }
-    write("data: [DONE]\n\n");
-    if (!gone) sink.done();
-    return !gone;
-  },
-  // Runs when the response ends, also when the provider never ran (the client left before the
-  // headers went out): a job nobody will read stops.
-  [this, job](bool) { batcher.withdraw(job); });
+        if (gone) {
+          batcher.withdraw(job);
+          ++cancelled;
+          return false;
+        }
+        if (job->error() || job->cancelled()) batcher.withdraw(job);  // a multi-prompt job's other units
+        if (job->error()) {
+          write(sse(server::error_body(job_error(job->error()))));
+        } else if (job->cancelled()) {
+          ++cancelled;
+          write(sse(server::error_body(shutting_down())));
+        } else {
+          for (size_t i = 0; i < job->choices().size(); ++i) {
+            json c = {{"index", i}};
+            if (chat)
+              c["delta"] = json::object();
+            else
+              c["text"] = "", c["logprobs"] = nullptr;
+            c["finish_reason"] = job->choices()[i].finish_reason;
+            json ch = chunk(json::array({c}));
+            if (i + 1 == job->choices().size() && !r.usage_chunk) {
+              ch["usage"] = usage_json(*job);
+              ch["diffusion"] = diffusion_json(*job);
+            }
+            write(sse(ch));
+          }
+          if (r.usage_chunk) {  // as OpenAI: a last chunk with no choices carries the usage
+            json ch = chunk(json::array());
+            ch["usage"] = usage_json(*job);
+            ch["diffusion"] = diffusion_json(*job);
+            write(sse(ch));
+          }
+        }
+        write("data: [DONE]\n\n");
+        if (!gone) sink.done();
+        return !gone;
+      },
+      // Runs when the response ends, also when the provider never ran (the client left before the
+      // headers went out): a job nobody will read stops.
+      [this, job](bool) { batcher.withdraw(job); });
 }
 
 void Server::Impl::set_routes() {
@@ -277,11 +278,11 @@ void Server::Impl::set_routes() {
       send_error(res, ApiError(404, "Unknown route " + req.method + " " + req.path, "invalid_request_error", "",
                                "unknown_route"));
     else if (status == 413)
-      send_error(res, ApiError(413, "The request body is larger than " + std::to_string(opt.max_body_bytes) +
-                                        " bytes.", "invalid_request_error", "", "request_too_large"));
+      send_error(res, ApiError(413, "The request body is larger than " + std::to_string(opt.max_body_bytes) + " bytes.",
+                               "invalid_request_error", "", "request_too_large"));
     else
-      send_error(res, ApiError(status, "HTTP error " + std::to_string(status), status >= 500 ? "server_error"
-                                                                                             : "invalid_request_error"));
+      send_error(res, ApiError(status, "HTTP error " + std::to_string(status),
+                               status >= 500 ? "server_error" : "invalid_request_error"));
     res.status = status;
     return httplib::Server::HandlerResponse::Handled;
   }));
@@ -343,10 +344,9 @@ void Server::bind() {
   // A client that goes away mid-stream must fail the write, not kill the process.
   ::signal(SIGPIPE, SIG_IGN);
   impl_->set_routes();
-  const int port = impl_->opt.port == 0 ? impl_->http.bind_to_any_port(impl_->opt.host)
-                                        : (impl_->http.bind_to_port(impl_->opt.host, impl_->opt.port)
-                                               ? impl_->opt.port
-                                               : -1);
+  const int port = impl_->opt.port == 0
+                       ? impl_->http.bind_to_any_port(impl_->opt.host)
+                       : (impl_->http.bind_to_port(impl_->opt.host, impl_->opt.port) ? impl_->opt.port : -1);
   if (port < 0)
     throw InputError("cannot listen on " + impl_->opt.host + ":" + std::to_string(impl_->opt.port) +
                      " (address in use or not available)");
@@ -383,8 +383,6 @@ void Server::stop() {
 
 int Server::port() const { return impl_->port; }
 
-ServerCounters Server::counters() const {
-  return impl_->counters();
-}
+ServerCounters Server::counters() const { return impl_->counters(); }
 
 }  // namespace llada2

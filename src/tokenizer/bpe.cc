@@ -2,9 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include <cstdio>
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <unordered_map>
 
 #include "llada2/error.h"
@@ -107,7 +107,8 @@ Bpe::Bpe(const json& m, const std::vector<std::pair<std::string, int64_t>>& voca
     const uint32_t* ib = vocab_.find(b);
     if (!ia) throw InputError("BPE merge token not in the vocab: " + std::string(a));
     if (!ib) throw InputError("BPE merge token not in the vocab: " + std::string(b));
-    if (b.size() < prefix_len) throw InputError("BPE merge token shorter than continuing_subword_prefix: " + std::string(b));
+    if (b.size() < prefix_len)
+      throw InputError("BPE merge token shorter than continuing_subword_prefix: " + std::string(b));
     merged.assign(a);
     merged.append(b.substr(prefix_len));
     const uint32_t* im = vocab_.find(merged);
@@ -283,7 +284,8 @@ void Bpe::tokenize_uncached(std::string_view w, std::vector<int64_t>& out) const
     std::push_heap(heap.begin(), heap.end());
   };
   for (size_t k = 0; k + 1 < syms.size(); ++k) {
-    if (const Merge* mg = merges_.find(pair_key(syms[k].id, syms[k + 1].id))) heap.push_back({mg->rank, int(k), mg->new_id});
+    if (const Merge* mg = merges_.find(pair_key(syms[k].id, syms[k + 1].id)))
+      heap.push_back({mg->rank, int(k), mg->new_id});
   }
   std::make_heap(heap.begin(), heap.end());
   while (!heap.empty()) {

@@ -10,7 +10,8 @@ namespace {
 [[noreturn]] void rethrow(const jinja::TemplateError& e) {
   if (e.user_raised) throw InputError(e.message);
   if (e.line > 0)
-    throw InputError("chat template line " + std::to_string(e.line) + ", column " + std::to_string(e.col) + ": " + e.message);
+    throw InputError("chat template line " + std::to_string(e.line) + ", column " + std::to_string(e.col) + ": " +
+                     e.message);
   throw InputError("chat template: " + e.message);
 }
 
@@ -32,7 +33,8 @@ ChatTemplate& ChatTemplate::operator=(ChatTemplate&&) noexcept = default;
 
 std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
                                  bool add_generation_prompt, const nlohmann::ordered_json& extra_vars) const {
-  if (!extra_vars.is_null() && !extra_vars.is_object()) throw InputError("chat template: extra variables must be a JSON object");
+  if (!extra_vars.is_null() && !extra_vars.is_object())
+    throw InputError("chat template: extra variables must be a JSON object");
   jinja::Renderer r;
   r.limits = limits_;
   r.frame = r.root = std::make_shared<jinja::Frame>();
@@ -52,8 +54,8 @@ std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const n
   return out;
 }
 
-std::string ChatTemplate::render(const nlohmann::json& messages, const nlohmann::json& tools, bool add_generation_prompt,
-                                 const nlohmann::json& extra_vars) const {
+std::string ChatTemplate::render(const nlohmann::json& messages, const nlohmann::json& tools,
+                                 bool add_generation_prompt, const nlohmann::json& extra_vars) const {
   return render(nlohmann::ordered_json(messages), nlohmann::ordered_json(tools), add_generation_prompt,
                 nlohmann::ordered_json(extra_vars));
 }

@@ -24,7 +24,8 @@ std::vector<Value> bind(const std::string& fname, const CallArgs& a, std::initia
   std::vector<bool> set(params.size(), false);
   for (const Param& p : params) out.push_back(p.dflt);
   if (a.pos.size() > params.size())
-    fail(fname + "() takes at most " + std::to_string(params.size()) + " arguments (" + std::to_string(a.pos.size()) + " given)");
+    fail(fname + "() takes at most " + std::to_string(params.size()) + " arguments (" + std::to_string(a.pos.size()) +
+         " given)");
   for (size_t k = 0; k < a.pos.size(); ++k) out[k] = a.pos[k], set[k] = true;
   for (const auto& [key, v] : a.kw) {
     size_t k = 0;
@@ -88,10 +89,18 @@ std::u32string full_title(char32_t c) {
     case 0xFB04: return U"Ffl";
     case 0xFB05:
     case 0xFB06: return U"St";
-    case 0x1C4: case 0x1C5: case 0x1C6: return U"\u01C5";
-    case 0x1C7: case 0x1C8: case 0x1C9: return U"\u01C8";
-    case 0x1CA: case 0x1CB: case 0x1CC: return U"\u01CB";
-    case 0x1F1: case 0x1F2: case 0x1F3: return U"\u01F2";
+    case 0x1C4:
+    case 0x1C5:
+    case 0x1C6: return U"\u01C5";
+    case 0x1C7:
+    case 0x1C8:
+    case 0x1C9: return U"\u01C8";
+    case 0x1CA:
+    case 0x1CB:
+    case 0x1CC: return U"\u01CB";
+    case 0x1F1:
+    case 0x1F2:
+    case 0x1F3: return U"\u01F2";
     default: return full_upper(c);
   }
 }
@@ -246,7 +255,7 @@ List split(const std::string& s, const Value& sep, int64_t maxsplit, bool from_r
     std::vector<std::string> rev;
     while (true) {
       size_t f = (maxsplit < 0 || int64_t(rev.size()) < maxsplit) && end >= d.size() ? s.rfind(d, end - d.size())
-                                                                                    : std::string::npos;
+                                                                                     : std::string::npos;
       if (f == std::string::npos) {
         rev.push_back(s.substr(0, end));
         break;
@@ -376,9 +385,12 @@ std::string py_format(const std::string& fmt, const CallArgs& a) {
 std::string printf_format(const std::string& fmt, const Value& args) {
   List pos;
   const Dict* named = nullptr;
-  if (args.kind == Kind::Tuple) pos = args.lv();
-  else if (args.kind == Kind::Dict) named = &args.dv(), pos.push_back(args);
-  else pos.push_back(args);
+  if (args.kind == Kind::Tuple)
+    pos = args.lv();
+  else if (args.kind == Kind::Dict)
+    named = &args.dv(), pos.push_back(args);
+  else
+    pos.push_back(args);
   size_t next = 0;
   bool used_named = false;
   std::string out;
@@ -426,9 +438,12 @@ std::string printf_format(const std::string& fmt, const Value& args) {
       case 'r':
       case 'a': body = repr(*arg); break;
       case 'c':
-        if (arg->kind == Kind::String && to_u32(arg->sv()).size() == 1) body = arg->sv();
-        else if (arg->kind == Kind::Int && arg->i >= 0 && arg->i <= 0x10FFFF) append_utf8(body, char32_t(arg->i));
-        else fail("%c requires an int or a unicode character");
+        if (arg->kind == Kind::String && to_u32(arg->sv()).size() == 1)
+          body = arg->sv();
+        else if (arg->kind == Kind::Int && arg->i >= 0 && arg->i <= 0x10FFFF)
+          append_utf8(body, char32_t(arg->i));
+        else
+          fail("%c requires an int or a unicode character");
         break;
       case 'd':
       case 'i':
@@ -436,9 +451,11 @@ std::string printf_format(const std::string& fmt, const Value& args) {
       case 'x':
       case 'X':
       case 'o': {
-        if (!arg->is_number()) fail(std::string("%") + type + " format: a real number is required, not " + type_name(*arg));
+        if (!arg->is_number())
+          fail(std::string("%") + type + " format: a real number is required, not " + type_name(*arg));
         double d = arg->as_double();
-        if (arg->kind == Kind::Float && (!std::isfinite(d) || std::fabs(d) >= 9.2e18)) fail("cannot convert float to integer");
+        if (arg->kind == Kind::Float && (!std::isfinite(d) || std::fabs(d) >= 9.2e18))
+          fail("cannot convert float to integer");
         int64_t v = arg->kind == Kind::Float ? int64_t(d) : arg->as_int();
         uint64_t mag = v < 0 ? uint64_t(0) - uint64_t(v) : uint64_t(v);
         char b[64];
@@ -447,8 +464,13 @@ std::string printf_format(const std::string& fmt, const Value& args) {
         body = b;
         if (flags.find('#') != std::string::npos && (type == 'x' || type == 'X' || type == 'o'))
           body = std::string("0") + (type == 'o' ? 'o' : type) + body;
-        if (has_prec && body.size() < std::stoul("0" + prec)) body = std::string(std::stoul("0" + prec) - body.size(), '0') + body;
-        body = (v < 0 ? "-" : flags.find('+') != std::string::npos ? "+" : flags.find(' ') != std::string::npos ? " " : "") + body;
+        if (has_prec && body.size() < std::stoul("0" + prec))
+          body = std::string(std::stoul("0" + prec) - body.size(), '0') + body;
+        body = (v < 0                                  ? "-"
+                : flags.find('+') != std::string::npos ? "+"
+                : flags.find(' ') != std::string::npos ? " "
+                                                       : "") +
+               body;
         numeric = true;
         break;
       }
@@ -490,7 +512,8 @@ std::string printf_format(const std::string& fmt, const Value& args) {
     }
     out += body;
   }
-  if (!used_named && args.kind != Kind::Dict && next < pos.size()) fail("not all arguments converted during string formatting");
+  if (!used_named && args.kind != Kind::Dict && next < pos.size())
+    fail("not all arguments converted during string formatting");
   return out;
 }
 
@@ -512,7 +535,8 @@ Value string_method(const Value& v, const std::string& name) {
       const std::string& s = self.sv();
       for (const Value& o : options) {
         const std::string& x = need_str(o, name + " argument");
-        if (x.size() <= s.size() && (start ? s.compare(0, x.size(), x) == 0 : s.compare(s.size() - x.size(), x.size(), x) == 0))
+        if (x.size() <= s.size() &&
+            (start ? s.compare(0, x.size(), x) == 0 : s.compare(s.size() - x.size(), x.size(), x) == 0))
           return Value::boolean(true);
       }
       return Value::boolean(false);
@@ -538,13 +562,29 @@ Value string_method(const Value& v, const std::string& name) {
   if (name == "replace")
     return m([](const Value& self, Renderer& r, CallArgs& a) {
       auto p = bind("replace", a, {req("old"), req("new"), opt("count", Value::integer(-1))});
-      return Value::str(replace(r, self.sv(), need_str(p[0], "replace old"), need_str(p[1], "replace new"), need_int(p[2], "count")));
+      return Value::str(
+          replace(r, self.sv(), need_str(p[0], "replace old"), need_str(p[1], "replace new"), need_int(p[2], "count")));
     });
-  if (name == "upper") return m([](const Value& self, Renderer&, CallArgs& a) { bind("upper", a, {}); return Value::str(upper(self.sv())); });
-  if (name == "lower") return m([](const Value& self, Renderer&, CallArgs& a) { bind("lower", a, {}); return Value::str(lower(self.sv())); });
-  if (name == "title") return m([](const Value& self, Renderer&, CallArgs& a) { bind("title", a, {}); return Value::str(py_title(self.sv())); });
+  if (name == "upper")
+    return m([](const Value& self, Renderer&, CallArgs& a) {
+      bind("upper", a, {});
+      return Value::str(upper(self.sv()));
+    });
+  if (name == "lower")
+    return m([](const Value& self, Renderer&, CallArgs& a) {
+      bind("lower", a, {});
+      return Value::str(lower(self.sv()));
+    });
+  if (name == "title")
+    return m([](const Value& self, Renderer&, CallArgs& a) {
+      bind("title", a, {});
+      return Value::str(py_title(self.sv()));
+    });
   if (name == "capitalize")
-    return m([](const Value& self, Renderer&, CallArgs& a) { bind("capitalize", a, {}); return Value::str(capitalize(self.sv())); });
+    return m([](const Value& self, Renderer&, CallArgs& a) {
+      bind("capitalize", a, {});
+      return Value::str(capitalize(self.sv()));
+    });
   if (name == "find" || name == "rfind" || name == "index" || name == "rindex")
     return m([name](const Value& self, Renderer&, CallArgs& a) {
       auto p = bind(name, a, {req("sub")});
@@ -601,8 +641,10 @@ Value string_method(const Value& v, const std::string& name) {
         if (u.empty()) return Value::boolean(false);
         if (name == "islower" || name == "isupper") return Value::boolean(is_case(u, name == "islower"));
         for (char32_t c : u) {
-          bool ok = name == "isdigit" ? py_isdigit(c) : name == "isalpha" ? py_isalpha(c) : name == "isspace" ? py_isspace(c)
-                                                                                                               : (py_isalpha(c) || py_isdigit(c));
+          bool ok = name == "isdigit"   ? py_isdigit(c)
+                    : name == "isalpha" ? py_isalpha(c)
+                    : name == "isspace" ? py_isspace(c)
+                                        : (py_isalpha(c) || py_isdigit(c));
           if (!ok) return Value::boolean(false);
         }
         return Value::boolean(true);
@@ -681,7 +723,8 @@ Value get_path(Renderer& r, const Value& v, const Value& attribute) {
     size_t e = path.find('.', b);
     std::string part = path.substr(b, e == std::string::npos ? std::string::npos : e - b);
     bool digits = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
-    cur = digits && part.size() < 18 ? r.get_item(cur, Value::integer(std::stoll(part))) : r.get_item(cur, Value::str(part));
+    cur = digits && part.size() < 18 ? r.get_item(cur, Value::integer(std::stoll(part)))
+                                     : r.get_item(cur, Value::str(part));
     if (e == std::string::npos) return cur;
     b = e + 1;
   }
@@ -693,7 +736,9 @@ Value sort_key(const Value& v, bool case_sensitive) {
 }
 
 std::string indent(const std::string& s, const Value& width, bool first, bool blank) {
-  std::string ind = width.kind == Kind::String ? width.sv() : std::string(size_t(std::max<int64_t>(0, need_int(width, "indent width"))), ' ');
+  std::string ind = width.kind == Kind::String
+                        ? width.sv()
+                        : std::string(size_t(std::max<int64_t>(0, need_int(width, "indent width"))), ' ');
   std::vector<std::u32string> lines = splitlines(to_u32(s + "\n"), false);
   std::string rv;
   if (blank) {
@@ -714,7 +759,8 @@ double py_round(double x, int64_t n) {
   if (n > 300) return x;
   if (n < -308) return 0.0 * x;
   char buf[512];
-  std::snprintf(buf, sizeof buf, "%.*f", int(std::max<int64_t>(n, 0)), x);  // correctly rounded, ties to even on the exact binary value
+  std::snprintf(buf, sizeof buf, "%.*f", int(std::max<int64_t>(n, 0)),
+                x);  // correctly rounded, ties to even on the exact binary value
   if (n >= 0) return std::strtod(buf, nullptr);
   double p = std::pow(10.0, double(-n));
   return std::nearbyint(x / p) * p;
@@ -804,7 +850,8 @@ Value method_of(const Value& obj, const std::string& name) {
       return dict_method(obj, name);
     }
     case Kind::List: {
-      static const char* const kMutating[] = {"append", "extend", "insert", "pop", "remove", "clear", "reverse", "sort"};
+      static const char* const kMutating[] = {"append", "extend", "insert",  "pop",
+                                              "remove", "clear",  "reverse", "sort"};
       for (const char* m : kMutating)
         if (name == m) fail("access to attribute '" + name + "' of 'list' object is unsafe");
       return list_method(obj, name);
@@ -815,10 +862,11 @@ Value method_of(const Value& obj, const std::string& name) {
 }
 
 static const char* const kFilters[] = {
-    "abs", "attr", "batch", "capitalize", "center", "count", "d", "default", "dictsort", "e", "escape", "first", "float", "forceescape", "format",
-    "indent", "int", "items", "join", "last", "length", "list", "lower", "map", "max", "min", "reject", "rejectattr",
-    "replace", "reverse", "round", "safe", "select", "selectattr", "slice", "sort", "string", "sum", "title", "tojson",
-    "trim", "truncate", "unique", "upper", "wordcount"};
+    "abs",        "attr",    "batch",   "capitalize", "center",      "count",    "d",          "default", "dictsort",
+    "e",          "escape",  "first",   "float",      "forceescape", "format",   "indent",     "int",     "items",
+    "join",       "last",    "length",  "list",       "lower",       "map",      "max",        "min",     "reject",
+    "rejectattr", "replace", "reverse", "round",      "safe",        "select",   "selectattr", "slice",   "sort",
+    "string",     "sum",     "title",   "tojson",     "trim",        "truncate", "unique",     "upper",   "wordcount"};
 
 bool has_filter(const std::string& name) {
   for (const char* f : kFilters)
@@ -842,12 +890,14 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
   }
   if (name == "tojson") {
     // transformers: json.dumps(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)
-    auto p = bind(name, a, {opt("ensure_ascii", Value::boolean(false)), opt("indent", Value::none()),
-                            opt("separators", Value::none()), opt("sort_keys", Value::boolean(false))});
+    auto p = bind(name, a,
+                  {opt("ensure_ascii", Value::boolean(false)), opt("indent", Value::none()),
+                   opt("separators", Value::none()), opt("sort_keys", Value::boolean(false))});
     std::string ind;
     const std::string* indent_ptr = nullptr;
     if (!p[1].is_none()) {
-      ind = p[1].kind == Kind::String ? p[1].sv() : std::string(size_t(std::max<int64_t>(0, need_int(p[1], "indent"))), ' ');
+      ind = p[1].kind == Kind::String ? p[1].sv()
+                                      : std::string(size_t(std::max<int64_t>(0, need_int(p[1], "indent"))), ' ');
       indent_ptr = &ind;
     }
     std::string item_sep = indent_ptr ? "," : ", ", key_sep = ": ";
@@ -870,7 +920,8 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
   if (name == "title") return bind(name, a, {}), Value::str(jinja_title(to_str(v)));
   if (name == "string") return bind(name, a, {}), v.kind == Kind::String ? v : Value::str(to_str(v));
   if (name == "safe") return bind(name, a, {}), v.kind == Kind::String ? v : Value::str(to_str(v));  // Markup(str(v))
-  if (name == "e" || name == "escape" || name == "forceescape") return bind(name, a, {}), Value::str(html_escape(to_str(v)));
+  if (name == "e" || name == "escape" || name == "forceescape")
+    return bind(name, a, {}), Value::str(html_escape(to_str(v)));
   if (name == "default" || name == "d") {
     auto p = bind(name, a, {opt("default_value", Value::str("")), opt("boolean", Value::boolean(false))});
     if (v.is_undefined() || (truthy(p[1]) && !truthy(v))) return p[0];
@@ -920,7 +971,8 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
         return Value::integer(int64_t(v.f));
       case Kind::String: {
         if (auto i = parse_int(v.sv(), int(need_int(p[1], "base")))) return Value::integer(*i);
-        if (auto d = parse_float(v.sv()); d && std::isfinite(*d) && std::fabs(*d) < 9.2e18) return Value::integer(int64_t(*d));
+        if (auto d = parse_float(v.sv()); d && std::isfinite(*d) && std::fabs(*d) < 9.2e18)
+          return Value::integer(int64_t(*d));
         return p[0];
       }
       default: return p[0];
@@ -962,9 +1014,12 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
   if (name == "sort" || name == "unique" || name == "min" || name == "max") {
     std::vector<Value> p;
     if (name == "sort")
-      p = bind(name, a, {opt("reverse", Value::boolean(false)), opt("case_sensitive", Value::boolean(false)), opt("attribute", Value::none())});
+      p = bind(name, a,
+               {opt("reverse", Value::boolean(false)), opt("case_sensitive", Value::boolean(false)),
+                opt("attribute", Value::none())});
     else
-      p = bind(name, a, {opt("case_sensitive", Value::boolean(false)), opt("attribute", Value::none())}), p.insert(p.begin(), Value::boolean(false));
+      p = bind(name, a, {opt("case_sensitive", Value::boolean(false)), opt("attribute", Value::none())}),
+      p.insert(p.begin(), Value::boolean(false));
     bool cs = truthy(p[1]);
     List items = iterate(v);
     std::vector<std::pair<Value, size_t>> keyed;
@@ -999,7 +1054,9 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
     return Value::make_list(std::move(out));
   }
   if (name == "dictsort") {
-    auto p = bind(name, a, {opt("case_sensitive", Value::boolean(false)), opt("by", Value::str("key")), opt("reverse", Value::boolean(false))});
+    auto p = bind(name, a,
+                  {opt("case_sensitive", Value::boolean(false)), opt("by", Value::str("key")),
+                   opt("reverse", Value::boolean(false))});
     if (v.kind != Kind::Dict) fail("You can only sort by either \"key\" or \"value\" of a dict");
     std::string by = to_str(p[1]);
     if (by != "key" && by != "value") fail("You can only sort by either \"key\" or \"value\"");
@@ -1019,8 +1076,10 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
     bool by_attr = false;
     Value attr, dflt;
     for (auto& [key, x] : a.kw) {
-      if (key == "attribute") by_attr = true, attr = x;
-      else if (key == "default") dflt = x;
+      if (key == "attribute")
+        by_attr = true, attr = x;
+      else if (key == "default")
+        dflt = x;
     }
     if (by_attr) {
       for (const Value& item : iterate(v)) {
@@ -1046,7 +1105,9 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
   if (name == "selectattr") return select_items(r, v, a, true, true);
   if (name == "rejectattr") return select_items(r, v, a, false, true);
   if (name == "indent") {
-    auto p = bind(name, a, {opt("width", Value::integer(4)), opt("first", Value::boolean(false)), opt("blank", Value::boolean(false))});
+    auto p = bind(
+        name, a,
+        {opt("width", Value::integer(4)), opt("first", Value::boolean(false)), opt("blank", Value::boolean(false))});
     if (v.is_undefined()) fail(v.s ? *v.s : "undefined value");
     if (v.kind != Kind::String) fail("unsupported operand type(s) for +=: '" + type_name(v) + "' and 'str'");
     std::string s = indent(v.sv(), p[0], truthy(p[1]), truthy(p[2]));
@@ -1075,7 +1136,8 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
     Value total = p[1];
     for (const Value& item : iterate(v)) {
       Value x = p[0].is_none() ? item : get_path(r, item, p[0]);
-      if (!total.is_number() || !x.is_number()) fail("unsupported operand type(s) for +: '" + type_name(total) + "' and '" + type_name(x) + "'");
+      if (!total.is_number() || !x.is_number())
+        fail("unsupported operand type(s) for +: '" + type_name(total) + "' and '" + type_name(x) + "'");
       if (total.kind == Kind::Float || x.kind == Kind::Float) {
         total = Value::real(total.as_double() + x.as_double());
       } else {
@@ -1141,11 +1203,13 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
     return Value::str(std::string(size_t(left), ' ') + to_str(v) + std::string(size_t(pad - left), ' '));
   }
   if (name == "truncate") {
-    auto p = bind(name, a, {opt("length", Value::integer(255)), opt("killwords", Value::boolean(false)),
-                            opt("end", Value::str("...")), opt("leeway", Value::integer(5))});
+    auto p = bind(name, a,
+                  {opt("length", Value::integer(255)), opt("killwords", Value::boolean(false)),
+                   opt("end", Value::str("...")), opt("leeway", Value::integer(5))});
     std::u32string u = to_u32(to_str(v)), end = to_u32(to_str(p[2]));
     int64_t length = need_int(p[0], "length"), leeway = p[3].is_none() ? 5 : need_int(p[3], "leeway");
-    if (length < int64_t(end.size())) fail("expected length >= " + std::to_string(end.size()) + ", got " + std::to_string(length));
+    if (length < int64_t(end.size()))
+      fail("expected length >= " + std::to_string(end.size()) + ", got " + std::to_string(length));
     if (leeway < 0) fail("expected leeway >= 0, got " + std::to_string(leeway));
     if (int64_t(u.size()) <= length + leeway) return Value::str(to_utf8(u));
     std::u32string head = u.substr(0, size_t(length) - end.size());
@@ -1159,7 +1223,8 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
     if (!a.pos.empty() && !a.kw.empty()) fail("can't handle positional and keyword arguments at the same time");
     Dict kw;
     for (auto& [k, x] : a.kw) kw.set(Value::str(k), x);
-    return Value::str(printf_format(to_str(v), a.kw.empty() ? Value::make_list(a.pos, true) : Value::make_dict(std::move(kw))));
+    return Value::str(
+        printf_format(to_str(v), a.kw.empty() ? Value::make_list(a.pos, true) : Value::make_dict(std::move(kw))));
   }
   if (name == "attr") {
     auto p = bind(name, a, {req("name")});
@@ -1179,10 +1244,11 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArg
 
 bool has_test(const std::string& name) {
   static const char* const kTests[] = {
-      "defined", "undefined", "none", "string", "number", "integer", "float", "mapping", "iterable", "sequence",
-      "boolean", "true", "false", "even", "odd", "divisibleby", "eq", "equalto", "==", "ne", "!=", "lt", "lessthan", "<",
-      "le", "<=", "gt", "greaterthan", ">", "ge", ">=", "in", "sameas", "callable", "lower", "upper", "escaped",
-      "filter", "test"};
+      "defined",  "undefined", "none",    "string",      "number",  "integer", "float",    "mapping",
+      "iterable", "sequence",  "boolean", "true",        "false",   "even",    "odd",      "divisibleby",
+      "eq",       "equalto",   "==",      "ne",          "!=",      "lt",      "lessthan", "<",
+      "le",       "<=",        "gt",      "greaterthan", ">",       "ge",      ">=",       "in",
+      "sameas",   "callable",  "lower",   "upper",       "escaped", "filter",  "test"};
   for (const char* t : kTests)
     if (name == t) return true;
   return false;
@@ -1206,8 +1272,8 @@ bool apply_test(Renderer& r, const std::string& name, const Value& v, CallArgs& 
   if (name == "iterable")
     return no_args(), v.kind == Kind::String || v.is_seq() || v.kind == Kind::Dict || v.is_undefined();
   if (name == "sequence")
-    return no_args(), v.kind == Kind::String || (v.is_seq() && !v.lazy && v.view == View::None) || v.kind == Kind::Dict ||
-                          v.is_undefined();
+    return no_args(), v.kind == Kind::String || (v.is_seq() && !v.lazy && v.view == View::None) ||
+                          v.kind == Kind::Dict || v.is_undefined();
   if (name == "callable") return no_args(), v.kind == Kind::Callable || v.is_undefined();  // Undefined has __call__
   if (name == "escaped") return no_args(), false;
   if (name == "lower" || name == "upper") {
@@ -1217,14 +1283,17 @@ bool apply_test(Renderer& r, const std::string& name, const Value& v, CallArgs& 
   if (name == "even" || name == "odd") {
     no_args();
     if (v.is_undefined()) fail(v.s ? *v.s : "undefined value");
-    if (v.kind == Kind::Float) return std::fmod(v.f, 2.0) == (name == "even" ? 0.0 : 1.0) || (name == "odd" && std::fmod(v.f, 2.0) == -1.0);
-    if (v.kind != Kind::Int && v.kind != Kind::Bool) fail("unsupported operand type(s) for %: '" + type_name(v) + "' and 'int'");
+    if (v.kind == Kind::Float)
+      return std::fmod(v.f, 2.0) == (name == "even" ? 0.0 : 1.0) || (name == "odd" && std::fmod(v.f, 2.0) == -1.0);
+    if (v.kind != Kind::Int && v.kind != Kind::Bool)
+      fail("unsupported operand type(s) for %: '" + type_name(v) + "' and 'int'");
     bool even = v.as_int() % 2 == 0;
     return name == "even" ? even : !even;
   }
   if (name == "divisibleby") {
     Value d = bind(name, a, {req("num")})[0];
-    if (!v.is_number() || !d.is_number()) fail("unsupported operand type(s) for %: '" + type_name(v) + "' and '" + type_name(d) + "'");
+    if (!v.is_number() || !d.is_number())
+      fail("unsupported operand type(s) for %: '" + type_name(v) + "' and '" + type_name(d) + "'");
     if (d.as_double() == 0) fail("integer division or modulo by zero");
     if (v.kind == Kind::Float || d.kind == Kind::Float) return std::fmod(v.as_double(), d.as_double()) == 0;
     if (d.as_int() == -1) return true;
@@ -1346,18 +1415,18 @@ Value global_function(const std::string& name) {
       };
       update();
       c.obj->attrs.set(Value::str("next"), Value::callable("cycler.next", [items, pos, update](Renderer&, CallArgs& b) {
-        bind("next", b, {});
-        Value v = (*items)[*pos];
-        *pos = (*pos + 1) % items->size();
-        update();
-        return v;
-      }));
+                         bind("next", b, {});
+                         Value v = (*items)[*pos];
+                         *pos = (*pos + 1) % items->size();
+                         update();
+                         return v;
+                       }));
       c.obj->attrs.set(Value::str("reset"), Value::callable("cycler.reset", [pos, update](Renderer&, CallArgs& b) {
-        bind("reset", b, {});
-        *pos = 0;
-        update();
-        return Value::none();
-      }));
+                         bind("reset", b, {});
+                         *pos = 0;
+                         update();
+                         return Value::none();
+                       }));
       return c;
     });
   if (name == "raise_exception")

@@ -38,9 +38,7 @@ std::shared_ptr<Frame> child_frame(const std::shared_ptr<Frame>& parent) {
   return f;
 }
 
-[[noreturn]] void fail_undefined(const Value& v) {
-  fail(v.s ? *v.s : std::string("undefined value"));
-}
+[[noreturn]] void fail_undefined(const Value& v) { fail(v.s ? *v.s : std::string("undefined value")); }
 
 std::string op_error(const char* op, const Value& a, const Value& b) {
   return std::string("unsupported operand type(s) for ") + op + ": '" + type_name(a) + "' and '" + type_name(b) + "'";
@@ -86,7 +84,9 @@ Value binop(Renderer& r, const std::string& op, const Value& a, const Value& b) 
   int64_t x = nums ? a.as_int() : 0, y = nums ? b.as_int() : 0;
   double fx = nums ? a.as_double() : 0, fy = nums ? b.as_double() : 0;
   if (op == "+") {
-    if (nums) return flt ? Value::real(fx + fy) : int_op(x, y, [](int64_t p, int64_t q, int64_t* o) { return __builtin_add_overflow(p, q, o); });
+    if (nums)
+      return flt ? Value::real(fx + fy)
+                 : int_op(x, y, [](int64_t p, int64_t q, int64_t* o) { return __builtin_add_overflow(p, q, o); });
     if (a.kind == Kind::String && b.kind == Kind::String) {
       r.check_size(a.sv().size() + b.sv().size());
       return Value::str(a.sv() + b.sv());
@@ -104,13 +104,19 @@ Value binop(Renderer& r, const std::string& op, const Value& a, const Value& b) 
     fail(op_error(o, a, b));
   }
   if (op == "-") {
-    if (nums) return flt ? Value::real(fx - fy) : int_op(x, y, [](int64_t p, int64_t q, int64_t* o) { return __builtin_sub_overflow(p, q, o); });
+    if (nums)
+      return flt ? Value::real(fx - fy)
+                 : int_op(x, y, [](int64_t p, int64_t q, int64_t* o) { return __builtin_sub_overflow(p, q, o); });
     fail(op_error(o, a, b));
   }
   if (op == "*") {
-    if (nums) return flt ? Value::real(fx * fy) : int_op(x, y, [](int64_t p, int64_t q, int64_t* o) { return __builtin_mul_overflow(p, q, o); });
-    if ((a.kind == Kind::String || (a.is_seq() && !a.lazy)) && (b.kind == Kind::Int || b.kind == Kind::Bool)) return repeat(r, a, b.as_int());
-    if ((b.kind == Kind::String || (b.is_seq() && !b.lazy)) && (a.kind == Kind::Int || a.kind == Kind::Bool)) return repeat(r, b, a.as_int());
+    if (nums)
+      return flt ? Value::real(fx * fy)
+                 : int_op(x, y, [](int64_t p, int64_t q, int64_t* o) { return __builtin_mul_overflow(p, q, o); });
+    if ((a.kind == Kind::String || (a.is_seq() && !a.lazy)) && (b.kind == Kind::Int || b.kind == Kind::Bool))
+      return repeat(r, a, b.as_int());
+    if ((b.kind == Kind::String || (b.is_seq() && !b.lazy)) && (a.kind == Kind::Int || a.kind == Kind::Bool))
+      return repeat(r, b, a.as_int());
     fail(op_error(o, a, b));
   }
   if (!nums) {
@@ -155,7 +161,8 @@ Value binop(Renderer& r, const std::string& op, const Value& a, const Value& b) 
     }
     if (fx == 0 && fy < 0) fail("0.0 cannot be raised to a negative power");
     double p = std::pow(fx, fy);
-    if (std::isnan(p) && !std::isnan(fx) && !std::isnan(fy)) fail("negative number cannot be raised to a fractional power");
+    if (std::isnan(p) && !std::isnan(fx) && !std::isnan(fy))
+      fail("negative number cannot be raised to a fractional power");
     return Value::real(p);
   }
   fail("unknown operator " + op);
@@ -285,14 +292,17 @@ Flow exec(Renderer& r, const Body& body, std::string& out);
 
 // A macro (or a call block's caller): binds arguments in a scope whose parent is the scope
 // the macro was defined in, renders the body, returns the text.
-Value invoke(Renderer& r, const Stmt& m, const std::shared_ptr<Frame>& closure, CallArgs& args, const std::string& name) {
+Value invoke(Renderer& r, const Stmt& m, const std::shared_ptr<Frame>& closure, CallArgs& args,
+             const std::string& name) {
   DepthGuard g(r);
   auto f = child_frame(closure);
   size_t np = m.targets.size();
   List varargs;
   for (size_t k = 0; k < args.pos.size(); ++k) {
-    if (k < np) f->vars[m.targets[k]] = args.pos[k];
-    else varargs.push_back(args.pos[k]);
+    if (k < np)
+      f->vars[m.targets[k]] = args.pos[k];
+    else
+      varargs.push_back(args.pos[k]);
   }
   Dict kwargs;
   for (auto& [key, v] : args.kw) {
@@ -312,8 +322,8 @@ Value invoke(Renderer& r, const Stmt& m, const std::shared_ptr<Frame>& closure, 
   FrameGuard fg(r, f);
   for (size_t k = 0; k < np; ++k) {
     if (f->vars.count(m.targets[k])) continue;
-    f->vars[m.targets[k]] = m.defaults[k] ? r.eval(*m.defaults[k])
-                                          : Value::undefined("parameter '" + m.targets[k] + "' was not provided");
+    f->vars[m.targets[k]] =
+        m.defaults[k] ? r.eval(*m.defaults[k]) : Value::undefined("parameter '" + m.targets[k] + "' was not provided");
   }
   std::string out;
   exec(r, m.body, out);
@@ -521,7 +531,8 @@ Value Renderer::get_attr(const Value& obj, const std::string& attr) {
 }
 
 Value Renderer::get_item(const Value& obj, const Value& key) {
-  if (obj.lazy || obj.view != View::None) return Value::undefined("'" + type_name(obj) + "' object is not subscriptable");
+  if (obj.lazy || obj.view != View::None)
+    return Value::undefined("'" + type_name(obj) + "' object is not subscriptable");
   switch (obj.kind) {
     case Kind::Undefined: fail_undefined(obj);
     case Kind::Dict:
@@ -611,7 +622,9 @@ Value Renderer::eval(const Expr& e) {
       case ExprKind::Pos: {
         Value v = eval(*e.args[0]);
         if (v.is_undefined()) fail_undefined(v);
-        if (!v.is_number()) fail(std::string("bad operand type for unary ") + (e.kind == ExprKind::Neg ? "-" : "+") + ": '" + type_name(v) + "'");
+        if (!v.is_number())
+          fail(std::string("bad operand type for unary ") + (e.kind == ExprKind::Neg ? "-" : "+") + ": '" +
+               type_name(v) + "'");
         if (e.kind == ExprKind::Pos) return v.kind == Kind::Bool ? Value::integer(v.as_int()) : v;
         if (v.kind == Kind::Float) return Value::real(-v.f);
         if (v.as_int() == INT64_MIN) fail("integer overflow");

@@ -59,12 +59,12 @@ struct Value {
   bool b = false;
   int64_t i = 0;
   double f = 0;
-  std::shared_ptr<const std::string> s;       // String; for Undefined, the hint used in errors
-  std::shared_ptr<const List> list;           // List, Tuple
-  std::shared_ptr<const Dict> dict;           // Dict
-  std::shared_ptr<Object> obj;                // Object
-  std::shared_ptr<const NativeFn> fn;         // Callable
-  std::shared_ptr<const std::string> fname;   // Callable: its name, for errors
+  std::shared_ptr<const std::string> s;      // String; for Undefined, the hint used in errors
+  std::shared_ptr<const List> list;          // List, Tuple
+  std::shared_ptr<const Dict> dict;          // Dict
+  std::shared_ptr<Object> obj;               // Object
+  std::shared_ptr<const NativeFn> fn;        // Callable
+  std::shared_ptr<const std::string> fname;  // Callable: its name, for errors
   // A List that stands for a Python generator or iterator (what map, select, unique, items and
   // reverse return): always true, no len(), no indexing, not JSON.
   bool lazy = false;
@@ -76,26 +76,64 @@ struct Value {
     if (!hint.empty()) v.s = std::make_shared<const std::string>(std::move(hint));
     return v;
   }
-  static Value none() { Value v; v.kind = Kind::None; return v; }
-  static Value boolean(bool x) { Value v; v.kind = Kind::Bool; v.b = x; return v; }
-  static Value integer(int64_t x) { Value v; v.kind = Kind::Int; v.i = x; return v; }
-  static Value real(double x) { Value v; v.kind = Kind::Float; v.f = x; return v; }
-  static Value str(std::string x) { Value v; v.kind = Kind::String; v.s = std::make_shared<const std::string>(std::move(x)); return v; }
+  static Value none() {
+    Value v;
+    v.kind = Kind::None;
+    return v;
+  }
+  static Value boolean(bool x) {
+    Value v;
+    v.kind = Kind::Bool;
+    v.b = x;
+    return v;
+  }
+  static Value integer(int64_t x) {
+    Value v;
+    v.kind = Kind::Int;
+    v.i = x;
+    return v;
+  }
+  static Value real(double x) {
+    Value v;
+    v.kind = Kind::Float;
+    v.f = x;
+    return v;
+  }
+  static Value str(std::string x) {
+    Value v;
+    v.kind = Kind::String;
+    v.s = std::make_shared<const std::string>(std::move(x));
+    return v;
+  }
   static Value make_list(List x, bool tuple = false) {
-    Value v; v.kind = tuple ? Kind::Tuple : Kind::List; v.list = std::make_shared<const List>(std::move(x)); return v;
+    Value v;
+    v.kind = tuple ? Kind::Tuple : Kind::List;
+    v.list = std::make_shared<const List>(std::move(x));
+    return v;
   }
   static Value generator(List x) {
     Value v = make_list(std::move(x));
     v.lazy = true;
     return v;
   }
-  static Value make_dict(Dict x) { Value v; v.kind = Kind::Dict; v.dict = std::make_shared<const Dict>(std::move(x)); return v; }
+  static Value make_dict(Dict x) {
+    Value v;
+    v.kind = Kind::Dict;
+    v.dict = std::make_shared<const Dict>(std::move(x));
+    return v;
+  }
   static Value make_object(std::string type, Dict attrs) {
-    Value v; v.kind = Kind::Object; v.obj = std::make_shared<Object>(Object{std::move(type), std::move(attrs)}); return v;
+    Value v;
+    v.kind = Kind::Object;
+    v.obj = std::make_shared<Object>(Object{std::move(type), std::move(attrs)});
+    return v;
   }
   static Value callable(std::string name, NativeFn fn) {
-    Value v; v.kind = Kind::Callable; v.fn = std::make_shared<const NativeFn>(std::move(fn));
-    v.fname = std::make_shared<const std::string>(std::move(name)); return v;
+    Value v;
+    v.kind = Kind::Callable;
+    v.fn = std::make_shared<const NativeFn>(std::move(fn));
+    v.fname = std::make_shared<const std::string>(std::move(name));
+    return v;
   }
 
   bool is_undefined() const { return kind == Kind::Undefined; }
@@ -112,10 +150,10 @@ struct Value {
 
 // Python semantics over values.
 bool truthy(const Value& v);
-std::string type_name(const Value& v);     // Python's type name: 'str', 'list', 'dict', ...
-std::string to_str(const Value& v);        // str(v); Undefined renders as ""
-std::string repr(const Value& v);          // repr(v)
-std::string float_repr(double d);          // repr(float)
+std::string type_name(const Value& v);  // Python's type name: 'str', 'list', 'dict', ...
+std::string to_str(const Value& v);     // str(v); Undefined renders as ""
+std::string repr(const Value& v);       // repr(v)
+std::string float_repr(double d);       // repr(float)
 bool equal(const Value& a, const Value& b);
 int compare(const Value& a, const Value& b);  // <0, 0, >0; fails on unorderable types
 Value from_json(const nlohmann::ordered_json& j);
@@ -141,33 +179,64 @@ using StmtPtr = std::unique_ptr<Stmt>;
 using Body = std::vector<StmtPtr>;
 
 enum class ExprKind {
-  Literal, Name, ListLit, TupleLit, DictLit, GetAttr, GetItem, Slice, Call, Filter, Test,
-  Neg, Pos, Not, And, Or, Binary, Compare, CondExpr
+  Literal,
+  Name,
+  ListLit,
+  TupleLit,
+  DictLit,
+  GetAttr,
+  GetItem,
+  Slice,
+  Call,
+  Filter,
+  Test,
+  Neg,
+  Pos,
+  Not,
+  And,
+  Or,
+  Binary,
+  Compare,
+  CondExpr
 };
 
 struct Expr {
   ExprKind kind;
   int line = 0, col = 0;
-  int height = 1;                // of the subtree, bounded by the parser
-  Value value;                  // Literal
-  std::string name;             // Name, GetAttr attribute, Filter / Test name, Binary operator
-  std::vector<ExprPtr> args;    // operands / elements / positional arguments (first = object for Call/Filter/Test)
+  int height = 1;             // of the subtree, bounded by the parser
+  Value value;                // Literal
+  std::string name;           // Name, GetAttr attribute, Filter / Test name, Binary operator
+  std::vector<ExprPtr> args;  // operands / elements / positional arguments (first = object for Call/Filter/Test)
   std::vector<std::pair<std::string, ExprPtr>> kwargs;
   std::vector<std::string> ops;  // Compare: one operator per right operand
   bool negated = false;          // Test: `is not`
 };
 
-enum class StmtKind { Text, Output, If, For, Set, SetAttr, SetBlock, Macro, CallBlock, FilterBlock, Break, Continue, Scope };
+enum class StmtKind {
+  Text,
+  Output,
+  If,
+  For,
+  Set,
+  SetAttr,
+  SetBlock,
+  Macro,
+  CallBlock,
+  FilterBlock,
+  Break,
+  Continue,
+  Scope
+};
 
 struct Stmt {
   StmtKind kind;
   int line = 0, col = 0;
-  std::string text;                 // Text; Macro name; SetAttr attribute
-  ExprPtr expr;                     // Output, Set value, SetAttr object, For iterable, CallBlock call, FilterBlock/SetBlock filter chain
-  ExprPtr cond;                     // For filter
+  std::string text;  // Text; Macro name; SetAttr attribute
+  ExprPtr expr;  // Output, Set value, SetAttr object, For iterable, CallBlock call, FilterBlock/SetBlock filter chain
+  ExprPtr cond;  // For filter
   std::vector<std::string> targets;  // For / Set names; Macro / CallBlock parameter names
   bool targets_tuple = false;
-  std::vector<ExprPtr> defaults;    // Macro / CallBlock parameter defaults (null = none)
+  std::vector<ExprPtr> defaults;                   // Macro / CallBlock parameter defaults (null = none)
   std::vector<std::pair<ExprPtr, Body>> branches;  // If: (condition, body)
   Body body, else_body;
 };
@@ -233,7 +302,9 @@ Value method_of(const Value& obj, const std::string& name);
 // Globals: range, namespace, dict, joiner, cycler, raise_exception, strftime_now.
 Value global_function(const std::string& name);
 List iterate(const Value& v);
-std::string printf_format(const std::string& fmt, const Value& args);  // Python's `fmt % args`  // Python iteration: list items, dict keys, string characters
+std::string printf_format(
+    const std::string& fmt,
+    const Value& args);  // Python's `fmt % args`  // Python iteration: list items, dict keys, string characters
 void render(Renderer& r, const Body& body, std::string& out);
 
 }  // namespace llada2::jinja

@@ -167,15 +167,19 @@ class Lexer {
       q += 6;
       while (q < src_.size() && (src_[q] == ' ' || src_[q] == '\t' || src_[q] == '\n')) ++q;
       bool strip_after = false, keep = false;
-      if (q < src_.size() && src_[q] == '-') strip_after = true, ++q;
-      else if (q < src_.size() && src_[q] == '+') keep = true, ++q;
+      if (q < src_.size() && src_[q] == '-')
+        strip_after = true, ++q;
+      else if (q < src_.size() && src_[q] == '+')
+        keep = true, ++q;
       if (src_.compare(q, 2, "%}") != 0) {
         p = open + 2;
         continue;
       }
       std::string data = src_.substr(pos_, open - pos_);
-      if (strip_before) rstrip_py(data);
-      else if (!keep_before) lstrip_line(data, line_starting);
+      if (strip_before)
+        rstrip_py(data);
+      else if (!keep_before)
+        lstrip_line(data, line_starting);
       emit_data(data, line_, col_);
       advance_to(q + 2);
       return finish_tag(strip_after, !keep);
@@ -187,10 +191,13 @@ class Lexer {
   void lex_inside(char closer, int tline, int tcol) {
     int paren = 0;
     while (true) {
-      while (pos_ < src_.size() && (src_[pos_] == ' ' || src_[pos_] == '\t' || src_[pos_] == '\n' || src_[pos_] == '\r'))
+      while (pos_ < src_.size() &&
+             (src_[pos_] == ' ' || src_[pos_] == '\t' || src_[pos_] == '\n' || src_[pos_] == '\r'))
         advance_to(pos_ + 1);
       if (pos_ >= src_.size())
-        fail_at(tline, tcol, closer == '}' ? "unexpected end of template, expected '}}'" : "unexpected end of template, expected '%}'");
+        fail_at(
+            tline, tcol,
+            closer == '}' ? "unexpected end of template, expected '}}'" : "unexpected end of template, expected '%}'");
       int line = line_, col = col_;
       char c = src_[pos_];
       auto at = [&](size_t k) { return pos_ + k < src_.size() ? src_[pos_ + k] : '\0'; };
@@ -220,8 +227,8 @@ class Lexer {
         lex_string(line, col);
         continue;
       }
-      static const char* const kOps[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<", ">",
-                                         "=", ".", ",", ":", "|", "(", ")", "[", "]", "{", "}", ";"};
+      static const char* const kOps[] = {"//", "**", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<",
+                                         ">",  "=",  ".",  ",",  ":",  "|",  "(", ")", "[", "]", "{", "}", ";"};
       bool matched = false;
       for (const char* op : kOps) {
         size_t n = std::strlen(op);
@@ -297,7 +304,10 @@ class Lexer {
         char32_t v = 0;
         for (int k = 0; k < n; ++k, ++p) {
           char h = p < src_.size() ? src_[p] : '\0';
-          int d = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+          int d = h >= '0' && h <= '9'   ? h - '0'
+                  : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                  : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                         : -1;
           if (d < 0) fail_at(line, col, "truncated \\x/\\u escape in string literal");
           v = v * 16 + char32_t(d);
         }
@@ -322,7 +332,8 @@ class Lexer {
         default:
           if (e >= '0' && e <= '7') {
             char32_t v = char32_t(e - '0');
-            for (int k = 0; k < 2 && p < src_.size() && src_[p] >= '0' && src_[p] <= '7'; ++k, ++p) v = v * 8 + char32_t(src_[p] - '0');
+            for (int k = 0; k < 2 && p < src_.size() && src_[p] >= '0' && src_[p] <= '7'; ++k, ++p)
+              v = v * 8 + char32_t(src_[p] - '0');
             append_utf8(out, v);
           } else {
             out.push_back('\\');
@@ -456,8 +467,8 @@ class Parser {
 
   [[noreturn]] void unknown_tag() {
     const std::string& n = cur().text;
-    static const char* const kEnds[] = {"endif", "endfor", "endmacro", "endcall", "endset", "endfilter",
-                                        "else", "elif", "endgeneration", "endwith", "endraw"};
+    static const char* const kEnds[] = {"endif", "endfor", "endmacro",      "endcall", "endset", "endfilter",
+                                        "else",  "elif",   "endgeneration", "endwith", "endraw"};
     for (const char* e : kEnds)
       if (n == e) fail_here("unexpected '" + n + "'");
     fail_here("unknown tag '" + n + "'");
@@ -480,7 +491,8 @@ class Parser {
   void expect_end_keyword(const std::string& got, const char* want, const Token& opened) {
     if (got != want)
       fail_at(opened.line, opened.col,
-              std::string("unclosed block: expected '") + want + "' before " + (got.empty() ? "the end of template" : "'" + got + "'"));
+              std::string("unclosed block: expected '") + want + "' before " +
+                  (got.empty() ? "the end of template" : "'" + got + "'"));
   }
 
   StmtPtr parse_statement() {
@@ -693,8 +705,7 @@ class Parser {
     auto t = node(ExprKind::TupleLit, at);
     attach(*t, std::move(first));
     while (skip_op(",")) {
-      if (cur().type == Tok::VarEnd || cur().type == Tok::BlockEnd || is_op(")") || is_op("=") || is_name("if"))
-        break;
+      if (cur().type == Tok::VarEnd || cur().type == Tok::BlockEnd || is_op(")") || is_op("=") || is_name("if")) break;
       attach(*t, parse_one());
     }
     return t;

@@ -1,12 +1,12 @@
 // Python value semantics for the chat-template engine: truthiness, str/repr, equality,
 // ordering, JSON in (from the caller) and out (transformers' tojson = json.dumps).
+#include <locale.h>
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <cwctype>
-#include <locale.h>
 
 #include "tokenizer/chat_template_impl.h"
 
@@ -160,8 +160,8 @@ char32_t py_lower(char32_t c) {
 // Decimal digits of the scripts chat templates meet (Unicode category Nd).
 bool py_isdigit(char32_t c) {
   if (c < 0x80) return c >= '0' && c <= '9';
-  static const char32_t kZeros[] = {0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6,
-                                    0xD66, 0xE50, 0xED0, 0xF20, 0x1040, 0x17E0, 0x1810, 0xFF10};
+  static const char32_t kZeros[] = {0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66,  0xAE6,  0xB66,  0xBE6, 0xC66,
+                                    0xCE6, 0xD66, 0xE50, 0xED0, 0xF20, 0x1040, 0x17E0, 0x1810, 0xFF10};
   for (char32_t z : kZeros)
     if (c >= z && c <= z + 9) return true;
   return false;
@@ -283,9 +283,12 @@ static std::string str_repr(const std::string& s) {
       out += "\\t";
     } else if (!py_printable(c)) {
       char b[16];
-      if (c < 0x100) std::snprintf(b, sizeof b, "\\x%02x", unsigned(c));
-      else if (c < 0x10000) std::snprintf(b, sizeof b, "\\u%04x", unsigned(c));
-      else std::snprintf(b, sizeof b, "\\U%08x", unsigned(c));
+      if (c < 0x100)
+        std::snprintf(b, sizeof b, "\\x%02x", unsigned(c));
+      else if (c < 0x10000)
+        std::snprintf(b, sizeof b, "\\u%04x", unsigned(c));
+      else
+        std::snprintf(b, sizeof b, "\\U%08x", unsigned(c));
       out += b;
     } else {
       append_utf8(out, c);

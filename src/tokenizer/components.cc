@@ -150,7 +150,8 @@ std::unique_ptr<Normalizer> make_normalizer(const json& j) {
   if (t == "Lowercase") return std::make_unique<Lowercase>();
   if (t == "Strip") return std::make_unique<Strip>(get_or(j, "strip_left", true), get_or(j, "strip_right", true));
   if (t == "StripAccents") return std::make_unique<StripAccents>();
-  if (t == "Replace") return std::make_unique<Replace>(make_pattern(j.at("pattern")), j.at("content").get<std::string>());
+  if (t == "Replace")
+    return std::make_unique<Replace>(make_pattern(j.at("pattern")), j.at("content").get<std::string>());
   if (t == "Prepend") return std::make_unique<Prepend>(j.at("prepend").get<std::string>());
   if (t == "Sequence") {
     auto seq = std::make_unique<NormalizerSequence>();
@@ -391,14 +392,16 @@ struct MetaspacePre : PreTokenizer {
           t += c;
       }
       bool starts = t.compare(0, rep.size(), rep) == 0;
-      if (!starts && (scheme == PrependScheme::Always || (scheme == PrependScheme::First && p.at_start))) t.insert(0, rep);
+      if (!starts && (scheme == PrependScheme::Always || (scheme == PrependScheme::First && p.at_start)))
+        t.insert(0, rep);
       p.text = std::move(t);
       if (!split) {
         if (!p.text.empty()) out.push_back(std::move(p));
         return;
       }
       char32_t r = rep_cp;
-      char_spans(p.text, [r](char32_t c) { return c == r; }, spans);
+      char_spans(
+          p.text, [r](char32_t c) { return c == r; }, spans);
       emit_split(p, spans, Behavior::MergedWithNext, false, out);
     });
   }
@@ -453,16 +456,19 @@ const std::string& byte_level_char(unsigned char b) {
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& j) {
   if (j.is_null()) return nullptr;
   std::string t = type_of(j, "pre_tokenizer");
-  if (t == "ByteLevel") return std::make_unique<ByteLevelPre>(get_or(j, "add_prefix_space", true), get_or(j, "use_regex", true));
+  if (t == "ByteLevel")
+    return std::make_unique<ByteLevelPre>(get_or(j, "add_prefix_space", true), get_or(j, "use_regex", true));
   if (t == "Split")
-    return std::make_unique<SplitPre>(make_pattern(j.at("pattern")), parse_behavior(j.at("behavior")), get_or(j, "invert", false));
+    return std::make_unique<SplitPre>(make_pattern(j.at("pattern")), parse_behavior(j.at("behavior")),
+                                      get_or(j, "invert", false));
   if (t == "Digits") {
     if (get_or(j, "individual_digits", false)) return char_split(is_numeric, Behavior::Isolated);
     return char_split(is_numeric, Behavior::Contiguous);
   }
   if (t == "Metaspace")
-    return std::make_unique<MetaspacePre>(single_char(get_or<std::string>(j, "replacement", "\xE2\x96\x81"), "Metaspace replacement"),
-                                          prepend_scheme(j), get_or(j, "split", true));
+    return std::make_unique<MetaspacePre>(
+        single_char(get_or<std::string>(j, "replacement", "\xE2\x96\x81"), "Metaspace replacement"), prepend_scheme(j),
+        get_or(j, "split", true));
   if (t == "Whitespace") return std::make_unique<SplitPre>(Regex(kWhitespacePattern), Behavior::Removed, true);
   if (t == "WhitespaceSplit") return char_split(is_white_space, Behavior::Removed);
   if (t == "Punctuation") {
@@ -670,16 +676,18 @@ std::unique_ptr<Decoder> make_decoder(const json& j) {
   std::string t = type_of(j, "decoder");
   if (t == "ByteLevel") return std::make_unique<ByteLevelDec>();
   if (t == "Metaspace")
-    return std::make_unique<MetaspaceDec>(single_char(get_or<std::string>(j, "replacement", "\xE2\x96\x81"), "Metaspace replacement"),
-                                          prepend_scheme(j));
+    return std::make_unique<MetaspaceDec>(
+        single_char(get_or<std::string>(j, "replacement", "\xE2\x96\x81"), "Metaspace replacement"), prepend_scheme(j));
   if (t == "ByteFallback") return std::make_unique<ByteFallbackDec>();
   if (t == "Fuse") return std::make_unique<FuseDec>();
   if (t == "Strip") {
     auto start = j.at("start").get<int64_t>(), stop = j.at("stop").get<int64_t>();
     if (start < 0 || stop < 0) throw InputError("Strip decoder start/stop must not be negative");
-    return std::make_unique<StripDec>(single_char(j.at("content").get<std::string>(), "Strip content"), size_t(start), size_t(stop));
+    return std::make_unique<StripDec>(single_char(j.at("content").get<std::string>(), "Strip content"), size_t(start),
+                                      size_t(stop));
   }
-  if (t == "Replace") return std::make_unique<ReplaceDec>(make_pattern(j.at("pattern")), j.at("content").get<std::string>());
+  if (t == "Replace")
+    return std::make_unique<ReplaceDec>(make_pattern(j.at("pattern")), j.at("content").get<std::string>());
   if (t == "BPEDecoder") return std::make_unique<BpeDec>(get_or<std::string>(j, "suffix", "</w>"));
   if (t == "Sequence") {
     auto seq = std::make_unique<DecoderSequence>();

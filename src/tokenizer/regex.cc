@@ -86,7 +86,8 @@ std::string translate_onig_pattern(const std::string& p) {
       }
       if (e == 's' || (e == 'S' && !in_class)) {
         // Oniguruma's \s is exactly White_Space; PCRE2's differs (U+180E), so spell it out.
-        out += e == 's' ? (in_class ? kWhiteSpace : std::string("[") + kWhiteSpace + "]") : std::string("[^") + kWhiteSpace + "]";
+        out += e == 's' ? (in_class ? kWhiteSpace : std::string("[") + kWhiteSpace + "]")
+                        : std::string("[^") + kWhiteSpace + "]";
         ++i;
         continue;
       }
@@ -97,7 +98,8 @@ std::string translate_onig_pattern(const std::string& p) {
         continue;
       }
       if (e == 'h' || e == 'H') {  // Oniguruma: hexadecimal digit
-        out += in_class ? (e == 'h' ? "0-9a-fA-F" : "\\x{0}-/:-@G-`g-\\x{10FFFF}") : (e == 'h' ? "[0-9a-fA-F]" : "[^0-9a-fA-F]");
+        out += in_class ? (e == 'h' ? "0-9a-fA-F" : "\\x{0}-/:-@G-`g-\\x{10FFFF}")
+                        : (e == 'h' ? "[0-9a-fA-F]" : "[^0-9a-fA-F]");
         ++i;
         continue;
       }
@@ -163,8 +165,8 @@ Regex::Regex(const std::string& onig_pattern) {
   int err = 0;
   PCRE2_SIZE off = 0;
   auto code = std::make_shared<Code>();
-  code->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pat.data()), pat.size(), PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK,
-                             &err, &off, nullptr);
+  code->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pat.data()), pat.size(),
+                             PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &off, nullptr);
   if (!code->code) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof msg);
@@ -192,7 +194,8 @@ Regex Regex::literal(std::string_view lit) {
   int err = 0;
   PCRE2_SIZE off = 0;
   auto code = std::make_shared<Code>();
-  code->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(p.data()), p.size(), PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
+  code->code =
+      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(p.data()), p.size(), PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
   if (!code->code) throw InputError("tokenizer pattern string is not valid UTF-8");
   code->jit = pcre2_jit_compile(code->code, PCRE2_JIT_COMPLETE) == 0;
   r.code_ = std::move(code);

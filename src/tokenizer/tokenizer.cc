@@ -5,13 +5,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <utf8proc.h>
 #include <algorithm>
 #include <array>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
-#include <utf8proc.h>
 
 #include "core/utf8.h"
 #include "llada2/error.h"
@@ -484,7 +484,8 @@ Tokenizer Tokenizer::from_dir(const std::string& dir) {
           // Named templates: transformers uses the one called "default".
           for (const auto& e : *it)
             if (e.at("name").get<std::string>() == "default") impl->chat_template = e.at("template").get<std::string>();
-          if (impl->chat_template.empty() && !it->empty()) impl->chat_template = it->at(0).at("template").get<std::string>();
+          if (impl->chat_template.empty() && !it->empty())
+            impl->chat_template = it->at(0).at("template").get<std::string>();
         } else {
           throw InputError("chat_template must be a string or a list of {name, template}");
         }

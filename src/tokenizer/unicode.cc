@@ -53,7 +53,9 @@ void reorder(std::vector<char32_t>& cps) {
     }
     size_t j = i;
     while (j < n && ccc(cps[j]) != 0) ++j;
-    if (j - i > 1) std::stable_sort(cps.begin() + long(i), cps.begin() + long(j), [](char32_t a, char32_t b) { return ccc(a) < ccc(b); });
+    if (j - i > 1)
+      std::stable_sort(cps.begin() + long(i), cps.begin() + long(j),
+                       [](char32_t a, char32_t b) { return ccc(a) < ccc(b); });
     i = j;
   }
 }
@@ -73,7 +75,7 @@ void compose(std::vector<char32_t>& cps) {
     while (j < n && !unknown_to_tokenizers(cps[j])) ++j;
     std::vector<utf8proc_int32_t> run(cps.begin() + long(i), cps.begin() + long(j));
     utf8proc_ssize_t m = utf8proc_normalize_utf32(run.data(), utf8proc_ssize_t(run.size()),
-                                                    utf8proc_option_t(UTF8PROC_COMPOSE | UTF8PROC_STABLE));
+                                                  utf8proc_option_t(UTF8PROC_COMPOSE | UTF8PROC_STABLE));
     for (utf8proc_ssize_t k = 0; k < m; ++k) out.push_back(char32_t(run[size_t(k)]));
     i = j;
   }
@@ -140,8 +142,7 @@ std::string lowercase(std::string_view s) {
 
 bool is_white_space(char32_t cp) {
   return (cp >= 0x9 && cp <= 0xD) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
-         cp == 0x3000;
+         (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
 bool is_numeric(char32_t cp) {
@@ -151,7 +152,9 @@ bool is_numeric(char32_t cp) {
 }
 
 bool is_punctuation(char32_t cp) {
-  if (cp < 0x80) return (cp >= 0x21 && cp <= 0x2F) || (cp >= 0x3A && cp <= 0x40) || (cp >= 0x5B && cp <= 0x60) || (cp >= 0x7B && cp <= 0x7E);
+  if (cp < 0x80)
+    return (cp >= 0x21 && cp <= 0x2F) || (cp >= 0x3A && cp <= 0x40) || (cp >= 0x5B && cp <= 0x60) ||
+           (cp >= 0x7B && cp <= 0x7E);
   auto c = utf8proc_category(int32_t(cp));
   return c >= UTF8PROC_CATEGORY_PC && c <= UTF8PROC_CATEGORY_PO;
 }

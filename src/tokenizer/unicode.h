@@ -45,9 +45,9 @@ std::string normalize(std::string_view s, NormForm form);
 // Rust's char::to_lowercase applied to every character.
 std::string lowercase(std::string_view s);
 
-bool is_white_space(char32_t cp);  // Unicode White_Space (Rust char::is_whitespace)
-bool is_numeric(char32_t cp);      // general category N* (Rust char::is_numeric)
-bool is_punctuation(char32_t cp);  // ASCII punctuation or general category P*
+bool is_white_space(char32_t cp);      // Unicode White_Space (Rust char::is_whitespace)
+bool is_numeric(char32_t cp);          // general category N* (Rust char::is_numeric)
+bool is_punctuation(char32_t cp);      // ASCII punctuation or general category P*
 bool is_nonspacing_mark(char32_t cp);  // general category Mn
 
 // Rust's String::from_utf8_lossy: each maximal invalid subsequence becomes U+FFFD.

@@ -9,22 +9,20 @@
 #include <vector>
 
 #include "cli_util.h"
-#include "kernels/kernels.h"
 #include "commands.h"
-#include "progress.h"
 #include "core/thread_pool.h"
+#include "kernels/kernels.h"
 #include "llada2/error.h"
 #include "llada2/model.h"
 #include "llada2/pipeline.h"
 #include "llada2/rng.h"
+#include "progress.h"
 
 namespace llada2::cli {
 
 namespace {
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 double percentile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
@@ -42,15 +40,16 @@ double peak_rss_mb() {
 // One line of the step breakdown: per-step averages and where they sit against the roofline.
 struct PhaseRow {
   std::string name;
-  double seconds = 0;  // per step
-  double bytes = 0;    // weight bytes per step
-  double flops = 0;    // per step
+  double seconds = 0;    // per step
+  double bytes = 0;      // weight bytes per step
+  double flops = 0;      // per step
   double f32_equiv = 0;  // flops at the float32 rate: bf16-activation products count 1/2, int8 ones 1/4
 };
 
 PhaseRow phase_row(std::string name, double seconds, const ModelProfile::Counters& c, double n_steps) {
   const double f = double(c.flops), b = double(c.flops_bf16), q = double(c.flops_int8);
-  return {std::move(name), seconds, double(c.weight_bytes) / n_steps, f / n_steps, (f - b - q + b / 2 + q / 4) / n_steps};
+  return {std::move(name), seconds, double(c.weight_bytes) / n_steps, f / n_steps,
+          (f - b - q + b / 2 + q / 4) / n_steps};
 }
 
 // Roofline time of a row: the longer of streaming its weights at `bw_gbs` and of its FLOPs at
@@ -138,7 +137,7 @@ int cmd_bench(int argc, char** argv) {
 
   double t0 = now_s();
   std::shared_ptr<const Model> model = Model::load(model_dir);
-  model->prepare(repack_progress(model_dir));  // counted in the load time
+  model->prepare(repack_progress(model_dir));                                            // counted in the load time
   if (uniform_routing) model->set_uniform_routing((uint64_t(seed) * 2654435761u) | 1u);  // never 0 (= off)
   const double load_s = now_s() - t0;
   load_weights(*model, model_dir);
@@ -182,7 +181,8 @@ int cmd_bench(int argc, char** argv) {
   o.block_length = block_length;
   o.num_inference_steps = steps;
   o.threshold = threshold;
-  o.editing_threshold = (editing == "none" || editing == "None") ? std::nullopt : std::optional<double>(std::stod(editing));
+  o.editing_threshold =
+      (editing == "none" || editing == "None") ? std::nullopt : std::optional<double>(std::stod(editing));
   o.mask_token_id = mask_id;
   o.eos_early_stop = false;
   o.output_type = "seq";
@@ -240,7 +240,8 @@ int cmd_bench(int argc, char** argv) {
   const double mean_step_s = gen_s / n_steps;
   std::vector<PhaseRow> phases;
   for (int p = 0; p < ModelProfile::kCount; ++p)
-    phases.push_back(phase_row(ModelProfile::name(p), double(prof.phase[p].ns) * 1e-9 / n_steps, prof.phase[p], n_steps));
+    phases.push_back(
+        phase_row(ModelProfile::name(p), double(prof.phase[p].ns) * 1e-9 / n_steps, prof.phase[p], n_steps));
   phases.push_back({"sampling", std::max(0.0, gen_s - double(prof.forward_ns) * 1e-9) / n_steps, 0, 0});
   const ModelProfile::Counters tot = prof.total();
   const PhaseRow step = phase_row("step", mean_step_s, tot, n_steps);
@@ -264,7 +265,8 @@ int cmd_bench(int argc, char** argv) {
   std::printf("load             %.3f s\n", load_s);
   std::printf("prefill          %.1f tokens/s\n", prefill_tps);
   std::printf("step latency     median %.2f ms, p90 %.2f ms\n", med * 1e3, p90 * 1e3);
-  std::printf("forwards         %lld (%.2f tokens/forward)\n", (long long)out.stats.forwards, out.stats.tokens_per_forward());
+  std::printf("forwards         %lld (%.2f tokens/forward)\n", (long long)out.stats.forwards,
+              out.stats.tokens_per_forward());
   std::printf("generation       %lld tokens in %.2f s = %.2f tokens/s\n", (long long)out.stats.generated_tokens, gen_s,
               double(out.stats.generated_tokens) / gen_s);
   std::printf("weights / step   %.1f MB (%.1f GB/s at the median step)\n", bytes_per_step / 1e6,
@@ -273,13 +275,14 @@ int cmd_bench(int argc, char** argv) {
   std::printf("\nstep breakdown   mean of %zu steps; roofline = max(weight bytes / %.1f GB/s, FLOPs / %.0f GFLOP/s)\n",
               stamps.size(), bandwidth_gbs, peak_gflops);
   if (tot.flops_bf16 + tot.flops_int8 > 0)
-    std::printf("                 (products over bf16 / int8 activations at 2x / 4x that rate: %.0f%% / %.0f%% of FLOPs)\n",
-                100.0 * double(tot.flops_bf16) / double(std::max<uint64_t>(tot.flops, 1)),
-                100.0 * double(tot.flops_int8) / double(std::max<uint64_t>(tot.flops, 1)));
+    std::printf(
+        "                 (products over bf16 / int8 activations at 2x / 4x that rate: %.0f%% / %.0f%% of FLOPs)\n",
+        100.0 * double(tot.flops_bf16) / double(std::max<uint64_t>(tot.flops, 1)),
+        100.0 * double(tot.flops_int8) / double(std::max<uint64_t>(tot.flops, 1)));
   std::printf("  %-22s %9s %7s %9s %8s %7s %8s %8s %7s %s\n", "phase", "ms/step", "step", "weight MB", "GFLOP", "GB/s",
               "GFLOP/s", "roof ms", "roof", "bound");
-  static const char* const labels[] = {"attention", "dense mlp + shared", "moe (routed experts)", "lm head",
-                                       "other (forward)", "sampling (pipeline)"};
+  static const char* const labels[] = {"attention", "dense mlp + shared", "moe (routed experts)",
+                                       "lm head",   "other (forward)",    "sampling (pipeline)"};
   for (size_t i = 0; i < phases.size(); ++i) {
     PhaseRow r = phases[i];
     r.name = labels[i];

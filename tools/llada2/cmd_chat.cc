@@ -7,12 +7,12 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "progress.h"
 #include "gen_flags.h"
 #include "live_view.h"
 #include "llada2/call_json.h"
 #include "llada2/error.h"
 #include "llada2/pipeline.h"
+#include "progress.h"
 
 namespace llada2::cli {
 
@@ -36,7 +36,9 @@ int cmd_chat(int argc, char** argv) {
   const bool tty_out = ::isatty(1), tty_in = ::isatty(0);
   Pipeline pipe = Pipeline::from_pretrained(model_dir);
   if (!pipe.tokenizer() || !pipe.chat_template())
-    throw InputError(model_dir + ": chat needs tokenizer.json and a chat template (tokenizer_config.json chat_template or chat_template.jinja)");
+    throw InputError(
+        model_dir +
+        ": chat needs tokenizer.json and a chat template (tokenizer_config.json chat_template or chat_template.jinja)");
   load_weights(pipe.model(), model_dir);
   if (tty_out) std::fprintf(stderr, "ready: type a message, /reset to start over, /quit to leave\n");
 
@@ -86,13 +88,15 @@ int cmd_chat(int argc, char** argv) {
     }
     if (status) clear_status_line();
     const std::string answer = out.texts && !out.texts->empty() ? (*out.texts)[0] : std::string();
-    if (view) view->finish(out);
-    else std::printf("%s\n", answer.c_str());
+    if (view)
+      view->finish(out);
+    else
+      std::printf("%s\n", answer.c_str());
     std::fflush(stdout);
     history.push_back({{"role", "assistant"}, {"content", answer}});
     if (tty_out)
-      std::fprintf(stderr, "[%lld forwards, %.2f s, %.2f tokens/s]\n", (long long)out.stats.forwards,
-                   out.stats.seconds, out.stats.tokens_per_second());
+      std::fprintf(stderr, "[%lld forwards, %.2f s, %.2f tokens/s]\n", (long long)out.stats.forwards, out.stats.seconds,
+                   out.stats.tokens_per_second());
   }
   return 0;
 }

@@ -7,13 +7,13 @@
 #include <sstream>
 
 #include "cli_util.h"
+#include "commands.h"
 #include "gen_flags.h"
 #include "live_view.h"
-#include "commands.h"
-#include "progress.h"
 #include "llada2/call_json.h"
 #include "llada2/error.h"
 #include "llada2/pipeline.h"
+#include "progress.h"
 
 namespace llada2::cli {
 
@@ -63,12 +63,15 @@ int cmd_generate(int argc, char** argv) {
   std::string model_dir, call_file, prompt, messages_file, input_ids;
   bool json_out = false, visual = false;
   GenerationFlags flags;
-  app.add_option("-m,--model", model_dir, "checkpoint folder (config.json + *.safetensors [+ tokenizer.json])")->required();
-  app.add_option("--call", call_file, "JSON file with the pipeline arguments (e.g. {\"input_ids\": [[...]], \"gen_length\": 32})");
+  app.add_option("-m,--model", model_dir, "checkpoint folder (config.json + *.safetensors [+ tokenizer.json])")
+      ->required();
+  app.add_option("--call", call_file,
+                 "JSON file with the pipeline arguments (e.g. {\"input_ids\": [[...]], \"gen_length\": 32})");
   app.add_flag("--json", json_out, "print exactly one JSON object: {sequences, texts, stats}");
   app.add_flag("--visual", visual, "show the diffusion live on the terminal (masked cells filling in, edits in place)");
   app.add_option("-p,--prompt", prompt, "prompt text (needs the checkpoint's tokenizer)");
-  app.add_option("--messages", messages_file, "JSON file with one conversation [{role, content}, ...] (needs a tokenizer)");
+  app.add_option("--messages", messages_file,
+                 "JSON file with one conversation [{role, content}, ...] (needs a tokenizer)");
   app.add_option("--input-ids", input_ids, "comma-separated prompt token ids, e.g. 12,7,99");
   flags.add(app, "2048");
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
@@ -90,8 +93,10 @@ int cmd_generate(int argc, char** argv) {
                                             const std::map<std::string, CallbackTensor>& tensors) {
       nlohmann::json s = {{"step", step}, {"timestep", timestep}};
       for (const auto& [name, t] : tensors) {
-        if (t.is_float) s[name] = t.floats;
-        else s[name] = t.ints;
+        if (t.is_float)
+          s[name] = t.floats;
+        else
+          s[name] = t.ints;
         s[name + "_shape"] = t.shape;
       }
       steps_log.push_back(std::move(s));
@@ -112,8 +117,8 @@ int cmd_generate(int argc, char** argv) {
     }
   }
   // On a terminal, a status line shows how far a long generation is.
-  const bool progress_line = !view && !spec.options.callback_on_step_end && ::isatty(2) &&
-                             attach_status_line(pipe, spec.options);
+  const bool progress_line =
+      !view && !spec.options.callback_on_step_end && ::isatty(2) && attach_status_line(pipe, spec.options);
   PipelineOutput out = pipe(spec.options);
   if (progress_line) clear_status_line();
   if (view) {

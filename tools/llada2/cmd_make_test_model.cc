@@ -2,17 +2,17 @@
 
 #include <cctype>
 #include <cerrno>
-#include <cstdlib>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 
 #include "cli_util.h"
 #include "commands.h"
-#include "progress.h"
 #include "llada2/error.h"
 #include "llada2/test_model.h"
+#include "progress.h"
 
 namespace llada2::cli {
 
@@ -30,9 +30,17 @@ uint64_t parse_size(const std::string& s) {
   }
   std::string unit = s.substr(pos);
   for (char& ch : unit) ch = char(std::toupper(static_cast<unsigned char>(ch)));
-  static const struct { const char* name; uint64_t mult; } kUnits[] = {
-      {"", 1},         {"B", 1},           {"KB", 1000},       {"MB", 1000000},
-      {"GB", 1000000000ull}, {"KIB", 1ull << 10}, {"MIB", 1ull << 20}, {"GIB", 1ull << 30}};
+  static const struct {
+    const char* name;
+    uint64_t mult;
+  } kUnits[] = {{"", 1},
+                {"B", 1},
+                {"KB", 1000},
+                {"MB", 1000000},
+                {"GB", 1000000000ull},
+                {"KIB", 1ull << 10},
+                {"MIB", 1ull << 20},
+                {"GIB", 1ull << 30}};
   if (pos > 0 && s[0] != '-' && n > 0) {
     for (const auto& u : kUnits) {
       if (unit == u.name && n <= UINT64_MAX / u.mult) return n * u.mult;
@@ -92,7 +100,8 @@ int cmd_make_test_model(int argc, char** argv) {
 
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (fs::exists(out, ec) && !fs::is_directory(out, ec)) throw InputError("--out " + out + " exists and is not a folder");
+  if (fs::exists(out, ec) && !fs::is_directory(out, ec))
+    throw InputError("--out " + out + " exists and is not a folder");
   if (fs::is_directory(out, ec) && !fs::is_empty(out, ec) && !force)
     throw InputError("--out " + out + " is not empty; pass --force to overwrite the checkpoint in it");
 

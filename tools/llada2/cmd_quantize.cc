@@ -6,9 +6,9 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "progress.h"
 #include "llada2/error.h"
 #include "llada2/quantize.h"
+#include "progress.h"
 
 namespace llada2::cli {
 
@@ -24,7 +24,8 @@ int cmd_quantize(int argc, char** argv) {
   app.add_option("-m,--model", model, "source checkpoint folder (F32 / BF16 / F16)")->required()->type_name("DIR");
   app.add_option("--type", type, "q8 | q4")->required()->type_name("TYPE");
   app.add_option("--out", out, "output folder (created; must be empty)")->required()->type_name("DIR");
-  app.add_option("--group", group, "elements per scale along a row: a power of two >= 16 (default 64 for q8, 32 for q4)")
+  app.add_option("--group", group,
+                 "elements per scale along a row: a power of two >= 16 (default 64 for q8, 32 for q4)")
       ->type_name("G");
   std::string layout = "rows";
   app.add_option("--layout", layout,
@@ -38,7 +39,8 @@ int cmd_quantize(int argc, char** argv) {
   o.type = parse_quant_type(type);
   if (app.count("--group") && group <= 0) throw InputError("--group: expected a power of two >= 16");
   o.group = group;
-  if (layout != "rows" && layout != "panels") throw InputError("--layout: expected rows or panels, got '" + layout + "'");
+  if (layout != "rows" && layout != "panels")
+    throw InputError("--layout: expected rows or panels, got '" + layout + "'");
   o.panels = layout == "panels";
   ByteProgress progress("quantizing " + model, quiet, " read");
   o.progress = [&](uint64_t done, uint64_t total) { progress(done, total); };

@@ -63,7 +63,8 @@ ModelChat load_model_chat(const fs::path& dir) {
       throw FileError(cfg_path.string(), "chat_template must be a string or a list of {name, template}");
     }
   } else {
-    throw FileError(dir.string(), "no chat template: neither chat_template.jinja nor a chat_template entry in tokenizer_config.json");
+    throw FileError(dir.string(),
+                    "no chat template: neither chat_template.jinja nor a chat_template entry in tokenizer_config.json");
   }
   auto token_text = [](const ordered_json& t) -> std::optional<std::string> {
     if (t.is_string()) return t.get<std::string>();
@@ -82,7 +83,8 @@ ModelChat load_model_chat(const fs::path& dir) {
     if (!map.is_object()) throw FileError(map_path.string(), "expected a JSON object");
   }
   for (const ordered_json* src : {&cfg, &map}) {
-    for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}) {
+    for (const char* key :
+         {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"}) {
       if (mc.special_tokens.contains(key) || !src->contains(key)) continue;
       if (auto s = token_text((*src)[key])) mc.special_tokens[key] = *s;
     }
@@ -130,7 +132,9 @@ int cmd_render_chat(int argc, char** argv) {
   for (size_t lineno = 1; std::getline(in, line); ++lineno) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    auto bad = [&](const std::string& msg) { return InputError(where + " line " + std::to_string(lineno) + ": " + msg); };
+    auto bad = [&](const std::string& msg) {
+      return InputError(where + " line " + std::to_string(lineno) + ": " + msg);
+    };
     ordered_json req;
     try {
       req = ordered_json::parse(line);

@@ -9,11 +9,11 @@
 #include <thread>
 
 #include "cli_util.h"
-#include "kernels/kernels.h"
 #include "commands.h"
-#include "progress.h"
 #include "core/thread_pool.h"
+#include "kernels/kernels.h"
 #include "llada2/server.h"
+#include "progress.h"
 
 namespace llada2::cli {
 
@@ -23,12 +23,14 @@ int cmd_serve(int argc, char** argv) {
   std::string model_dir;
   ServerOptions o;
   int threads = 0;
-  app.add_option("-m,--model", model_dir, "checkpoint folder (config.json + *.safetensors + tokenizer.json)")->required();
+  app.add_option("-m,--model", model_dir, "checkpoint folder (config.json + *.safetensors + tokenizer.json)")
+      ->required();
   app.add_option("--host", o.host, "address to listen on (default 127.0.0.1)");
   app.add_option("--port", o.port, "TCP port (default 8080; 0 picks a free one)")->check(CLI::Range(0, 65535));
   app.add_option("--api-key", o.api_key, "require \"Authorization: Bearer KEY\" on /v1/*");
   app.add_option("--parallel", o.parallel, "generations running at once (default 1)")->check(CLI::Range(1, 256));
-  app.add_option("--queue", o.queue, "requests waiting for a generation; more get 429 (default 16)")->check(CLI::Range(0, 4096));
+  app.add_option("--queue", o.queue, "requests waiting for a generation; more get 429 (default 16)")
+      ->check(CLI::Range(0, 4096));
   app.add_option("--max-batch", o.max_batch_rows,
                  "rows of waiting requests with the same settings and prompt length generated together in one run "
                  "(default 8; 1 = no batching). Batched rows compute exactly what they would alone.")

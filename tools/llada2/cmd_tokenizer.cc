@@ -64,7 +64,8 @@ int cmd_tokenize(int argc, char** argv) {
   bool no_special = false;
   app.add_option("--model", model, "folder with tokenizer.json")->required()->type_name("DIR");
   app.add_flag("--no-special", no_special, "do not add the post-processor's special tokens (e.g. BOS)");
-  auto* in_opt = app.add_option("--input", input, "JSONL file of {\"text\": ...} lines ('-' reads stdin)")->type_name("FILE.jsonl");
+  auto* in_opt = app.add_option("--input", input, "JSONL file of {\"text\": ...} lines ('-' reads stdin)")
+                     ->type_name("FILE.jsonl");
   auto* text_opt = app.add_option("text", text, "a single text to encode instead of --input");
   in_opt->excludes(text_opt);
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
@@ -92,7 +93,9 @@ int cmd_detokenize(int argc, char** argv) {
   bool skip_special = false;
   app.add_option("--model", model, "folder with tokenizer.json")->required()->type_name("DIR");
   app.add_flag("--skip-special", skip_special, "leave out special tokens (added tokens marked special)");
-  app.add_option("--input", input, "JSONL file of {\"ids\": [...]} lines ('-' reads stdin)")->required()->type_name("FILE.jsonl");
+  app.add_option("--input", input, "JSONL file of {\"ids\": [...]} lines ('-' reads stdin)")
+      ->required()
+      ->type_name("FILE.jsonl");
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
 
   Tokenizer tok = Tokenizer::from_dir(model);

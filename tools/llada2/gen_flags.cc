@@ -29,7 +29,8 @@ void GenerationFlags::add(CLI::App& app, const std::string& gen_length_default) 
   app.add_option("--gen-length", gen_length, "number of generated positions (default " + gen_length_default + ")");
   app.add_option("--block-length", block_length, "block size K (default: the scheduler's, 32)");
   app.add_option("--num-inference-steps", steps, "maximum refinement steps per block (default 32)");
-  app.add_option("--threshold", threshold, "confidence above which masked cells are committed (default 0.7; >= 1: pure schedule)");
+  app.add_option("--threshold", threshold,
+                 "confidence above which masked cells are committed (default 0.7; >= 1: pure schedule)");
   app.add_option("--editing-threshold", editing_threshold,
                  "confidence above which filled cells are re-written; 'none' or <= 0 turns editing off (default 0.5)");
   app.add_option("--max-post-steps", max_post_steps, "extra editing forwards after a block has no masks (default 16)");

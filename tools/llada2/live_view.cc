@@ -18,7 +18,11 @@ std::string complete_utf8(const std::string& s) {
 
 LiveView::LiveView(const Tokenizer& tok, int64_t mask_id, std::optional<int64_t> eos_id, int64_t prompt_length,
                    int64_t block_length, std::FILE* out)
-    : tok_(tok), mask_id_(mask_id), eos_id_(eos_id), prompt_length_(prompt_length), block_length_(block_length),
+    : tok_(tok),
+      mask_id_(mask_id),
+      eos_id_(eos_id),
+      prompt_length_(prompt_length),
+      block_length_(block_length),
       out_(out) {}
 
 std::string LiveView::cell_text(int64_t id) const {
@@ -74,7 +78,8 @@ std::string LiveView::current_line() const {
 }
 
 void LiveView::finish(const PipelineOutput& out) {
-  if (out.sequences.rows > 0) print_final(std::vector<int64_t>(out.sequences.row(0), out.sequences.row(0) + out.sequences.cols));
+  if (out.sequences.rows > 0)
+    print_final(std::vector<int64_t>(out.sequences.row(0), out.sequences.row(0) + out.sequences.cols));
   std::fputs("\n", out_);
   std::fflush(out_);
 }

@@ -10,8 +10,12 @@
 namespace llada2::cli {
 
 ByteProgress::ByteProgress(std::string what, bool quiet, std::string unit_note)
-    : what_(std::move(what)), note_(std::move(unit_note)), quiet_(quiet), tty_(::isatty(2)),
-      start_(std::chrono::steady_clock::now()), last_(start_) {}
+    : what_(std::move(what)),
+      note_(std::move(unit_note)),
+      quiet_(quiet),
+      tty_(::isatty(2)),
+      start_(std::chrono::steady_clock::now()),
+      last_(start_) {}
 
 double ByteProgress::seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
