@@ -1,4 +1,4 @@
-// Pipeline behaviour beyond the goldens: every validation error of SPEC §2.4,
+// Pipeline behaviour beyond the goldens: every validation error of the original's check_inputs and __call__,
 // callbacks, padding, sampling statistics.
 #include <gtest/gtest.h>
 
@@ -29,37 +29,37 @@ GenerateOptions base_options() {
   return o;
 }
 
-// The call's error, which Pipeline::check must give as well without running the model.
+// The call's error, which Pipeline::resolve must give as well without running the model.
 std::string error_of(const GenerateOptions& o, SchedulerConfig sc = {}) {
   Pipeline pipe(golden_model(kModel), sc);
   std::string checked;
   try {
-    pipe.check(o);
+    pipe.resolve(o);
   } catch (const InputError& e) {
     checked = e.what();
   }
   try {
     pipe(o);
   } catch (const InputError& e) {
-    EXPECT_EQ(checked, e.what()) << "check() and the call disagree";
+    EXPECT_EQ(checked, e.what()) << "resolve() and the call disagree";
     return e.what();
   }
-  EXPECT_EQ(checked, "") << "check() rejected a call that runs";
+  EXPECT_EQ(checked, "") << "resolve() rejected a call that runs";
   return "";
 }
 
 #define EXPECT_ERROR_CONTAINS(opts, needle) EXPECT_NE(error_of(opts).find(needle), std::string::npos) << error_of(opts)
 
-// check() validates without a forward (what `llada2 generate` does before reading the weights).
-TEST(Validation, CheckRunsNoForward) {
+// resolve() validates without a forward (what `llada2 generate` does before reading the weights).
+TEST(Validation, ResolveRunsNoForward) {
   auto model = golden_model(kModel);
   Pipeline pipe(model);
   model->set_profiling(true);
   model->reset_profile();
   GenerateOptions o = base_options();
-  EXPECT_NO_THROW(pipe.check(o));
+  EXPECT_NO_THROW(pipe.resolve(o));
   o.mask_token_id.reset();
-  EXPECT_THROW(pipe.check(o), InputError);
+  EXPECT_THROW(pipe.resolve(o), InputError);
   EXPECT_EQ(model->profile().forwards, 0u);
   EXPECT_NO_THROW(pipe(base_options()));
   EXPECT_GT(model->profile().forwards, 0u);

@@ -1,5 +1,6 @@
 // Text in, text out: prompts and chat messages through the tokenizer and chat template
-// (SPEC B §2.3, A5, A9), on a tiny random model carrying the Ling-style synthetic tokenizer.
+// (prompt preparation, mask / EOS ids from the tokenizer, texts cut after EOS), on a tiny random model carrying the
+// Ling-style synthetic tokenizer.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -54,8 +55,7 @@ TEST(TextPipeline, StringPromptIsWrappedAsAUserMessage) {
   GenerateOptions b = small();
   b.messages = nlohmann::ordered_json::parse(R"([{"role": "user", "content": "What is 2+2?"}])");
   GenerateOptions c = small();
-  std::string rendered =
-      pipe.chat_template()->render(*b.messages, nullptr, true, special_token_vars(*pipe.tokenizer()));
+  std::string rendered = pipe.apply_chat_template(*b.messages, nullptr, true);
   EXPECT_EQ(rendered,
             "<role>SYSTEM</role>detailed thinking off<|role_end|><role>HUMAN</role>What is "
             "2+2?<|role_end|><role>ASSISTANT</role>");

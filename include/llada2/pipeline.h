@@ -24,7 +24,7 @@ namespace llada2 {
 struct IdTensor {
   std::vector<int64_t> shape;
   std::vector<int64_t> values;
-  std::string dtype = "int64";  // anything else is rejected (SPEC §2.4 #4)
+  std::string dtype = "int64";  // anything else is rejected, as the original rejects non-int64 ids
 
   static IdTensor from_rows(const std::vector<std::vector<int64_t>>& rows);
   static IdTensor from_row(const std::vector<int64_t>& row);
@@ -48,7 +48,7 @@ struct CallbackResult {
 using StepCallback =
     std::function<CallbackResult(int64_t step, int64_t timestep, const std::map<std::string, CallbackTensor>& tensors)>;
 
-// The v0.39+ callback tensor names, then the v0.38 aliases (SPEC A3).
+// The v0.39+ callback tensor names, then the v0.38 aliases (x0, x0_p, confidence).
 const std::vector<std::string>& allowed_callback_tensor_names();
 
 // Keyword arguments of LLaDA2Pipeline.__call__; std::nullopt plays Python's None.
@@ -67,7 +67,7 @@ struct GenerateOptions {
   std::optional<int64_t> top_k;
   std::string sampling_method = "multinomial";
   std::optional<double> threshold = 0.7;          // None: the scheduler's
-  std::optional<double> editing_threshold = 0.5;  // None: the scheduler's (SPEC A4)
+  std::optional<double> editing_threshold = 0.5;  // None: the scheduler's (whose default is off)
   int64_t max_post_steps = 16;
   std::optional<int64_t> minimal_topk = 1;  // None: the scheduler's
   bool eos_early_stop = true;
@@ -103,6 +103,36 @@ struct PipelineOutput {
   GenerationStats stats;
 };
 
+// A call's arguments resolved once (Pipeline::resolve): validated in the original's order, defaults
+// taken from the scheduler config, the tokenizer and config.json, the prompt encoded. Only the
+// callback fields of `options` may be changed before running it (e.g. a progress view that needs the
+// prompt length attaches its callback after resolving).
+struct ResolvedCall {
+  GenerateOptions options;      // as given
+  Matrix<int64_t> prompt_ids;   // [B, P]
+  Matrix<int64_t> prompt_mask;  // [B, P]: 1 real token, 0 padding
+  int64_t block_length = 0;     // K
+  int64_t steps = 0;            // refinement steps of a block: min(num_inference_steps, gen_length / minimal_topk)
+  double threshold = 0.0;
+  std::optional<double> editing_threshold;  // None or <= 0: editing off
+  int64_t mask_token_id = 0;
+  std::optional<int64_t> eos_token_id;
+  SamplingParams sampling;
+
+  int64_t batch() const { return prompt_ids.rows; }
+  int64_t prompt_length() const { return prompt_ids.cols; }
+  int64_t gen_length() const { return options.gen_length; }
+  // The canvas holds whole blocks: prompt, generated cells, then masks up to the block boundary.
+  int64_t num_blocks() const { return (prompt_length() + gen_length() + block_length - 1) / block_length; }
+  // Blocks wholly inside the prompt are never denoised.
+  int64_t first_block() const { return prompt_length() / block_length; }
+  bool editing() const { return editing_threshold && *editing_threshold > 0.0; }
+};
+
+// The text of one generated row as the pipeline returns it: cut after the first `eos_id` (which is
+// kept, then skipped as a special token) and decoded with special tokens skipped.
+std::string decode_generated(const Tokenizer& tokenizer, const int64_t* ids, int64_t n, std::optional<int64_t> eos_id);
+
 class Pipeline {
  public:
   // `tokenizer` may be null: then only `input_ids` calls work and `texts` is None.
@@ -117,22 +147,20 @@ class Pipeline {
   const ChatTemplate* chat_template() const { return chat_template_.get(); }
   const SchedulerConfig& scheduler_config() const { return scheduler_; }
 
-  // The mask and EOS ids a call uses (SPEC A5: the call, else the tokenizer, else config.json).
-  std::pair<std::optional<int64_t>, std::optional<int64_t>> special_ids(const GenerateOptions& options) const;
+  // Renders a conversation with the chat template and the tokenizer's special tokens (as
+  // apply_chat_template(tokenize=False)); throws InputError without a tokenizer or template.
+  std::string apply_chat_template(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
+                                  bool add_generation_prompt) const;
 
-  // The prompt ids [B, P] and 2-D mask a call would use (input_ids as given, or from the tokenizer).
-  std::pair<Matrix<int64_t>, Matrix<int64_t>> encode_prompt(const GenerateOptions& options) const;
+  // Validates a call and resolves its arguments; throws InputError for invalid arguments with the
+  // original's messages. Runs no forward and reads no weight (so a large model's bad call fails fast).
+  ResolvedCall resolve(const GenerateOptions& options) const;
 
-  // Runs one call; throws InputError for invalid arguments (SPEC §2.4).
+  // Runs one call: resolve(options), then the block loop.
   PipelineOutput operator()(const GenerateOptions& options) const;
-
-  // Throws what operator() would throw for these arguments before its first forward, without
-  // running the model (e.g. before reading a large model's weights).
-  void check(const GenerateOptions& options) const;
+  PipelineOutput operator()(const ResolvedCall& call) const;
 
  private:
-  PipelineOutput run(const GenerateOptions& options, bool check_only) const;
-
   std::shared_ptr<const Model> model_;
   SchedulerConfig scheduler_;
   std::shared_ptr<const Tokenizer> tokenizer_;

@@ -6,6 +6,8 @@
 
 namespace llada2 {
 
+namespace {
+
 nlohmann::ordered_json special_token_vars(const Tokenizer& tok) {
   nlohmann::ordered_json v = nlohmann::ordered_json::object();
   auto put = [&](const char* name, const std::optional<std::string>& s) {
@@ -19,20 +21,34 @@ nlohmann::ordered_json special_token_vars(const Tokenizer& tok) {
   return v;
 }
 
-namespace {
-
 // apply_chat_template: render, then tokenize without special tokens (the template writes them).
 std::vector<int64_t> chat_ids(const nlohmann::ordered_json& messages, bool add_generation_prompt, const Tokenizer& tok,
                               const ChatTemplate* tpl) {
+  return tok.encode(render_chat(messages, nullptr, add_generation_prompt, tok, tpl), false);
+}
+
+}  // namespace
+
+std::string render_chat(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
+                        bool add_generation_prompt, const Tokenizer& tok, const ChatTemplate* tpl) {
   if (!tpl)
     throw InputError(
         "Cannot use chat template functions because tokenizer.chat_template is not set (the checkpoint's "
         "tokenizer_config.json has no chat_template and there is no chat_template.jinja)");
-  std::string text = tpl->render(messages, nullptr, add_generation_prompt, special_token_vars(tok));
-  return tok.encode(text, false);
+  return tpl->render(messages, tools, add_generation_prompt, special_token_vars(tok));
 }
 
-}  // namespace
+std::string Pipeline::apply_chat_template(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
+                                          bool add_generation_prompt) const {
+  if (!tokenizer_) throw InputError("Tokenizer is required to apply a chat template.");
+  return render_chat(messages, tools, add_generation_prompt, *tokenizer_, chat_template_.get());
+}
+
+std::string decode_generated(const Tokenizer& tokenizer, const int64_t* ids, int64_t n, std::optional<int64_t> eos_id) {
+  const int64_t* eos = eos_id ? std::find(ids, ids + n, *eos_id) : ids + n;
+  const int64_t* end = eos == ids + n ? eos : eos + 1;
+  return tokenizer.decode(std::vector<int64_t>(ids, end), true);
+}
 
 PreparedPrompt prepare_prompt(const GenerateOptions& o, const Tokenizer& tok, const ChatTemplate* tpl) {
   std::vector<std::vector<int64_t>> rows;

@@ -1,4 +1,5 @@
-// Prompt preparation (SPEC B §2.3): text or chat messages -> prompt ids and their 2-D mask.
+// Prompt preparation as the input helper of LLaDA2Pipeline.__call__: text or chat messages -> prompt
+// ids and their 2-D mask.
 #pragma once
 
 #include "llada2/chat_template.h"
@@ -15,7 +16,9 @@ struct PreparedPrompt {
 // `tpl` is null when the tokenizer has no chat template.
 PreparedPrompt prepare_prompt(const GenerateOptions& o, const Tokenizer& tok, const ChatTemplate* tpl);
 
-// The special-token strings a chat template sees (bos_token, eos_token, ...).
-nlohmann::ordered_json special_token_vars(const Tokenizer& tok);
+// apply_chat_template(tokenize=False): renders with the tokenizer's special tokens (bos_token,
+// eos_token, ...) as template variables. `tpl` null is an InputError naming the missing template.
+std::string render_chat(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
+                        bool add_generation_prompt, const Tokenizer& tok, const ChatTemplate* tpl);
 
 }  // namespace llada2

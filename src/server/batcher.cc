@@ -220,9 +220,6 @@ void Batcher::run(std::vector<Unit> units) {
   const Pipeline& pipe = *pipe_;
   const Tokenizer& tok = *pipe.tokenizer();
   const CompletionRequest& first = units[0].job->request();
-  const std::optional<int64_t> eos = tok.eos_token_id() ? tok.eos_token_id() : pipe.model().config().eos_token_id;
-  const int64_t K = first.gen.block_length.value_or(pipe.scheduler_config().block_length);
-  const int64_t P = int64_t(first.prompts[units[0].prompt].size());
 
   // Rows of the batch: unit u owns rows [row0[u], row0[u] + n).
   std::vector<std::vector<int64_t>> rows;
@@ -246,16 +243,10 @@ void Batcher::run(std::vector<Unit> units) {
   };
 
   // Decodes a row's final tokens (cut after EOS) and queues what became safe to send.
+  std::optional<int64_t> eos;  // resolved with the call below
   auto emit = [&](int64_t b, const int64_t* tokens, int64_t n, bool complete) -> std::string {
-    std::vector<int64_t> row(tokens, tokens + n);
-    if (eos) {
-      auto it = std::find(row.begin(), row.end(), *eos);
-      if (it != row.end()) {
-        row.erase(it + 1, row.end());
-        complete = true;
-      }
-    }
-    const std::string text = tok.decode(row, true);
+    if (eos && std::find(tokens, tokens + n, *eos) != tokens + n) complete = true;
+    const std::string text = decode_generated(tok, tokens, n, eos);
     const std::string delta = streams[size_t(b)].update(text, complete);
     const size_t u = unit_of[size_t(b)];
     Job& job = *units[u].job;
@@ -268,10 +259,12 @@ void Batcher::run(std::vector<Unit> units) {
   o.input_ids = IdTensor::from_rows(rows);
   o.independent_rows = true;  // each row ends its blocks as it would alone
   o.callback_on_step_end_tensor_inputs = std::vector<std::string>{"block_x"};
+  ResolvedCall call;
+  int64_t P = 0, K = 0;
   int64_t last_w = 0;
   bool want_final = false;  // someone needs final blocks as they come (streaming or stop strings)
   for (const Unit& u : units) want_final |= u.job->request().stream || !u.job->request().stop.empty();
-  o.callback_on_step_end = [&](int64_t, int64_t, const std::map<std::string, CallbackTensor>& tensors) {
+  auto on_step = [&](int64_t, int64_t, const std::map<std::string, CallbackTensor>& tensors) {
     CallbackResult res;
     if (step_hook_) step_hook_();
     if (stopping_) {
@@ -309,7 +302,12 @@ void Batcher::run(std::vector<Unit> units) {
 
   PipelineOutput out;
   try {
-    out = pipe(o);
+    call = pipe.resolve(o);
+    eos = call.eos_token_id;
+    P = call.prompt_length();
+    K = call.block_length;
+    call.options.callback_on_step_end = on_step;
+    out = pipe(call);
   } catch (...) {
     if (units.size() > 1 && !cancelled) {
       // One request's input (or the batch's size) may be the cause: each unit alone gets its own
@@ -326,7 +324,7 @@ void Batcher::run(std::vector<Unit> units) {
   }
 
   const int64_t G = out.sequences.cols;
-  const int64_t mask = pipe.special_ids(o).first.value_or(-1);
+  const int64_t mask = call.mask_token_id;
   std::set<const Job*> credited;  // a job's prompts may share this run: its forwards count once
   for (size_t u = 0; u < units.size(); ++u) {
     Job& job = *units[u].job;

@@ -4,7 +4,6 @@
 #include <limits>
 
 #include "llada2/error.h"
-#include "pipeline/prompt.h"
 
 namespace llada2::server {
 
@@ -214,8 +213,7 @@ CompletionRequest parse_completion_request(const json& body, bool chat, const Pi
         tools = *v;
       }
       if (!pipe.chat_template()) throw invalid_request("the model has no chat template; use /v1/completions");
-      const std::string rendered =
-          pipe.chat_template()->render(normalize_messages(*messages), tools, true, special_token_vars(*tok));
+      const std::string rendered = pipe.apply_chat_template(normalize_messages(*messages), tools, true);
       r.prompts.push_back(tok->encode(rendered, false));
     } else {
       const json* prompt = field(body, "prompt");

@@ -67,19 +67,17 @@ int cmd_chat(int argc, char** argv) {
     CallSpec spec = parse_call_json(call);
     spec.options.messages = history;
     std::unique_ptr<LiveView> view;
-    if (tty_out && !no_visual) {
-      const auto [mask_id, eos_id] = pipe.special_ids(spec.options);
-      if (mask_id) {
-        const int64_t P = pipe.encode_prompt(spec.options).first.cols;
-        const int64_t K = spec.options.block_length.value_or(pipe.scheduler_config().block_length);
-        view = std::make_unique<LiveView>(*pipe.tokenizer(), *mask_id, eos_id, P, K, stdout);
-        view->attach(spec.options);
-      }
-    }
-    const bool status = !view && ::isatty(2) && attach_status_line(pipe, spec.options);
+    const bool status = !(tty_out && !no_visual) && ::isatty(2);
     PipelineOutput out;
     try {
-      out = pipe(spec.options);
+      ResolvedCall run = pipe.resolve(spec.options);
+      if (tty_out && !no_visual) {
+        view = std::make_unique<LiveView>(*pipe.tokenizer(), run, stdout);
+        view->attach(run.options);
+      } else if (status) {
+        attach_status_line(run);
+      }
+      out = pipe(run);
     } catch (const InputError& e) {
       if (status) clear_status_line();
       history.erase(history.end() - 1);

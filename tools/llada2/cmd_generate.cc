@@ -85,12 +85,13 @@ int cmd_generate(int argc, char** argv) {
 
   CallSpec spec = parse_call_json(call);
   Pipeline pipe = Pipeline::from_pretrained(model_dir, spec.scheduler.value_or(SchedulerConfig{}));
-  pipe.check(spec.options);  // argument errors before the weights are read (minutes for a large model)
+  // Argument errors come before the weights are read (minutes for a large model).
+  ResolvedCall run = pipe.resolve(spec.options);
   load_weights(pipe.model(), model_dir);
   nlohmann::json steps_log = nlohmann::json::array();
-  if (spec.options.callback_on_step_end_tensor_inputs) {
-    spec.options.callback_on_step_end = [&](int64_t step, int64_t timestep,
-                                            const std::map<std::string, CallbackTensor>& tensors) {
+  if (run.options.callback_on_step_end_tensor_inputs) {
+    run.options.callback_on_step_end = [&](int64_t step, int64_t timestep,
+                                           const std::map<std::string, CallbackTensor>& tensors) {
       nlohmann::json s = {{"step", step}, {"timestep", timestep}};
       for (const auto& [name, t] : tensors) {
         if (t.is_float)
@@ -106,20 +107,15 @@ int cmd_generate(int argc, char** argv) {
   std::unique_ptr<LiveView> view;
   if (visual) {
     if (!pipe.tokenizer()) throw InputError("--visual needs the checkpoint's tokenizer.json");
-    if (spec.options.callback_on_step_end_tensor_inputs)
+    if (run.options.callback_on_step_end_tensor_inputs)
       throw InputError("--visual cannot be combined with callback_on_step_end_tensor_inputs");
-    const auto [mask_id, eos_id] = pipe.special_ids(spec.options);
-    if (mask_id) {
-      const int64_t P = pipe.encode_prompt(spec.options).first.cols;
-      const int64_t K = spec.options.block_length.value_or(pipe.scheduler_config().block_length);
-      view = std::make_unique<LiveView>(*pipe.tokenizer(), *mask_id, eos_id, P, K, json_out ? stderr : stdout);
-      view->attach(spec.options);
-    }
+    view = std::make_unique<LiveView>(*pipe.tokenizer(), run, json_out ? stderr : stdout);
+    view->attach(run.options);
   }
   // On a terminal, a status line shows how far a long generation is.
-  const bool progress_line =
-      !view && !spec.options.callback_on_step_end && ::isatty(2) && attach_status_line(pipe, spec.options);
-  PipelineOutput out = pipe(spec.options);
+  const bool progress_line = !view && !run.options.callback_on_step_end && ::isatty(2);
+  if (progress_line) attach_status_line(run);
+  PipelineOutput out = pipe(run);
   if (progress_line) clear_status_line();
   if (view) {
     view->finish(out);
@@ -130,7 +126,7 @@ int cmd_generate(int argc, char** argv) {
   }
   if (json_out) {
     nlohmann::json j = output_to_json(out);
-    if (spec.options.callback_on_step_end_tensor_inputs) j["steps"] = steps_log;
+    if (run.options.callback_on_step_end_tensor_inputs) j["steps"] = steps_log;
     std::cout << j.dump() << "\n";
     return 0;
   }

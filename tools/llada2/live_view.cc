@@ -16,13 +16,12 @@ std::string complete_utf8(const std::string& s) {
 
 }  // namespace
 
-LiveView::LiveView(const Tokenizer& tok, int64_t mask_id, std::optional<int64_t> eos_id, int64_t prompt_length,
-                   int64_t block_length, std::FILE* out)
+LiveView::LiveView(const Tokenizer& tok, const ResolvedCall& call, std::FILE* out)
     : tok_(tok),
-      mask_id_(mask_id),
-      eos_id_(eos_id),
-      prompt_length_(prompt_length),
-      block_length_(block_length),
+      mask_id_(call.mask_token_id),
+      eos_id_(call.eos_token_id),
+      prompt_length_(call.prompt_length()),
+      block_length_(call.block_length),
       out_(out) {}
 
 std::string LiveView::cell_text(int64_t id) const {
@@ -34,13 +33,10 @@ std::string LiveView::cell_text(int64_t id) const {
 }
 
 void LiveView::print_final(const std::vector<int64_t>& generated) {
+  // Cells still masked (a generation stopped early) are not text.
   std::vector<int64_t> ids = generated;
-  if (eos_id_) {
-    auto it = std::find(ids.begin(), ids.end(), *eos_id_);
-    if (it != ids.end()) ids.erase(it, ids.end());
-  }
   ids.erase(std::remove(ids.begin(), ids.end(), mask_id_), ids.end());
-  std::string text = complete_utf8(tok_.decode(ids, true));
+  std::string text = complete_utf8(decode_generated(tok_, ids.data(), int64_t(ids.size()), eos_id_));
   if (live_line_) std::fputs(("\r\033[K" + current_line()).c_str(), out_);
   live_line_ = false;
   if (text.size() > printed_.size() && text.compare(0, printed_.size(), printed_) == 0) {

@@ -12,9 +12,8 @@ namespace llada2::cli {
 
 class LiveView {
  public:
-  // Shows row 0 of a generation whose prompt has `prompt_length` cells.
-  LiveView(const Tokenizer& tok, int64_t mask_id, std::optional<int64_t> eos_id, int64_t prompt_length,
-           int64_t block_length, std::FILE* out);
+  // Shows row 0 of the call's generation.
+  LiveView(const Tokenizer& tok, const ResolvedCall& call, std::FILE* out);
 
   // The step callback that draws (asks for "block_x").
   void attach(GenerateOptions& o);

@@ -38,19 +38,14 @@ void ByteProgress::operator()(uint64_t done, uint64_t total) {
   printed_ = true;
 }
 
-bool attach_status_line(const Pipeline& pipe, GenerateOptions& options) {
-  const auto [mask_id, eos_id] = pipe.special_ids(options);
-  if (!mask_id) return false;
-  const int64_t P = pipe.encode_prompt(options).first.cols;
-  const int64_t K = options.block_length.value_or(pipe.scheduler_config().block_length);
-  if (K <= 0) return false;
-  const int64_t T = K * ((P + options.gen_length + K - 1) / K);
-  const int64_t blocks = T / K - P / K;
+void attach_status_line(ResolvedCall& call) {
+  const int64_t P = call.prompt_length(), K = call.block_length, mask = call.mask_token_id;
+  const int64_t blocks = call.num_blocks() - call.first_block();
   const auto start = std::chrono::steady_clock::now();
   auto last = start;
-  options.callback_on_step_end_tensor_inputs = std::vector<std::string>{"block_x"};
-  options.callback_on_step_end = [=, mask = *mask_id](int64_t step, int64_t,
-                                                      const std::map<std::string, CallbackTensor>& t) mutable {
+  call.options.callback_on_step_end_tensor_inputs = std::vector<std::string>{"block_x"};
+  call.options.callback_on_step_end = [=](int64_t step, int64_t,
+                                          const std::map<std::string, CallbackTensor>& t) mutable {
     const auto now = std::chrono::steady_clock::now();
     if (now - last < std::chrono::milliseconds(200)) return CallbackResult{};
     last = now;
@@ -65,7 +60,6 @@ bool attach_status_line(const Pipeline& pipe, GenerateOptions& options) {
     std::fflush(stderr);
     return CallbackResult{};
   };
-  return true;
 }
 
 void clear_status_line() {

@@ -26,9 +26,9 @@ class ByteProgress {
   std::chrono::steady_clock::time_point start_, last_;
 };
 
-// Adds a step callback to `options` that keeps a status line on stderr (block i/n, step, tokens,
-// seconds) during the generation; false (nothing attached) when the mask id is unknown.
-bool attach_status_line(const Pipeline& pipe, GenerateOptions& options);
+// Adds a step callback to the call that keeps a status line on stderr (block i/n, step, tokens,
+// seconds) during the generation.
+void attach_status_line(ResolvedCall& call);
 // Erases the status line.
 void clear_status_line();
 
