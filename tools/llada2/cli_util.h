@@ -4,8 +4,8 @@
 #include <CLI/CLI.hpp>
 #include <string>
 
-#include "kernels/kernels.h"
 #include "llada2/error.h"
+#include "llada2/runtime.h"
 
 namespace llada2::cli {
 
@@ -28,8 +28,8 @@ struct ActivationFlags {
   }
   // Sets the process-wide kernel modes (flags given explicitly win over the environment).
   void apply(const CLI::App& app) const {
-    if (bf16) kernels::set_bf16_activations(true);
-    if (app.count("--int8-activations")) kernels::set_int8_activations(int8 == "on");
+    if (bf16) runtime::set_bf16_activations(true);
+    if (app.count("--int8-activations")) runtime::set_int8_activations(int8 == "on");
   }
 };
 

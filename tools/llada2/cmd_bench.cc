@@ -10,12 +10,11 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "core/thread_pool.h"
-#include "kernels/kernels.h"
 #include "llada2/error.h"
 #include "llada2/model.h"
 #include "llada2/pipeline.h"
 #include "llada2/rng.h"
+#include "llada2/runtime.h"
 #include "progress.h"
 
 namespace llada2::cli {
@@ -131,9 +130,9 @@ int cmd_bench(int argc, char** argv) {
   if (prompt_length < 1 || gen_length < 1 || block_length < 1 || steps < 1 || batch < 1)
     throw InputError("bench: lengths, steps and batch must be >= 1");
   if (!(bandwidth_gbs > 0) || peak_gflops < 0) throw InputError("bench: --bandwidth-gbs and --peak-gflops must be > 0");
-  if (threads > 0) set_num_threads(threads);
+  if (threads > 0) runtime::set_threads(threads);
   activations.apply(app);
-  if (peak_gflops == 0) peak_gflops = 117.0 * num_threads();
+  if (peak_gflops == 0) peak_gflops = 117.0 * runtime::threads();
 
   double t0 = now_s();
   std::shared_ptr<const Model> model = Model::load(model_dir);
@@ -209,7 +208,7 @@ int cmd_bench(int argc, char** argv) {
   const double bytes_per_step = out.stats.forwards ? double(bytes) / double(out.stats.forwards) : 0;
   nlohmann::json j = {
       {"model", model_dir},
-      {"threads", num_threads()},
+      {"threads", runtime::threads()},
       {"attention", attention},
       {"kv_cache", mode == AttentionMode::BlockCausal && !no_cache},
       {"uniform_routing", uniform_routing},
@@ -260,7 +259,7 @@ int cmd_bench(int argc, char** argv) {
   }
   std::printf("model            %s (%lld layers, hidden %lld, %lld experts)\n", model_dir.c_str(),
               (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size, (long long)cfg.num_experts);
-  std::printf("threads          %d\n", num_threads());
+  std::printf("threads          %d\n", runtime::threads());
   if (uniform_routing) std::printf("routing          uniform (--uniform-routing: not the router's choice)\n");
   std::printf("load             %.3f s\n", load_s);
   std::printf("prefill          %.1f tokens/s\n", prefill_tps);

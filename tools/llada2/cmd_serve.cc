@@ -10,8 +10,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "core/thread_pool.h"
-#include "kernels/kernels.h"
+#include "llada2/runtime.h"
 #include "llada2/server.h"
 #include "progress.h"
 
@@ -45,7 +44,7 @@ int cmd_serve(int argc, char** argv) {
   activations.add(app);
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
   if (o.default_max_tokens > o.max_tokens_limit) o.default_max_tokens = o.max_tokens_limit;
-  if (threads > 0) set_num_threads(threads);
+  if (threads > 0) runtime::set_threads(threads);
   activations.apply(app);
 
   // SIGINT/SIGTERM go to one thread that stops the server; the others never see them.

@@ -1,9 +1,8 @@
 #include "gen_flags.h"
 
 #include "cli_util.h"
-#include "core/thread_pool.h"
-#include "kernels/kernels.h"
 #include "llada2/error.h"
+#include "llada2/runtime.h"
 
 namespace llada2::cli {
 
@@ -66,7 +65,7 @@ void GenerationFlags::apply(const CLI::App& app, nlohmann::ordered_json& call) c
   if (app.count("--mask-token-id")) call["mask_token_id"] = mask_id;
   if (app.count("--seed")) call["seed"] = seed;
   if (!output_type.empty()) call["output_type"] = output_type;
-  if (threads > 0) set_num_threads(threads);
+  if (threads > 0) runtime::set_threads(threads);
   activations.apply(app);
 }
 
