@@ -1,5 +1,5 @@
 // Forward-pass parity with the reference model: logits and every hidden state within
-// SPEC A6 tolerance, router choices identical.
+// the exact mode's tolerance (1e-4 relative), router choices identical.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -21,7 +21,7 @@ struct SchedulerConfig {
 };
 
 enum class SamplingMethod { Auto, Greedy, Multinomial };
-// "auto" | "greedy" | "multinomial"; throws InputError (SPEC §2.4 #12) otherwise.
+// "auto" | "greedy" | "multinomial"; throws InputError (the original's message) otherwise.
 SamplingMethod parse_sampling_method(const std::string& s);
 
 struct SamplingParams {
@@ -32,7 +32,7 @@ struct SamplingParams {
 
   // True when tokens are drawn at random (otherwise argmax).
   bool samples() const;
-  // The checks the scheduler makes at its first step (SPEC §2.4 #25, #26).
+  // The checks the scheduler makes at its first step (temperature >= 0, top_p in (0, 1]).
   void validate() const;
 };
 
@@ -74,12 +74,13 @@ class BlockRefinementScheduler {
                            std::optional<double> editing_threshold, const std::vector<uint8_t>& prompt_mask, Rng* rng,
                            const Matrix<uint8_t>* needed = nullptr) const;
 
-  // SPEC §2.10: marks rows that wrote an EOS this step with every generated cell before it filled.
+  // check_eos_finished: marks rows that wrote an EOS this step with every generated cell before it filled.
   static void check_eos_finished(const Matrix<int64_t>& window, const Matrix<int64_t>& sampled_tokens,
                                  const Matrix<uint8_t>& final_transfer, std::vector<uint8_t>& finished,
                                  int64_t eos_token_id, int64_t mask_token_id, int64_t prompt_length);
 
-  // SPEC §3.5.
+  // check_block_should_continue: whether the block takes another step (masks left and steps left, or
+  // editing still changing cells within max_post_steps; never once every row has finished).
   static bool check_block_should_continue(int64_t step_idx, bool masks_remaining, bool editing_enabled,
                                           const Matrix<uint8_t>& editing_transfer_index, int64_t post_steps,
                                           int64_t max_post_steps, const std::vector<uint8_t>& finished,

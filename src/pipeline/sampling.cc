@@ -1,4 +1,5 @@
-// Token choice per position (scheduler `_sample_from_logits`, SPEC §2.8).
+// Token choice per position, as the scheduler's `_sample_from_logits`: temperature, top-k, top-p, then
+// argmax or a draw, with the chosen token's probability as its confidence.
 #include <algorithm>
 #include <cmath>
 #include <limits>

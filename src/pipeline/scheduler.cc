@@ -1,4 +1,5 @@
-// BlockRefinementScheduler: commit rule (SPEC §2.7), editing (§2.9), EOS (§2.10), loop control (§3.5).
+// BlockRefinementScheduler: the commit rule of masked cells, editing of filled cells, EOS bookkeeping
+// (check_eos_finished) and loop control (check_block_should_continue), as in diffusers v0.39/v0.40.
 #include "llada2/scheduler.h"
 
 #include <algorithm>
