@@ -18,7 +18,7 @@
 #include "llada2/config.h"
 #include "llada2/error.h"
 #include "llada2/safetensors.h"
-#include "llada2/test_model.h"
+#include "pipeline/test_model.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;

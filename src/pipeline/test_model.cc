@@ -1,4 +1,4 @@
-#include "llada2/test_model.h"
+#include "pipeline/test_model.h"
 
 #include <algorithm>
 #include <cmath>
@@ -147,7 +147,7 @@ std::string test_model_config_json(const std::string& shape, DType dtype) {
   } else if (std::regex_match(shape, m, kMini)) {
     const int layers = std::stoi(m[1].str());
     if (layers < 1 || layers > 1000) throw InputError("mini-L<n> needs 1 <= n <= 1000, got " + shape);
-    // LLaDA2-mini (SPEC §6.2) with `layers` layers. Like the released config it names no
+    // LLaDA2-mini (the published config.json) with `layers` layers. Like the released config it names no
     // mask or EOS id, and spells the dtype key `dtype`.
     c["dtype"] = dt;
     c["head_dim"] = 128;
