@@ -1,4 +1,4 @@
-// The LLaDA2MoeModelLM forward pass (SPEC B §6.1), computed in float32 from
+// The LLaDA2MoeModelLM forward pass (transformers' LLaDA2MoeModelLM.forward), computed in float32 from
 // F32 / BF16 / F16 weights that stay memory-mapped.
 #include <sys/mman.h>
 #include <algorithm>
@@ -14,9 +14,11 @@
 
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
+#include "llada2/bench.h"
 #include "llada2/error.h"
 #include "llada2/model.h"
 #include "llada2/safetensors.h"
+#include "model/trace.h"
 
 namespace llada2 {
 
@@ -177,7 +179,7 @@ struct Model::Impl {
     std::atomic<uint64_t> ns{0}, weight_bytes{0}, flops{0}, flops_bf16{0}, flops_int8{0};
   };
   mutable std::atomic<bool> profiling{false};
-  mutable std::atomic<uint64_t> uniform_routing{0};  // set_uniform_routing
+  mutable std::atomic<uint64_t> uniform_routing{0};  // llada2/bench.h
   mutable std::atomic<uint64_t> routing_calls{0};
   mutable PhaseCounters prof[ModelProfile::kCount];
   mutable std::atomic<uint64_t> prof_forwards{0}, prof_forward_ns{0};
@@ -666,10 +668,6 @@ const ModelConfig& Model::config() const { return impl_->cfg; }
 uint64_t Model::weight_bytes_read() const { return impl_->weight_bytes.load(); }
 
 void Model::set_profiling(bool on) const { impl_->profiling.store(on); }
-void Model::set_uniform_routing(uint64_t seed) const {
-  impl_->routing_calls.store(0);
-  impl_->uniform_routing.store(seed);
-}
 bool Model::profiling() const { return impl_->profiling_on(); }
 
 ModelProfile Model::profile() const {
@@ -735,6 +733,11 @@ size_t KvCache::bytes() const {
   size_t s = 0;
   for (size_t l = 0; l < k.size(); ++l) s += (k[l].size() + v[l].size()) * sizeof(float);
   return s;
+}
+
+void set_uniform_routing(const Model& model, uint64_t seed) {
+  model.impl_->routing_calls.store(0);
+  model.impl_->uniform_routing.store(seed);
 }
 
 KvCache Model::make_cache(int64_t batch, int64_t capacity) const {
