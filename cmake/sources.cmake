@@ -10,7 +10,11 @@ set(LLADA2_CORE_SOURCES
     src/io/safetensors_writer.cc
     src/kernels/kernels.cc
     src/kernels/runtime.cc
+    src/model/kv_cache.cc
     src/model/llada2_moe.cc
+    src/model/profile.cc
+    src/model/uniform_routing.cc
+    src/model/weights.cc
 )
 set(LLADA2_CORE_X86_SOURCES
     src/kernels/kernels_avx2.cc

@@ -8,7 +8,9 @@
 
 #include <cmath>
 
+#include "llada2/bench.h"
 #include "llada2/error.h"
+#include "model/trace.h"
 #include "test_util.h"
 
 namespace llada2::testing {
@@ -221,7 +223,7 @@ TEST(Forward, UniformRoutingSpreadsTokensAndRestores) {
   auto model = golden_model("models/tiny-b-f32");  // shared with other tests: always restore the router
   struct Restore {
     const Model& m;
-    ~Restore() { m.set_uniform_routing(0); }
+    ~Restore() { set_uniform_routing(m, 0); }
   } restore{*model};
   const ModelConfig& c = model->config();
   std::vector<int64_t> ids(40);
@@ -232,9 +234,9 @@ TEST(Forward, UniformRoutingSpreadsTokensAndRestores) {
   std::vector<float> ref(size_t(W * V)), got(size_t(W * V));
   ForwardTrace base, u1, u2;
   model->forward(fb, ref.data(), &base);
-  model->set_uniform_routing(42);
+  set_uniform_routing(*model, 42);
   model->forward(fb, got.data(), &u1);
-  model->set_uniform_routing(42);
+  set_uniform_routing(*model, 42);
   model->forward(fb, got.data(), &u2);
   ASSERT_FALSE(u1.router_topk.empty());
   EXPECT_NE(u1.router_topk, base.router_topk);
@@ -256,7 +258,7 @@ TEST(Forward, UniformRoutingSpreadsTokensAndRestores) {
   }
   // 3 x 40 x k picks over the experts: every expert gets some.
   EXPECT_EQ(std::count(used.begin(), used.end(), 0), 0);
-  model->set_uniform_routing(0);
+  set_uniform_routing(*model, 0);
   ForwardTrace again;
   model->forward(fb, got.data(), &again);
   EXPECT_EQ(again.router_topk, base.router_topk);

@@ -21,6 +21,7 @@
 #include "llada2/quantize.h"
 #include "llada2/safetensors.h"
 #include "llada2/safetensors_writer.h"
+#include "model/trace.h"
 #include "test_util.h"
 
 namespace llada2::testing {

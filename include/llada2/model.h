@@ -42,16 +42,8 @@ struct KvCache {
   size_t bytes() const;
 };
 
-// Optional per-forward record for parity tests (SPEC golden conventions).
-struct ForwardTrace {
-  // hidden[0] = embeddings, hidden[l+1] = output of layer l for l < L-1, hidden[L] = final norm output;
-  // each [B*W, hidden_size].
-  std::vector<std::vector<float>> hidden;
-  // Per MoE layer index: router logits [B*W, E] and chosen experts [B*W, top_k] in selection order.
-  std::vector<int64_t> moe_layers;
-  std::vector<std::vector<float>> router_logits;
-  std::vector<std::vector<int32_t>> router_topk;
-};
+// Optional record of a forward's intermediate values, for the parity tests (src/model/trace.h).
+struct ForwardTrace;
 
 // Per-phase counters of Model::forward, collected while profiling is on (Model::set_profiling).
 // Wall time is measured on the calling thread around each phase (the matrix products inside run
@@ -114,20 +106,14 @@ class Model {
   ModelProfile profile() const;
   void reset_profile() const;
 
-  // Benchmarking only: when `seed` is non-zero, every MoE layer ignores its router's choice and
-  // sends each token to num_experts_per_tok distinct experts drawn uniformly (weights 1 / k each;
-  // no group limit, no routed_scaling_factor),
-  // as a load-balanced trained model spreads a block over its experts; the same seed gives the
-  // same draws for the same sequence of forwards. 0 restores the router. The outputs are then not
-  // the model's.
-  void set_uniform_routing(uint64_t seed) const;
-
   // A cache sized for a window of `capacity` positions.
   KvCache make_cache(int64_t batch, int64_t capacity) const;
 
   struct Impl;
 
  private:
+  friend void set_uniform_routing(const Model& model, uint64_t seed);  // llada2/bench.h
+
   explicit Model(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

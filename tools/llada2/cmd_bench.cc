@@ -10,6 +10,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "llada2/bench.h"
 #include "llada2/error.h"
 #include "llada2/model.h"
 #include "llada2/pipeline.h"
@@ -136,8 +137,8 @@ int cmd_bench(int argc, char** argv) {
 
   double t0 = now_s();
   std::shared_ptr<const Model> model = Model::load(model_dir);
-  model->prepare(repack_progress(model_dir));                                            // counted in the load time
-  if (uniform_routing) model->set_uniform_routing((uint64_t(seed) * 2654435761u) | 1u);  // never 0 (= off)
+  model->prepare(repack_progress(model_dir));                                             // counted in the load time
+  if (uniform_routing) set_uniform_routing(*model, (uint64_t(seed) * 2654435761u) | 1u);  // never 0 (= off)
   const double load_s = now_s() - t0;
   load_weights(*model, model_dir);
   const ModelConfig& cfg = model->config();
