@@ -1,7 +1,9 @@
-// Generates from a checkpoint folder with the public API: `generate DIR [PROMPT]`. Without a
-// prompt (or a tokenizer) it generates from token ids and prints them.
+// Generates from a checkpoint folder with the public API: `generate DIR [PROMPT] [--mask-token-id N]`.
+// Without a prompt (or a tokenizer) it generates from token ids and prints them; a checkpoint whose
+// config.json has no mask_token_id needs --mask-token-id.
 #include <cstdio>
-#include <filesystem>
+#include <optional>
+#include <string>
 
 #include "llada2/error.h"
 #include "llada2/pipeline.h"
@@ -9,8 +11,16 @@
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s CHECKPOINT_DIR [PROMPT]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s CHECKPOINT_DIR [PROMPT] [--mask-token-id N]\n", argv[0]);
     return 2;
+  }
+  std::string prompt;
+  std::optional<int64_t> mask_id;
+  for (int i = 2; i < argc; ++i) {
+    if (std::string(argv[i]) == "--mask-token-id" && i + 1 < argc)
+      mask_id = std::stoll(argv[++i]);
+    else
+      prompt = argv[i];
   }
   try {
     llada2::runtime::set_threads(2);
@@ -19,8 +29,9 @@ int main(int argc, char** argv) {
     call.gen_length = 16;
     call.block_length = 8;
     call.num_inference_steps = 8;
-    if (argc > 2 && pipe.tokenizer()) {
-      call.prompt = std::string(argv[2]);
+    call.mask_token_id = mask_id;
+    if (!prompt.empty() && pipe.tokenizer()) {
+      call.prompt = prompt;
     } else {
       call.input_ids = llada2::IdTensor::from_row({1, 2, 3, 4});
       call.output_type = "seq";
