@@ -1,4 +1,4 @@
-// The avx2 tier (AVX2 + FMA + F16C, 8 float lanes). Only reached after kernels.cc has
+// The avx2 tier (AVX2 + FMA + F16C, 8 float lanes). Only reached after dispatch.cc has
 // checked the CPU; see simd_impl.h for the kernels themselves.
 #include <immintrin.h>
 
@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/dtype.h"
 #include "kernels/ops.h"
 #include "kernels/target.h"
 

@@ -1,4 +1,4 @@
-// The avx512 tier (AVX-512 F/BW/VL, 16 float lanes). Only reached after kernels.cc has
+// The avx512 tier (AVX-512 F/BW/VL, 16 float lanes). Only reached after dispatch.cc has
 // checked the CPU; see simd_impl.h for the kernels themselves.
 // GCC 12 flags the deliberately undefined lanes inside its own AVX-512 intrinsics.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/dtype.h"
 #include "kernels/ops.h"
 #include "kernels/target.h"
 

@@ -1,6 +1,6 @@
 // The avx512bf16 tier: the avx512vnni kernels plus, for bf16 weights and only when bf16
 // activations are switched on (kernels.h), vdpbf16ps matmuls over activations rounded to bf16
-// (tiles from the rows, and panel-ordered weights). Only reached after kernels.cc has checked
+// (tiles from the rows, and panel-ordered weights). Only reached after dispatch.cc has checked
 // the CPU (AVX512_BF16 and AVX512_VNNI).
 // GCC 12 flags the deliberately undefined lanes inside its own AVX-512 intrinsics.
 #if defined(__GNUC__) && !defined(__clang__)

@@ -1,7 +1,7 @@
 // The avx512vnni tier: the avx512 kernels plus, for Q8 / Q4 weights with int8 activations
 // (kernels.h), vpdpbusd matmuls (few-row tiles from the rows, panels of 16 weight rows for many
 // input rows or panel-ordered weights) and the activation quantizer. Only reached after
-// kernels.cc has checked the CPU (AVX512_VNNI); the avx512bf16 tier builds on it.
+// dispatch.cc has checked the CPU (AVX512_VNNI); the avx512bf16 tier builds on it.
 // GCC 12 flags the deliberately undefined lanes inside its own AVX-512 intrinsics.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
