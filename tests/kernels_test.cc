@@ -449,6 +449,33 @@ TEST(KernelsVector, SiluMulMatchesScalar) {
   }
 }
 
+// The vector exp is one body over every tier's traits: silu_mul (element-wise, no tail at a
+// multiple of 16 lanes) gives the same bits on every SIMD tier, across exp's whole range and its
+// cut-offs.
+TEST(KernelsVector, SiluMulBitIdenticalAcrossSimdTiers) {
+  TierGuard guard;
+  const std::vector<k::Isa> tiers = simd_tiers();
+  if (tiers.size() < 2) GTEST_SKIP() << "fewer than two SIMD tiers on this CPU";
+  std::vector<float> g;
+  for (int i = -4096; i < 4096; ++i) g.push_back(float(i) * (110.f / 4096.f));
+  for (float v : {-88.72283935546875f, -87.3365478515625f, 88.72283935546875f, 87.3365478515625f, 0.f, -0.f, 1e-30f,
+                  -1e-30f, -87.34f, 88.73f, -1000.f, 1000.f, 126.9f, -126.9f, 0.6931472f, -0.6931472f})
+    g.push_back(v);
+  while (g.size() % 16) g.push_back(1.f);
+  const std::vector<float> up(g.size(), 1.f);
+  ASSERT_TRUE(k::set_isa(tiers[0]));
+  std::vector<float> ref(g.size());
+  k::silu_mul(g.data(), up.data(), ref.data(), int64_t(g.size()));
+  for (size_t t = 1; t < tiers.size(); ++t) {
+    ASSERT_TRUE(k::set_isa(tiers[t]));
+    std::vector<float> out(g.size());
+    k::silu_mul(g.data(), up.data(), out.data(), int64_t(g.size()));
+    for (size_t i = 0; i < g.size(); ++i)
+      ASSERT_EQ(std::memcmp(&out[i], &ref[i], 4), 0) << k::isa_name(tiers[t]) << " vs " << k::isa_name(tiers[0])
+                                                     << " g=" << g[i] << ": " << out[i] << " " << ref[i];
+  }
+}
+
 TEST(KernelsVector, SoftmaxMatchesScalar) {
   TierGuard guard;
   std::mt19937 rng(9);
