@@ -40,10 +40,11 @@ inline void hsum4(typename V::reg a, typename V::reg b, typename V::reg c, typen
   _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
 }
 
-// y[m + i, n + j] = the lanes of acc[i][j] summed (+ add[i][j] when given) + bias[n + j].
+// y[m + i, n + j] = the lanes of acc[i][j] summed (+ add[i][j] when given) + bias[n + j]. Forced
+// inline: as a call, the tile's accumulators would be spilled to the stack to pass them.
 template <int MR, int NR>
-void store_tile(const LinearArgs& a, int64_t m, int64_t n, const typename V::reg (&acc)[MR][NR],
-                const float (*add)[NR]) {
+[[gnu::always_inline]] inline void store_tile(const LinearArgs& a, int64_t m, int64_t n,
+                                              const typename V::reg (&acc)[MR][NR], const float (*add)[NR]) {
   const typename V::reg z = V::zero();
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
@@ -57,7 +58,8 @@ void store_tile(const LinearArgs& a, int64_t m, int64_t n, const typename V::reg
 // y[m + i, n .. n+nr) = lanes 0 .. nr-1 of acc[i] (+ bias[n ..]), nr clipped to the lanes: the
 // rows of a panel kernel (lanes = weight rows).
 template <int MR>
-inline void store_panel_rows(const LinearArgs& a, int64_t m, int64_t n, int nr, const typename V::reg (&acc)[MR]) {
+[[gnu::always_inline]] inline void store_panel_rows(const LinearArgs& a, int64_t m, int64_t n, int nr,
+                                                    const typename V::reg (&acc)[MR]) {
   if (nr <= 0) return;
   const int cnt = nr < V::L ? nr : V::L;
   const typename V::reg b = a.bias ? V::load_tail(a.bias + n, cnt) : V::zero();
