@@ -18,6 +18,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
 
@@ -49,7 +50,7 @@ const std::vector<std::vector<uint16_t>>& weights(DType dt, int64_t N, int64_t K
       if (dt == DType::F32) {
         std::memcpy(&one[2 * i], &v, 4);
       } else {
-        one[i] = dt == DType::BF16 ? k::f32_to_bf16(v) : k::f32_to_f16(v);
+        one[i] = dt == DType::BF16 ? f32_to_bf16(v) : f32_to_f16(v);
       }
     }
     copies.assign(count, one);
@@ -182,7 +183,7 @@ void BM_norm_silu(benchmark::State& state, k::Isa isa) {
   }
   const int64_t M = 32, H = 2048, I = 512;
   std::vector<uint16_t> nw(H);
-  for (int64_t i = 0; i < H; ++i) nw[size_t(i)] = k::f32_to_bf16(1.f + 0.1f * pseudo(size_t(i)));
+  for (int64_t i = 0; i < H; ++i) nw[size_t(i)] = f32_to_bf16(1.f + 0.1f * pseudo(size_t(i)));
   std::vector<float> x(size_t(M * H)), g(size_t(M * I)), u(size_t(M * I)), out(size_t(M * I));
   for (size_t i = 0; i < g.size(); ++i) g[i] = 4.f * pseudo(i), u[i] = pseudo(i + 3);
   for (auto _ : state) {

@@ -14,6 +14,7 @@
 
 #include <unistd.h>
 
+#include "core/dtype.h"
 #include "kernels/kernels.h"
 #include "test_util.h"
 
@@ -59,8 +60,8 @@ TestWeight make_weight(DType dt, int64_t N, int64_t K, std::mt19937& rng) {
   if (dt != DType::F32) {
     t.half.resize(t.f32.size());
     for (size_t i = 0; i < t.f32.size(); ++i) {
-      t.half[i] = dt == DType::BF16 ? k::f32_to_bf16(t.f32[i]) : k::f32_to_f16(t.f32[i]);
-      t.f32[i] = dt == DType::BF16 ? k::bf16_to_f32(t.half[i]) : k::f16_to_f32(t.half[i]);
+      t.half[i] = dt == DType::BF16 ? f32_to_bf16(t.f32[i]) : f32_to_f16(t.f32[i]);
+      t.f32[i] = dt == DType::BF16 ? bf16_to_f32(t.half[i]) : f16_to_f32(t.half[i]);
     }
   }
   t.w = {dt == DType::F32 ? static_cast<const void*>(t.f32.data()) : t.half.data(), dt, N, K};
@@ -237,7 +238,7 @@ TEST(KernelsLinear, Bf16ActivationsPath) {
           for (int64_t n = 0; n < N; ++n) {
             double exact = bias[size_t(n)], mag = std::fabs(bias[size_t(n)]);
             for (int64_t kk = 0; kk < K; ++kk) {
-              double p = double(k::bf16_to_f32(k::f32_to_bf16(x[size_t(m * ldx + kk)]))) * tw.f32[size_t(n * K + kk)];
+              double p = double(bf16_to_f32(f32_to_bf16(x[size_t(m * ldx + kk)]))) * tw.f32[size_t(n * K + kk)];
               exact += p;
               mag += std::fabs(p);
             }
@@ -316,7 +317,7 @@ TEST(KernelsLinear, Bf16PanelsMatchReferenceOnEveryTier) {
                 float seq = 0.f;
                 for (int64_t kk = 0; kk < K; ++kk) {
                   float xv = x[size_t(m * ldx + kk)];
-                  if (bf16act) xv = k::bf16_to_f32(k::f32_to_bf16(xv));
+                  if (bf16act) xv = bf16_to_f32(f32_to_bf16(xv));
                   const float wv = tw.f32[size_t(n * K + kk)];
                   exact += double(xv) * wv;
                   mag += std::fabs(double(xv) * wv);
@@ -448,6 +449,33 @@ TEST(KernelsVector, SiluMulMatchesScalar) {
   }
 }
 
+// The vector exp is one body over every tier's traits: silu_mul (element-wise, no tail at a
+// multiple of 16 lanes) gives the same bits on every SIMD tier, across exp's whole range and its
+// cut-offs.
+TEST(KernelsVector, SiluMulBitIdenticalAcrossSimdTiers) {
+  TierGuard guard;
+  const std::vector<k::Isa> tiers = simd_tiers();
+  if (tiers.size() < 2) GTEST_SKIP() << "fewer than two SIMD tiers on this CPU";
+  std::vector<float> g;
+  for (int i = -4096; i < 4096; ++i) g.push_back(float(i) * (110.f / 4096.f));
+  for (float v : {-88.72283935546875f, -87.3365478515625f, 88.72283935546875f, 87.3365478515625f, 0.f, -0.f, 1e-30f,
+                  -1e-30f, -87.34f, 88.73f, -1000.f, 1000.f, 126.9f, -126.9f, 0.6931472f, -0.6931472f})
+    g.push_back(v);
+  while (g.size() % 16) g.push_back(1.f);
+  const std::vector<float> up(g.size(), 1.f);
+  ASSERT_TRUE(k::set_isa(tiers[0]));
+  std::vector<float> ref(g.size());
+  k::silu_mul(g.data(), up.data(), ref.data(), int64_t(g.size()));
+  for (size_t t = 1; t < tiers.size(); ++t) {
+    ASSERT_TRUE(k::set_isa(tiers[t]));
+    std::vector<float> out(g.size());
+    k::silu_mul(g.data(), up.data(), out.data(), int64_t(g.size()));
+    for (size_t i = 0; i < g.size(); ++i)
+      ASSERT_EQ(std::memcmp(&out[i], &ref[i], 4), 0) << k::isa_name(tiers[t]) << " vs " << k::isa_name(tiers[0])
+                                                     << " g=" << g[i] << ": " << out[i] << " " << ref[i];
+  }
+}
+
 TEST(KernelsVector, SoftmaxMatchesScalar) {
   TierGuard guard;
   std::mt19937 rng(9);
@@ -522,16 +550,16 @@ TEST(KernelsConvert, RoundTripsEveryBitPattern) {
   for (uint32_t i = 0; i < 65536; ++i) all[i] = uint16_t(i);
   for (uint32_t i = 0; i < 65536; ++i) {
     const uint16_t h = uint16_t(i);
-    const float b = k::bf16_to_f32(h), f = k::f16_to_f32(h);
+    const float b = bf16_to_f32(h), f = f16_to_f32(h);
     if (std::isnan(b)) {
-      EXPECT_TRUE(std::isnan(k::bf16_to_f32(k::f32_to_bf16(b)))) << i;
+      EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(b)))) << i;
     } else {
-      ASSERT_EQ(k::f32_to_bf16(b), h) << i;
+      ASSERT_EQ(f32_to_bf16(b), h) << i;
     }
     if (std::isnan(f)) {
-      EXPECT_TRUE(std::isnan(k::f16_to_f32(k::f32_to_f16(f)))) << i;
+      EXPECT_TRUE(std::isnan(f16_to_f32(f32_to_f16(f)))) << i;
     } else {
-      ASSERT_EQ(k::f32_to_f16(f), h) << i;
+      ASSERT_EQ(f32_to_f16(f), h) << i;
     }
   }
   for (DType dt : {DType::BF16, DType::F16}) {
@@ -558,24 +586,24 @@ TEST(KernelsConvert, RoundTripsEveryBitPattern) {
 
 TEST(KernelsConvert, RoundingAndSpecialValues) {
   // bf16: ties to even, overflow to inf, NaN stays NaN.
-  EXPECT_EQ(k::f32_to_bf16(1.0f + 0x1p-8f), 0x3F80);            // halfway, even below
-  EXPECT_EQ(k::f32_to_bf16(1.0f + 0x1p-7f + 0x1p-8f), 0x3F82);  // halfway, even above
-  EXPECT_EQ(k::f32_to_bf16(std::numeric_limits<float>::max()), 0x7F80);
-  EXPECT_EQ(k::f32_to_bf16(-std::numeric_limits<float>::infinity()), 0xFF80);
-  EXPECT_TRUE(std::isnan(k::bf16_to_f32(k::f32_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
-  EXPECT_EQ(k::f32_to_bf16(std::numeric_limits<float>::denorm_min()), 0x0000);
-  EXPECT_EQ(k::bf16_to_f32(0x0001), 0x1p-133f);  // bf16 subnormal
+  EXPECT_EQ(f32_to_bf16(1.0f + 0x1p-8f), 0x3F80);            // halfway, even below
+  EXPECT_EQ(f32_to_bf16(1.0f + 0x1p-7f + 0x1p-8f), 0x3F82);  // halfway, even above
+  EXPECT_EQ(f32_to_bf16(std::numeric_limits<float>::max()), 0x7F80);
+  EXPECT_EQ(f32_to_bf16(-std::numeric_limits<float>::infinity()), 0xFF80);
+  EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_EQ(f32_to_bf16(std::numeric_limits<float>::denorm_min()), 0x0000);
+  EXPECT_EQ(bf16_to_f32(0x0001), 0x1p-133f);  // bf16 subnormal
   // f16: largest finite, overflow, subnormals, ties to even.
-  EXPECT_EQ(k::f32_to_f16(65504.f), 0x7BFF);
-  EXPECT_EQ(k::f32_to_f16(65520.f), 0x7C00);
-  EXPECT_EQ(k::f32_to_f16(0x1p-24f), 0x0001);
-  EXPECT_EQ(k::f32_to_f16(0x1p-25f), 0x0000);               // tie to even: 0
-  EXPECT_EQ(k::f32_to_f16(0x1.8p-24f), 0x0002);             // tie to even: 2
-  EXPECT_EQ(k::f32_to_f16(0x1.0p-14f - 0x1p-25f), 0x0400);  // rounds up into the normals
-  EXPECT_EQ(k::f16_to_f32(0x03FF), 0x3FFp-24f);
-  EXPECT_EQ(k::f32_to_f16(-0.0f), 0x8000);
-  EXPECT_TRUE(std::isnan(k::f16_to_f32(k::f32_to_f16(std::numeric_limits<float>::quiet_NaN()))));
-  EXPECT_EQ(k::f16_to_f32(0xFC00), -std::numeric_limits<float>::infinity());
+  EXPECT_EQ(f32_to_f16(65504.f), 0x7BFF);
+  EXPECT_EQ(f32_to_f16(65520.f), 0x7C00);
+  EXPECT_EQ(f32_to_f16(0x1p-24f), 0x0001);
+  EXPECT_EQ(f32_to_f16(0x1p-25f), 0x0000);               // tie to even: 0
+  EXPECT_EQ(f32_to_f16(0x1.8p-24f), 0x0002);             // tie to even: 2
+  EXPECT_EQ(f32_to_f16(0x1.0p-14f - 0x1p-25f), 0x0400);  // rounds up into the normals
+  EXPECT_EQ(f16_to_f32(0x03FF), 0x3FFp-24f);
+  EXPECT_EQ(f32_to_f16(-0.0f), 0x8000);
+  EXPECT_TRUE(std::isnan(f16_to_f32(f32_to_f16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_EQ(f16_to_f32(0xFC00), -std::numeric_limits<float>::infinity());
 }
 
 // LLADA2_ISA reaches a fresh process: a known tier reproduces a golden case, an unknown one

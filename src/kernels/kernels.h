@@ -2,10 +2,10 @@
 // stay in their file dtype (F32 / BF16 / F16) and are widened inside the kernel.
 //
 // Every kernel exists in several instruction-set tiers, picked at run time:
-// avx512bf16 > avx512vnni > avx512 > avx2 (with FMA and F16C) > scalar. The scalar tier is the
-// reference twin the others are tested against. LLADA2_ISA=avx512bf16|avx512vnni|avx512|avx2|scalar
-// caps the tier (a tier above what the CPU has means the best it has); any other value
-// makes the first kernel call throw std::invalid_argument. set_isa() overrides both.
+// avx512bf16 > avx512vnni > avx512 > avx2 (with FMA and F16C) > scalar (the only one off x86).
+// The scalar tier is the reference twin the others are tested against.
+// LLADA2_ISA=avx512bf16|avx512vnni|avx512|avx2|scalar caps the tier (a tier above what the CPU has means the best it
+// has); any other value makes the first kernel call throw std::invalid_argument. set_isa() overrides both.
 #pragma once
 
 #include <cstdint>
@@ -114,11 +114,6 @@ bool int8_activations_active(const Weight& w);
 // rate) or int8 quads (vpdpbusd, 4x): what a roofline should divide its FLOPs by.
 enum class Arithmetic { F32, Bf16, Int8 };
 Arithmetic linear_arithmetic(const Weight& w);
-
-float bf16_to_f32(uint16_t v);
-uint16_t f32_to_bf16(float v);  // round to nearest even
-float f16_to_f32(uint16_t v);
-uint16_t f32_to_f16(float v);
 
 // dst[0..n) = float(src[offset .. offset+n)) for a float dtype.
 void to_f32(DType dtype, const void* src, int64_t offset, int64_t n, float* dst);

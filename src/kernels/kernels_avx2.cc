@@ -1,5 +1,9 @@
-// The avx2 tier (AVX2 + FMA + F16C, 8 float lanes). Only reached after kernels.cc has
-// checked the CPU; see simd_impl.h for the kernels themselves.
+// The avx2 tier (AVX2 + FMA + F16C, 8 float lanes): its vector traits V; the kernels are
+// simd_impl.h's. Only reached after dispatch.cc has checked the CPU.
+#include "kernels/target.h"
+
+#ifdef LLADA2_X86
+
 #include <immintrin.h>
 
 #include <algorithm>
@@ -10,8 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/dtype.h"
 #include "kernels/ops.h"
-#include "kernels/target.h"
 
 LLADA2_TARGET_BEGIN("avx2,fma,f16c")
 
@@ -20,10 +24,15 @@ namespace {
 
 struct V {
   using reg = __m256;
+  using mask_t = __m256;
+  using bits = __m256i;
   static constexpr int L = 8;
   // 4 x 3 tile: 12 accumulators + 3 weight vectors + 1 input vector = the 16 registers.
   static constexpr int MR = 4;
   static constexpr int NR = 3;
+  // BF16 panel kernel: 2 x 4 accumulators, the two halves of a line, two widened vectors, the
+  // broadcast activation and the mask: 14 of the 16 registers.
+  static constexpr int PMR = 4;
 
   static __m256i mask(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -33,6 +42,7 @@ struct V {
   static reg load(const float* p) { return _mm256_loadu_ps(p); }
   static reg load_tail(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
   static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
+  static void store_tail(float* p, int n, reg v) { _mm256_maskstore_ps(p, mask(n), v); }
   static __m128i load16(const uint16_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
   static __m128i load16_tail(const uint16_t* p, int n) {
     alignas(16) uint16_t buf[8] = {};
@@ -57,141 +67,59 @@ struct V {
     const __m256i up = _mm256_sllv_epi32(lanes, _mm256_setr_epi32(28, 24, 28, 24, 28, 24, 28, 24));
     return _mm256_cvtepi32_ps(_mm256_srai_epi32(up, 28));
   }
+  static bits load_bits(const char* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static reg bf16_even(bits v) { return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)); }
+  static reg bf16_odd(bits v) { return _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(int(0xFFFF0000u)))); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static reg fnma(reg a, reg b, reg c) { return _mm256_fnmadd_ps(a, b, c); }
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
   static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
   static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
   static reg div(reg a, reg b) { return _mm256_div_ps(a, b); }
+  static reg min(reg a, reg b) { return _mm256_min_ps(a, b); }
   static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
+  static reg round(reg v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static mask_t gt(reg a, reg b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+  static mask_t lt(reg a, reg b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+  static reg select(mask_t m, reg yes, reg no) { return _mm256_blendv_ps(no, yes, m); }
+  static reg pow2i(reg n) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+  }
   static float reduce(reg v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
-  static unsigned eq_mask(reg a, reg b) { return unsigned(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ))); }
   static float reduce_max(reg v) {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
-  // out[0..4) = horizontal sums of a, b, c, d.
-  static void hsum4(reg a, reg b, reg c, reg d, float* out) {
-    __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1)));
-  }
-  // expf to ~1 ulp (Cephes), as in the avx512 tier: 0 below ln(FLT_MIN), +inf above ln(FLT_MAX).
-  static reg exp(reg x) {
-    const reg hi = set1(88.72283935546875f), lo = set1(-87.3365478515625f);
-    const reg over = _mm256_cmp_ps(x, set1(88.72283935546875f), _CMP_GT_OQ);
-    const reg under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-    reg t = _mm256_max_ps(lo, _mm256_min_ps(hi, x));  // NaN passes through (second operand)
-    reg fx =
-        _mm256_round_ps(_mm256_mul_ps(t, set1(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    t = _mm256_fnmadd_ps(fx, set1(0.693359375f), t);
-    t = _mm256_fnmadd_ps(fx, set1(-2.12194440e-4f), t);
-    reg p = set1(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, t, set1(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, t, set1(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, t, set1(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, t, set1(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, t, set1(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(t, t), _mm256_add_ps(t, set1(1.0f)));
-    const reg top = _mm256_cmp_ps(fx, set1(127.5f), _CMP_GT_OQ);  // 2^128 = 2^127 * 2
-    fx = _mm256_min_ps(set1(127.f), fx);
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-    reg r = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-    r = _mm256_mul_ps(r, _mm256_blendv_ps(set1(1.f), set1(2.f), top));
-    r = _mm256_andnot_ps(under, r);
-    return _mm256_blendv_ps(r, set1(std::numeric_limits<float>::infinity()), over);
+  static __m256 fold8(reg v) { return v; }
+  static unsigned eq_mask(reg a, reg b) { return unsigned(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ))); }
+  // out[k * mr + i] = row i, element k (rows at x + r * ld), for k < n.
+  static void interleave(const uint32_t* x, int64_t ld, int mr, int64_t n, uint32_t* out) {
+    for (int i = 0; i < mr; ++i) {
+      const uint32_t* row = x + i * ld;
+      for (int64_t k = 0; k < n; ++k) out[k * mr + i] = row[k];
+    }
   }
 };
 
 #define LLADA2_SIMD_IMPL_TIER
-#include "kernels/panel_driver.h"
 #include "kernels/simd_impl.h"
-
-// ---- BF16 weights in panel order (kernels.h), float32 activations ----
-//
-// The avx512 tier's panel kernel on 8 lanes: a 64-byte line (columns 2t, 2t+1 of the panel's 16
-// rows) is two 32-byte halves (rows 0-7 and 8-15), each widened by a shift (column 2t) and a mask
-// (column 2t+1); each input row of a block keeps two accumulators and takes four FMAs per line
-// with its two broadcast activations. Each output sums its products in order of k, as on avx512:
-// the same results.
-
-// out[k * mr + i] = row i, element k (rows at x + r * ld), for k < n.
-void interleave_rows(const uint32_t* x, int64_t ld, int mr, int64_t n, uint32_t* out) {
-  for (int i = 0; i < mr; ++i) {
-    const uint32_t* row = x + i * ld;
-    for (int64_t k = 0; k < n; ++k) out[k * mr + i] = row[k];
-  }
-}
-
-// Input rows per block: 2 x 4 accumulators, the two halves of a line, two widened vectors, the
-// broadcast activation and the mask: 14 of the 16 registers.
-constexpr int kBf16PanelMR = 4;
-
-template <int MR>
-struct Bf16PanelRows {
-  static void run(const LinearArgs& a, const uint32_t* xu, int64_t m, int64_t n, int nr, const char* wp,
-                  const char* pf) {
-    const float_alias* xi = as_floats(xu);
-    __m256 lo[MR], hi[MR];
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) lo[i] = hi[i] = _mm256_setzero_ps();
-    const __m256i mask = _mm256_set1_epi32(int(0xFFFF0000u));
-    const int64_t T = a.K / 2;
-    for (int64_t t = 0; t < T; ++t, xi += 2 * MR) {
-      const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + 64 * t));
-      const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + 64 * t + 32));
-      if (pf) _mm_prefetch(pf + 64 * t, _MM_HINT_T1);
-      const __m256 a0 = _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)),
-                   a1 = _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16));
-#pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) {
-        const __m256 xv = _mm256_broadcast_ss(xi + i);
-        lo[i] = _mm256_fmadd_ps(a0, xv, lo[i]);
-        hi[i] = _mm256_fmadd_ps(a1, xv, hi[i]);
-      }
-      const __m256 b0 = _mm256_castsi256_ps(_mm256_and_si256(v0, mask)),
-                   b1 = _mm256_castsi256_ps(_mm256_and_si256(v1, mask));
-#pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) {
-        const __m256 xv = _mm256_broadcast_ss(xi + MR + i);
-        lo[i] = _mm256_fmadd_ps(b0, xv, lo[i]);
-        hi[i] = _mm256_fmadd_ps(b1, xv, hi[i]);
-      }
-    }
-    const __m256i m0 = V::mask(std::min(nr, 8)), m1 = V::mask(std::max(nr - 8, 0));
-    const __m256 b0 = a.bias ? _mm256_maskload_ps(a.bias + n, m0) : _mm256_setzero_ps();
-    const __m256 b1 = a.bias ? _mm256_maskload_ps(a.bias + n + 8, m1) : _mm256_setzero_ps();
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      float* y = a.y + (m + i) * a.ldy + n;
-      _mm256_maskstore_ps(y, m0, _mm256_add_ps(lo[i], b0));
-      _mm256_maskstore_ps(y + 8, m1, _mm256_add_ps(hi[i], b1));
-    }
-  }
-};
-
-// Ops::linear_bf16_panels: outputs [n0, n1) (n0 a multiple of 16) of BF16 panels, K a multiple of 32.
-void linear_bf16_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
-  run_panels<Bf16PanelRows, kBf16PanelMR, interleave_rows>(a, n0, n1, reinterpret_cast<const uint32_t*>(a.x), a.ldx,
-                                                           a.K);
-}
 
 }  // namespace
 
 const Ops& avx2_ops() {
-  static constexpr Ops ops = [] {
-    Ops o = simd_ops();
-    o.linear_bf16_panels = &linear_bf16_panels;
-    return o;
-  }();
+  static constexpr Ops ops = simd_ops();
   return ops;
 }
 
 }  // namespace llada2::kernels
 
 LLADA2_TARGET_END
+
+#endif  // LLADA2_X86

@@ -1,7 +1,11 @@
 // The avx512bf16 tier: the avx512vnni kernels plus, for bf16 weights and only when bf16
 // activations are switched on (kernels.h), vdpbf16ps matmuls over activations rounded to bf16
-// (tiles from the rows, and panel-ordered weights). Only reached after kernels.cc has checked
+// (tiles from the rows, and panel-ordered weights). Only reached after dispatch.cc has checked
 // the CPU (AVX512_BF16 and AVX512_VNNI).
+#include "kernels/target.h"
+
+#ifdef LLADA2_X86
+
 // GCC 12 flags the deliberately undefined lanes inside its own AVX-512 intrinsics.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -19,7 +23,6 @@
 #include <vector>
 
 #include "kernels/ops.h"
-#include "kernels/target.h"
 
 LLADA2_TARGET_BEGIN("avx512bf16,avx512vnni,avx512f,avx512bw,avx512vl,avx2,fma,f16c")
 
@@ -124,8 +127,8 @@ struct Bf16DotPanelRows {
 // Ops::linear_bf16dot_panels: as linear_bf16_panels (avx512 tier) from a.xb, in blocks of up to 24
 // input rows (24 accumulators and the line).
 void linear_bf16dot_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
-  run_panels<Bf16DotPanelRows, 24, interleave_rows>(a, n0, n1, reinterpret_cast<const uint32_t*>(a.xb), a.ldxl / 2,
-                                                    a.K / 2);
+  run_panels<Bf16DotPanelRows, 24, V::interleave>(a, n0, n1, reinterpret_cast<const uint32_t*>(a.xb), a.ldxl / 2,
+                                                  a.K / 2);
 }
 
 // Round to nearest even, NaN kept NaN (vcvtneps2bf16).
@@ -155,3 +158,5 @@ const Ops& avx512bf16_ops() {
 }  // namespace llada2::kernels
 
 LLADA2_TARGET_END
+
+#endif  // LLADA2_X86

@@ -1,7 +1,11 @@
 // The avx512vnni tier: the avx512 kernels plus, for Q8 / Q4 weights with int8 activations
 // (kernels.h), vpdpbusd matmuls (few-row tiles from the rows, panels of 16 weight rows for many
 // input rows or panel-ordered weights) and the activation quantizer. Only reached after
-// kernels.cc has checked the CPU (AVX512_VNNI); the avx512bf16 tier builds on it.
+// dispatch.cc has checked the CPU (AVX512_VNNI); the avx512bf16 tier builds on it.
+#include "kernels/target.h"
+
+#ifdef LLADA2_X86
+
 // GCC 12 flags the deliberately undefined lanes inside its own AVX-512 intrinsics.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -19,7 +23,6 @@
 #include <vector>
 
 #include "kernels/ops.h"
-#include "kernels/target.h"
 
 LLADA2_TARGET_BEGIN("avx512vnni,avx512f,avx512bw,avx512vl,avx2,fma,f16c")
 
@@ -388,3 +391,5 @@ const Ops& avx512vnni_ops() {
 }  // namespace llada2::kernels
 
 LLADA2_TARGET_END
+
+#endif  // LLADA2_X86

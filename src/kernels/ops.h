@@ -1,11 +1,12 @@
 // The table of per-tier kernel entry points behind kernels.h. Each tier lives in its own
-// file, compiled for its instruction set with a target pragma; kernels.cc checks the CPU
+// file, compiled for its instruction set with a target pragma; dispatch.cc checks the CPU
 // before handing out a table, so no wide instruction runs on a CPU without it.
 #pragma once
 
 #include <cstdint>
 
 #include "kernels/kernels.h"
+#include "kernels/target.h"
 
 namespace llada2::kernels {
 
@@ -78,9 +79,11 @@ struct Ops {
 };
 
 const Ops& scalar_ops();
+#ifdef LLADA2_X86
 const Ops& avx2_ops();
 const Ops& avx512_ops();
 const Ops& avx512vnni_ops();
 const Ops& avx512bf16_ops();
+#endif
 
 }  // namespace llada2::kernels

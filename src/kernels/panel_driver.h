@@ -7,11 +7,13 @@
 #error "include panel_driver.h only from a kernel tier file"
 #endif
 
-// M input rows in blocks of at most MAX rows, of sizes that differ by at most one (9 rows, MAX 4:
-// 3 + 3 + 3, not 4 + 4 + 1).
+// M input rows in as few blocks of at most MAX rows as possible, of sizes that differ by at most
+// one (9 rows, MAX 4: 3 + 3 + 3, not 4 + 4 + 1): a block of few rows reuses each weight vector
+// for few FMAs.
 template <int MAX>
 struct RowSplit {
-  explicit RowSplit(int64_t M) : count((M + MAX - 1) / MAX), base(M / count), extra(M % count) {}
+  explicit RowSplit(int64_t M)
+      : count((M + MAX - 1) / MAX), base(count ? M / count : 0), extra(count ? M % count : 0) {}
   int rows(int64_t b) const { return int(base + (b < extra ? 1 : 0)); }
   int64_t count, base, extra;
 };

@@ -1,6 +1,15 @@
-// Kernels written once over a vector traits class V (lanes L, load/fma/hsum/exp...).
-// Each tier file includes this inside an anonymous namespace, after its target pragma and
-// its V, so every instantiation has internal linkage and the tier's instruction set.
+// Kernels written once over a tier's vector traits V. Each tier file includes this inside an
+// anonymous namespace, after its target pragma and its V, so every instantiation has internal
+// linkage and the tier's instruction set. V has:
+//   reg (L float lanes), MR x NR (the linear tile), PMR (input rows per block of the BF16 panel
+//   kernel); zero, set1, load, load_tail, store, store_tail; load_bf16 / load_f16 / load_i8 /
+//   load_i4 (+ _tail for the 2-byte ones): L weights widened to float32; fma (a * b + c), fnma
+//   (c - a * b), add, sub, mul, div, min, max (the second operand when either is NaN, as the
+//   x86 instructions), round (to nearest even); gt / lt (a mask) and select(mask, yes, no);
+//   pow2i (2^n of integral floats n in [-126, 127]); reduce, reduce_max, fold8 (the lanes added
+//   into 8), eq_mask (a bit per lane); bits, load_bits, bf16_even, bf16_odd (L 4-byte units of a
+//   BF16 panel line, their low and high halves as float32); interleave (panel_driver.h's
+//   InterleaveFn).
 //
 // linear: y[m, n] = sum_k x[m, k] * W[n, k]. The weight matrix is [N, K] with K contiguous,
 // so the micro-kernel keeps an MR x NR tile of vector accumulators (MR input rows times NR
@@ -13,6 +22,9 @@
 #ifndef LLADA2_SIMD_IMPL_TIER
 #error "include simd_impl.h only from a kernel tier file"
 #endif
+
+#include "kernels/panel_driver.h"
+#include "kernels/simd_math.h"
 
 template <DType DT>
 inline typename V::reg load_w(const void* base, int64_t off) {
@@ -116,14 +128,7 @@ void linear_tile(const LinearArgs& a, int64_t m, int64_t n, const char* pf) {
       for (int j = 0; j < NR; ++j) acc[i][j] = V::fma(xv, w[j], acc[i][j]);
     }
   }
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) {
-    float out[4];
-    V::hsum4(acc[i][0], NR > 1 ? acc[i][1 % NR] : V::zero(), NR > 2 ? acc[i][2 % NR] : V::zero(),
-             NR > 3 ? acc[i][3 % NR] : V::zero(), out);
-    float* yr = a.y + (m + i) * a.ldy + n;
-    for (int j = 0; j < NR; ++j) yr[j] = out[j] + (a.bias ? a.bias[n + j] : 0.f);
-  }
+  store_tile<MR, NR>(a, m, n, acc, nullptr);
 }
 
 using TileFn = void (*)(const LinearArgs&, int64_t, int64_t, const char*);
@@ -134,26 +139,6 @@ using TileFn = void (*)(const LinearArgs&, int64_t, int64_t, const char*);
 #endif
 constexpr int64_t kPrefetchTiles = LLADA2_PREFETCH_TILES;
 
-// The M input rows in as few blocks of at most MR rows as possible, of sizes that differ by at
-// most one (17 rows, MR 6: 6 + 6 + 5, not 6 + 6 + 4 + 1): a block of few rows reuses each
-// widened weight vector for few FMAs.
-struct RowBlocks {
-  explicit RowBlocks(int64_t M)
-      : count((M + V::MR - 1) / V::MR), base(count ? M / count : 0), extra(count ? M % count : 0) {}
-  int rows(int64_t b) const { return int(base + (b < extra ? 1 : 0)); }
-  int64_t count, base, extra;
-};
-
-template <DType DT, bool P, int MR, int... J>
-constexpr std::array<TileFn, sizeof...(J)> tile_row(std::integer_sequence<int, J...>) {
-  return {&linear_tile<DT, MR, J + 1, P>...};
-}
-
-template <DType DT, bool P = false, int... I>
-constexpr std::array<std::array<TileFn, V::NR>, sizeof...(I)> tile_table(std::integer_sequence<int, I...>) {
-  return {tile_row<DT, P, I + 1>(std::make_integer_sequence<int, V::NR>())...};
-}
-
 static_assert(V::NR <= kMaxNR, "LinearArgs::wbuf holds kMaxNR weight rows");
 
 // Quantized weights with many input rows: each tile of NR weight rows is widened once
@@ -162,12 +147,13 @@ static_assert(V::NR <= kMaxNR, "LinearArgs::wbuf holds kMaxNR weight rows");
 // being widened again for each block.
 template <DType DT>
 void linear_range_widened(const LinearArgs& a, int64_t n0, int64_t n1) {
-  static constexpr auto table = tile_table<DT, true>(std::make_integer_sequence<int, V::MR>());
+  static constexpr auto table =
+      tile_grid<TileFn, V::MR, V::NR>([]<int MR, int NR>() -> TileFn { return &linear_tile<DT, MR, NR, true>; });
   const int64_t K = a.K;
   const int gs = __builtin_ctzll(uint64_t(a.group));
   const float* scales = a.scales;
   const char* w = static_cast<const char*>(a.w);
-  const RowBlocks rb(a.M);
+  const RowSplit<V::MR> rb(a.M);
   for (int64_t n = n0; n < n1; n += V::NR) {
     const int nr = int(std::min<int64_t>(V::NR, n1 - n));
     // The next tile's weights are fetched into L2 while this one is widened and multiplied.
@@ -193,13 +179,14 @@ void linear_range_widened(const LinearArgs& a, int64_t n0, int64_t n1) {
 
 template <DType DT>
 void linear_range_dt(const LinearArgs& a, int64_t n0, int64_t n1) {
-  static constexpr auto table = tile_table<DT>(std::make_integer_sequence<int, V::MR>());
+  static constexpr auto table =
+      tile_grid<TileFn, V::MR, V::NR>([]<int MR, int NR>() -> TileFn { return &linear_tile<DT, MR, NR>; });
   if constexpr (kQuant<DT>) {
     // Widening in registers costs ~5 (q8) or ~10 (q4) instructions per weight vector against
     // MR FMAs; past a few row blocks the buffered tile wins (measured on avx512, K = 2048).
     if (a.wbuf && a.M > (DT == DType::I8 ? 4 : 2) * V::MR) return linear_range_widened<DT>(a, n0, n1);
   }
-  const RowBlocks rb(a.M);
+  const RowSplit<V::MR> rb(a.M);
   for (int64_t n = n0; n < n1; n += V::NR) {
     const int nr = int(std::min<int64_t>(V::NR, n1 - n));
     const char* next = n + (kPrefetchTiles + 1) * V::NR <= n1
@@ -274,7 +261,7 @@ void simd_silu_mul(const float* gate, const float* up, float* out, int64_t n) {
   int64_t i = 0;
   for (; i + V::L <= n; i += V::L) {
     typename V::reg g = V::load(gate + i);
-    typename V::reg s = V::div(g, V::add(one, V::exp(V::sub(zero, g))));
+    typename V::reg s = V::div(g, V::add(one, vexp(V::sub(zero, g))));
     V::store(out + i, V::mul(s, V::load(up + i)));
   }
   for (; i < n; ++i) {
@@ -297,7 +284,7 @@ void simd_softmax(float* x, int64_t n) {
   const typename V::reg vmx = V::set1(mx);
   typename V::reg vs = V::zero();
   for (i = 0; i + V::L <= n; i += V::L) {
-    typename V::reg e = V::exp(V::sub(V::load(x + i), vmx));
+    typename V::reg e = vexp(V::sub(V::load(x + i), vmx));
     V::store(x + i, e);
     vs = V::add(vs, e);
   }
@@ -327,11 +314,67 @@ float simd_argmax_expsum(const float* x, int64_t n, int64_t* arg) {
   for (; i < n && best < 0; ++i)
     if (x[i] == mx) best = i;
   typename V::reg vs = V::zero();
-  for (i = 0; i + V::L <= n; i += V::L) vs = V::add(vs, V::exp(V::sub(V::load(x + i), vmx)));
+  for (i = 0; i + V::L <= n; i += V::L) vs = V::add(vs, vexp(V::sub(V::load(x + i), vmx)));
   float sum = V::reduce(vs);
   for (; i < n; ++i) sum += std::exp(x[i] - mx);
   *arg = best;
   return sum;
+}
+
+// ---- BF16 weights in panel order (kernels.h), float32 activations ----
+//
+// Lanes = weight rows of a panel: one 64-byte line holds columns 2t and 2t+1 of all 16 rows (bf16
+// pairs), 16 / L vectors, each widened by a shift (column 2t, the low half) and a mask (2t+1, the
+// high half); each widened vector is multiplied by the broadcast x[i][k] of every input row of the
+// block (an FMA with a memory broadcast), so widening costs 1 / PMR of an instruction per FMA and
+// no horizontal sums are needed. Every output lane sums its products in order of k, whatever the
+// tier and the number of input rows: the results do not depend on either.
+
+// The kernel (PanelRowsFn; the units are floats, one per column k).
+template <int MR>
+struct Bf16PanelRows {
+  static constexpr int H = 16 / V::L;  // vectors per line
+  static void run(const LinearArgs& a, const uint32_t* xu, int64_t m, int64_t n, int nr, const char* wp,
+                  const char* pf) {
+    using reg = typename V::reg;
+    const float_alias* xi = as_floats(xu);
+    reg acc[H][MR];
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 2
+      for (int h = 0; h < H; ++h) acc[h][i] = V::zero();
+    const int64_t T = a.K / 2;
+    for (int64_t t = 0; t < T; ++t, xi += 2 * MR) {
+      typename V::bits v[H];
+      reg w[H];
+#pragma GCC unroll 2
+      for (int h = 0; h < H; ++h) v[h] = V::load_bits(wp + 64 * t + 4 * V::L * h);
+      if (pf) _mm_prefetch(pf + 64 * t, _MM_HINT_T1);
+#pragma GCC unroll 2
+      for (int h = 0; h < H; ++h) w[h] = V::bf16_even(v[h]);
+#pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i) {
+        const reg xv = V::set1(xi[i]);
+#pragma GCC unroll 2
+        for (int h = 0; h < H; ++h) acc[h][i] = V::fma(w[h], xv, acc[h][i]);
+      }
+#pragma GCC unroll 2
+      for (int h = 0; h < H; ++h) w[h] = V::bf16_odd(v[h]);
+#pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i) {
+        const reg xv = V::set1(xi[MR + i]);
+#pragma GCC unroll 2
+        for (int h = 0; h < H; ++h) acc[h][i] = V::fma(w[h], xv, acc[h][i]);
+      }
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < H; ++h) store_panel_rows<MR>(a, m, n + h * V::L, nr - h * V::L, acc[h]);
+  }
+};
+
+// Ops::linear_bf16_panels: outputs [n0, n1) (n0 a multiple of 16) of BF16 panels, K a multiple of 32.
+void linear_bf16_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
+  run_panels<Bf16PanelRows, V::PMR, V::interleave>(a, n0, n1, reinterpret_cast<const uint32_t*>(a.x), a.ldx, a.K);
 }
 
 constexpr Ops simd_ops() {
@@ -348,5 +391,6 @@ constexpr Ops simd_ops() {
   o.silu_mul = &simd_silu_mul;
   o.softmax = &simd_softmax;
   o.argmax_expsum = &simd_argmax_expsum;
+  o.linear_bf16_panels = &linear_bf16_panels;
   return o;
 }

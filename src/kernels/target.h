@@ -1,8 +1,15 @@
-// Compiles the code between LLADA2_TARGET_BEGIN("isa,...") and LLADA2_TARGET_END for the
-// named instruction sets, whatever the baseline flags, so one build carries every tier.
+// LLADA2_X86: set where the x86 tiers exist (their files compile to nothing elsewhere, and the
+// dispatcher knows only the scalar tier).
+//
+// On x86, LLADA2_TARGET_BEGIN("isa,...") ... LLADA2_TARGET_END compiles the code between them for
+// the named instruction sets, whatever the baseline flags, so one build carries every tier.
 // Use it after all #includes, around code with internal linkage only: a header's inline
 // function instantiated inside could otherwise be merged into the baseline program.
 #pragma once
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define LLADA2_X86 1
+#endif
 
 #define LLADA2_PRAGMA_(x) _Pragma(#x)
 #if defined(__clang__)
