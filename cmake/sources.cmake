@@ -33,7 +33,10 @@ set(LLADA2_TEXT_SOURCES
     src/tokenizer/chat_template_eval.cc
     src/tokenizer/chat_template_parse.cc
     src/tokenizer/chat_template_value.cc
-    src/tokenizer/components.cc
+    src/tokenizer/decoders.cc
+    src/tokenizer/normalizers.cc
+    src/tokenizer/post_processors.cc
+    src/tokenizer/pre_tokenizers.cc
     src/tokenizer/regex.cc
     src/tokenizer/tokenizer.cc
     src/tokenizer/unicode.cc
