@@ -12,6 +12,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "llada2/chat_template.h"
+#include "llada2/error.h"
+#include "llada2/tokenizer.h"
+#include "tokenizer_test_util.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -133,6 +138,38 @@ TEST_F(RenderChatCli, NamedTemplateList) {
   CliResult r = run("--model '" + (dir / "model").string() + "'", &input);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "{\"rendered\":\"default\"}\n");
+}
+
+// render-chat and the tokenizer (which the pipeline and the server render with) find the same
+// template in every layout, and refuse the same folders.
+TEST_F(RenderChatCli, SameTemplateAsTheTokenizer) {
+  fs::path model = dir / "model";
+  fs::copy_file(llada2::test::tokenizer_dir("ling-synth") + "/tokenizer.json", model / "tokenizer.json");
+  std::string input = "{\"messages\": []}\n";
+  auto expect_same = [&](const std::string& want) {
+    std::string from_tokenizer = llada2::Tokenizer::from_dir(model.string()).chat_template();
+    EXPECT_EQ(from_tokenizer, llada2::find_chat_template(model.string()));
+    EXPECT_EQ(llada2::ChatTemplate(from_tokenizer).render(ordered_json::array(), nullptr, false), want);
+    CliResult r = run("--model '" + model.string() + "'", &input);
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(r.out, "{\"rendered\":\"" + want + "\"}\n");
+  };
+  write(model / "tokenizer_config.json", R"({"chat_template": "plain"})");
+  expect_same("plain");
+  write(model / "tokenizer_config.json",
+        R"({"chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "D"}]})");
+  expect_same("D");
+  write(model / "chat_template.jinja", "file");
+  expect_same("file");
+  fs::remove(model / "chat_template.jinja");
+
+  // A list without "default": transformers will not guess, and neither does either of them.
+  write(model / "tokenizer_config.json",
+        R"({"chat_template": [{"name": "tool_use", "template": "T"}, {"name": "rag", "template": "R"}]})");
+  EXPECT_THROW(llada2::Tokenizer::from_dir(model.string()), llada2::FileError);
+  CliResult r = run("--model '" + model.string() + "'", &input);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("no template named \"default\""), std::string::npos) << r.err;
 }
 
 TEST_F(RenderChatCli, BadLineNamesTheLine) {

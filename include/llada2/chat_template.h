@@ -48,4 +48,12 @@ class ChatTemplate {
   Limits limits_;
 };
 
+// The chat template of a checkpoint folder, found as transformers finds it: DIR/chat_template.jinja
+// if present, else the "chat_template" entry of DIR/tokenizer_config.json, either a string or a
+// list of {name, template} of which the one named "default" is used. Returns "" when the folder
+// has neither. Throws FileError when tokenizer_config.json is malformed or its list has no
+// "default" (transformers refuses to pick one). The tokenizer (and so the pipeline and the
+// server) and `llada2 render-chat` both use this.
+std::string find_chat_template(const std::string& dir);
+
 }  // namespace llada2

@@ -1,8 +1,13 @@
 // Public face of the chat-template engine: parse once, render per conversation.
 #include "llada2/chat_template.h"
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "jinja/parser.h"
+#include "jinja/runtime.h"
 #include "llada2/error.h"
-#include "tokenizer/chat_template_impl.h"
 
 namespace llada2 {
 namespace {
@@ -58,6 +63,41 @@ std::string ChatTemplate::render(const nlohmann::json& messages, const nlohmann:
                                  bool add_generation_prompt, const nlohmann::json& extra_vars) const {
   return render(nlohmann::ordered_json(messages), nlohmann::ordered_json(tools), add_generation_prompt,
                 nlohmann::ordered_json(extra_vars));
+}
+
+std::string find_chat_template(const std::string& dir) {
+  namespace fs = std::filesystem;
+  auto read = [](const fs::path& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw FileError(path.string(), "cannot open");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  };
+  fs::path jinja_path = fs::path(dir) / "chat_template.jinja", cfg_path = fs::path(dir) / "tokenizer_config.json";
+  if (fs::exists(jinja_path)) return read(jinja_path);
+  if (!fs::exists(cfg_path)) return "";
+  nlohmann::json cfg;
+  try {
+    cfg = nlohmann::json::parse(read(cfg_path));
+  } catch (const nlohmann::json::parse_error& e) {
+    throw FileError(cfg_path.string(), std::string("not valid JSON: ") + e.what());
+  }
+  if (!cfg.is_object()) throw FileError(cfg_path.string(), "expected a JSON object");
+  auto it = cfg.find("chat_template");
+  if (it == cfg.end() || it->is_null()) return "";
+  if (it->is_string()) return it->get<std::string>();
+  if (!it->is_array())
+    throw FileError(cfg_path.string(), "chat_template must be a string or a list of {name, template}");
+  const nlohmann::json* chosen = nullptr;
+  for (const auto& t : *it) {
+    if (!t.is_object() || !t.contains("name") || !t["name"].is_string() || !t.contains("template") ||
+        !t["template"].is_string())
+      throw FileError(cfg_path.string(), "chat_template must be a string or a list of {name, template}");
+    if (t["name"] == "default") chosen = &t["template"];
+  }
+  if (!chosen) throw FileError(cfg_path.string(), "chat_template lists no template named \"default\"");
+  return chosen->get<std::string>();
 }
 
 }  // namespace llada2

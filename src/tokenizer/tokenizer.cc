@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "core/utf8.h"
+#include "llada2/chat_template.h"
 #include "llada2/error.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/components.h"
@@ -477,19 +478,6 @@ Tokenizer Tokenizer::from_dir(const std::string& dir) {
         if (impl->padding_side != "left" && impl->padding_side != "right")
           throw InputError("padding_side must be \"left\" or \"right\"");
       }
-      if (auto it = cfg.find("chat_template"); it != cfg.end() && !it->is_null()) {
-        if (it->is_string()) {
-          impl->chat_template = it->get<std::string>();
-        } else if (it->is_array()) {
-          // Named templates: transformers uses the one called "default".
-          for (const auto& e : *it)
-            if (e.at("name").get<std::string>() == "default") impl->chat_template = e.at("template").get<std::string>();
-          if (impl->chat_template.empty() && !it->empty())
-            impl->chat_template = it->at(0).at("template").get<std::string>();
-        } else {
-          throw InputError("chat_template must be a string or a list of {name, template}");
-        }
-      }
       impl->add_bos = cfg.value("add_bos_token", false);
       impl->add_eos = cfg.value("add_eos_token", false);
     } catch (const json::exception& e) {
@@ -500,8 +488,7 @@ Tokenizer Tokenizer::from_dir(const std::string& dir) {
       throw FileError(p, e.what());
     }
   }
-  fs::path jinja = d / "chat_template.jinja";
-  if (fs::exists(jinja)) impl->chat_template = read_file(jinja.string());
+  impl->chat_template = find_chat_template(dir);
   return Tokenizer(std::move(impl));
 }
 

@@ -26,8 +26,8 @@ std::string read_text(const fs::path& path) {
   return ss.str();
 }
 
-// The template and the special-token variables transformers passes to it. As in transformers,
-// chat_template.jinja beside tokenizer_config.json takes precedence over the config's entry.
+// The template (found as the tokenizer finds it) and the special-token variables transformers
+// passes to it.
 struct ModelChat {
   std::string source;
   ordered_json special_tokens = ordered_json::object();
@@ -35,7 +35,7 @@ struct ModelChat {
 
 ModelChat load_model_chat(const fs::path& dir) {
   ModelChat mc;
-  fs::path cfg_path = dir / "tokenizer_config.json", jinja_path = dir / "chat_template.jinja";
+  fs::path cfg_path = dir / "tokenizer_config.json";
   ordered_json cfg = ordered_json::object();
   if (fs::exists(cfg_path)) {
     try {
@@ -45,27 +45,10 @@ ModelChat load_model_chat(const fs::path& dir) {
     }
     if (!cfg.is_object()) throw FileError(cfg_path.string(), "expected a JSON object");
   }
-  if (fs::exists(jinja_path)) {
-    mc.source = read_text(jinja_path);
-  } else if (cfg.contains("chat_template") && !cfg["chat_template"].is_null()) {
-    const ordered_json& ct = cfg["chat_template"];
-    if (ct.is_string()) {
-      mc.source = ct.get<std::string>();
-    } else if (ct.is_array()) {
-      bool found = false;
-      for (const auto& t : ct)
-        if (t.is_object() && t.value("name", "") == "default" && t.contains("template") && t["template"].is_string()) {
-          mc.source = t["template"].get<std::string>();
-          found = true;
-        }
-      if (!found) throw FileError(cfg_path.string(), "chat_template lists no template named \"default\"");
-    } else {
-      throw FileError(cfg_path.string(), "chat_template must be a string or a list of {name, template}");
-    }
-  } else {
+  mc.source = find_chat_template(dir.string());
+  if (mc.source.empty())
     throw FileError(dir.string(),
                     "no chat template: neither chat_template.jinja nor a chat_template entry in tokenizer_config.json");
-  }
   auto token_text = [](const ordered_json& t) -> std::optional<std::string> {
     if (t.is_string()) return t.get<std::string>();
     if (t.is_object() && t.contains("content") && t["content"].is_string()) return t["content"].get<std::string>();

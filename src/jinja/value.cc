@@ -1,18 +1,23 @@
-// Python value semantics for the chat-template engine: truthiness, str/repr, equality,
-// ordering, JSON in (from the caller) and out (transformers' tojson = json.dumps).
-#include <locale.h>
+// Python value semantics for the template engine: truthiness, str/repr, equality, ordering,
+// JSON in (from the caller) and out (transformers' tojson = json.dumps).
+#include "jinja/value.h"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <cwctype>
 
-#include "tokenizer/chat_template_impl.h"
+#include "jinja/string.h"
 
 namespace llada2::jinja {
 
 void fail(const std::string& message) { throw TemplateError{message}; }
+
+void fail_undefined(const Value& v) { fail(v.s ? *v.s : std::string("undefined value")); }
+
+void check_size(size_t n, size_t max_bytes) {
+  if (n > max_bytes) fail("template output exceeded the size limit");
+}
 
 const Value* Dict::find(const Value& key) const {
   for (const auto& [k, v] : items)
@@ -33,153 +38,6 @@ void Dict::set(const Value& key, Value v) {
       return;
     }
   items.emplace_back(key, std::move(v));
-}
-
-// ---- UTF-8 ----
-std::u32string to_u32(std::string_view s) {
-  std::u32string out;
-  out.reserve(s.size());
-  size_t i = 0, n = s.size();
-  while (i < n) {
-    unsigned char c = (unsigned char)s[i];
-    int len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-    if (len == 0 || i + size_t(len) > n) {  // not UTF-8: keep the byte as a code point
-      out.push_back(c);
-      ++i;
-      continue;
-    }
-    char32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-    bool ok = true;
-    for (int k = 1; k < len; ++k) {
-      unsigned char cc = (unsigned char)s[i + size_t(k)];
-      if ((cc & 0xC0) != 0x80) ok = false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if (!ok) {
-      out.push_back(c);
-      ++i;
-      continue;
-    }
-    out.push_back(cp);
-    i += size_t(len);
-  }
-  return out;
-}
-
-void append_utf8(std::string& out, char32_t c) {
-  if (c < 0x80) {
-    out.push_back(char(c));
-  } else if (c < 0x800) {
-    out.push_back(char(0xC0 | (c >> 6)));
-    out.push_back(char(0x80 | (c & 0x3F)));
-  } else if (c < 0x10000) {
-    out.push_back(char(0xE0 | (c >> 12)));
-    out.push_back(char(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(char(0x80 | (c & 0x3F)));
-  } else {
-    out.push_back(char(0xF0 | (c >> 18)));
-    out.push_back(char(0x80 | ((c >> 12) & 0x3F)));
-    out.push_back(char(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(char(0x80 | (c & 0x3F)));
-  }
-}
-
-std::string to_utf8(std::u32string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char32_t c : s) append_utf8(out, c);
-  return out;
-}
-
-// str.isspace(): the characters Python's str.split()/strip() treat as whitespace.
-bool py_isspace(char32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
-}
-
-// One-to-one case mappings come from the C library's Unicode tables (C.UTF-8, a built-in
-// locale of glibc); if that locale is missing, a table for Latin, Greek, Cyrillic, Armenian
-// and fullwidth Latin stands in.
-static locale_t unicode_locale() {
-  static const locale_t loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", locale_t(0));
-  return loc;
-}
-
-char32_t py_upper(char32_t c) {
-  if (c >= 'a' && c <= 'z') return c - 32;
-  if (c < 0x80) return c;
-  if (locale_t loc = unicode_locale()) return char32_t(towupper_l(wint_t(c), loc));
-  if ((c >= 0xE0 && c <= 0xFE && c != 0xF7)) return c - 32;
-  if (c == 0xFF) return 0x178;
-  if (c == 0xB5) return 0x39C;
-  if (c >= 0x100 && c <= 0x17F && c != 0x130 && c != 0x131 && c != 0x138 && c != 0x149 && c != 0x17F) {
-    bool odd_upper = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
-    if (odd_upper ? (c % 2 == 0) : (c % 2 == 1)) return c - 1;
-    return c;
-  }
-  if (c == 0x131) return 'I';
-  if (c == 0x17F) return 'S';
-  if (c >= 0x3B1 && c <= 0x3C9 && c != 0x3C2) return c - 32;
-  if (c == 0x3C2) return 0x3A3;
-  if (c >= 0x3AC && c <= 0x3AF) return c == 0x3AC ? 0x386 : c - 37;
-  if (c == 0x3CC) return 0x38C;
-  if (c == 0x3CD || c == 0x3CE) return c - 63;
-  if (c >= 0x430 && c <= 0x44F) return c - 32;
-  if (c >= 0x450 && c <= 0x45F) return c - 80;
-  if (c >= 0x460 && c <= 0x4FF && c % 2 == 1 && !(c >= 0x482 && c <= 0x489)) return c - 1;
-  if (c >= 0x561 && c <= 0x586) return c - 48;
-  if (c >= 0xFF41 && c <= 0xFF5A) return c - 32;
-  return c;
-}
-
-char32_t py_lower(char32_t c) {
-  if (c >= 'A' && c <= 'Z') return c + 32;
-  if (c < 0x80) return c;
-  if (locale_t loc = unicode_locale()) return char32_t(towlower_l(wint_t(c), loc));
-  if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 32;
-  if (c == 0x178) return 0xFF;
-  if (c >= 0x100 && c <= 0x17F && c != 0x130 && c != 0x131 && c != 0x138 && c != 0x149 && c != 0x17F) {
-    bool odd_upper = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
-    if (odd_upper ? (c % 2 == 1) : (c % 2 == 0)) return c + 1;
-    return c;
-  }
-  if (c == 0x130) return 'i';
-  if (c >= 0x391 && c <= 0x3A9 && c != 0x3A2) return c + 32;
-  if (c == 0x386) return 0x3AC;
-  if (c >= 0x388 && c <= 0x38A) return c + 37;
-  if (c == 0x38C) return 0x3CC;
-  if (c == 0x38E || c == 0x38F) return c + 63;
-  if (c >= 0x410 && c <= 0x42F) return c + 32;
-  if (c >= 0x400 && c <= 0x40F) return c + 80;
-  if (c >= 0x460 && c <= 0x4FF && c % 2 == 0 && !(c >= 0x482 && c <= 0x489)) return c + 1;
-  if (c >= 0x531 && c <= 0x556) return c + 48;
-  if (c >= 0xFF21 && c <= 0xFF3A) return c + 32;
-  return c;
-}
-
-// Decimal digits of the scripts chat templates meet (Unicode category Nd).
-bool py_isdigit(char32_t c) {
-  if (c < 0x80) return c >= '0' && c <= '9';
-  static const char32_t kZeros[] = {0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66,  0xAE6,  0xB66,  0xBE6, 0xC66,
-                                    0xCE6, 0xD66, 0xE50, 0xED0, 0xF20, 0x1040, 0x17E0, 0x1810, 0xFF10};
-  for (char32_t z : kZeros)
-    if (c >= z && c <= z + 9) return true;
-  return false;
-}
-
-// Letters (Unicode category L*), as str.isalpha() sees them.
-bool py_isalpha(char32_t c) {
-  if (c < 0x80) return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-  if (py_isdigit(c) || py_isspace(c)) return false;
-  if (c >= 0x24B6 && c <= 0x24E9) return false;  // circled letters are symbols (So)
-  if (c >= 0x2160 && c <= 0x2188) return false;  // Roman numerals are letter numbers (Nl)
-  if (c == 0xAD || c == 0xFEFF || (c >= 0x200B && c <= 0x200F) || (c >= 0x2060 && c <= 0x2064)) return false;
-  if (locale_t loc = unicode_locale()) return iswalpha_l(wint_t(c), loc) != 0;
-  if (c == 0xAA || c == 0xB5 || c == 0xBA) return true;
-  if (c < 0xC0 || c == 0xD7 || c == 0xF7) return false;
-  if ((c >= 0x2000 && c <= 0x2BFF) || (c >= 0x3000 && c <= 0x303F) || (c >= 0xFF00 && c <= 0xFF20) || c >= 0x1F000)
-    return false;
-  return true;
 }
 
 // ---- str / repr ----
@@ -544,6 +402,39 @@ std::string to_json(const Value& v, bool ensure_ascii, const std::string* indent
   std::string out;
   json_dump(out, v, ensure_ascii, indent, item_sep, key_sep, sort_keys, 0);
   return out;
+}
+
+const std::string& need_str(const Value& v, const std::string& what) {
+  if (v.kind != Kind::String) fail(what + " must be a string, not " + type_name(v));
+  return v.sv();
+}
+
+int64_t need_int(const Value& v, const std::string& what) {
+  if (v.kind != Kind::Int && v.kind != Kind::Bool) fail(what + " must be an integer, not " + type_name(v));
+  return v.as_int();
+}
+
+List iterate(const Value& v) {
+  switch (v.kind) {
+    case Kind::List:
+    case Kind::Tuple: return v.lv();
+    case Kind::Dict: {
+      List out;
+      for (const auto& kv : v.dv().items) out.push_back(kv.first);
+      return out;
+    }
+    case Kind::String: {
+      List out;
+      for (char32_t c : to_u32(v.sv())) {
+        std::string s;
+        append_utf8(s, c);
+        out.push_back(Value::str(std::move(s)));
+      }
+      return out;
+    }
+    case Kind::Undefined: return {};
+    default: fail("'" + type_name(v) + "' object is not iterable");
+  }
 }
 
 }  // namespace llada2::jinja

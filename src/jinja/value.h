@@ -1,19 +1,17 @@
-// Internals of the chat-template engine: Python-like values, the template syntax tree,
-// and the entry points shared by the parser, the evaluator and the built-ins.
+// Python-like values of the template engine: None, bool, int, float, str, list, tuple, dict,
+// namespace objects and callables, with Python's truthiness, str/repr, equality and ordering.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
-
-#include "llada2/chat_template.h"
 
 namespace llada2::jinja {
 
@@ -25,6 +23,8 @@ struct TemplateError {
   bool user_raised = false;  // raise_exception(): the message is the template author's
 };
 [[noreturn]] void fail(const std::string& message);
+// Fails with "template output exceeded the size limit" when n > max_bytes.
+void check_size(size_t n, size_t max_bytes);
 
 struct Value;
 struct Renderer;
@@ -148,6 +148,9 @@ struct Value {
   int64_t as_int() const { return kind == Kind::Int ? i : int64_t(b); }
 };
 
+// Fails with the message an Undefined value carries.
+[[noreturn]] void fail_undefined(const Value& v);
+
 // Python semantics over values.
 bool truthy(const Value& v);
 std::string type_name(const Value& v);  // Python's type name: 'str', 'list', 'dict', ...
@@ -160,151 +163,9 @@ Value from_json(const nlohmann::ordered_json& j);
 // json.dumps(v, ensure_ascii, indent, separators, sort_keys); indent < 0 means None.
 std::string to_json(const Value& v, bool ensure_ascii, const std::string* indent, const std::string& item_sep,
                     const std::string& key_sep, bool sort_keys);
-
-// UTF-8 helpers: Python indexes strings by code point.
-std::u32string to_u32(std::string_view s);
-std::string to_utf8(std::u32string_view s);
-void append_utf8(std::string& out, char32_t c);
-bool py_isspace(char32_t c);
-char32_t py_upper(char32_t c);
-char32_t py_lower(char32_t c);
-bool py_isalpha(char32_t c);
-bool py_isdigit(char32_t c);
-
-// ---- syntax tree ----
-struct Expr;
-using ExprPtr = std::unique_ptr<Expr>;
-struct Stmt;
-using StmtPtr = std::unique_ptr<Stmt>;
-using Body = std::vector<StmtPtr>;
-
-enum class ExprKind {
-  Literal,
-  Name,
-  ListLit,
-  TupleLit,
-  DictLit,
-  GetAttr,
-  GetItem,
-  Slice,
-  Call,
-  Filter,
-  Test,
-  Neg,
-  Pos,
-  Not,
-  And,
-  Or,
-  Binary,
-  Compare,
-  CondExpr
-};
-
-struct Expr {
-  ExprKind kind;
-  int line = 0, col = 0;
-  int height = 1;             // of the subtree, bounded by the parser
-  Value value;                // Literal
-  std::string name;           // Name, GetAttr attribute, Filter / Test name, Binary operator
-  std::vector<ExprPtr> args;  // operands / elements / positional arguments (first = object for Call/Filter/Test)
-  std::vector<std::pair<std::string, ExprPtr>> kwargs;
-  std::vector<std::string> ops;  // Compare: one operator per right operand
-  bool negated = false;          // Test: `is not`
-};
-
-enum class StmtKind {
-  Text,
-  Output,
-  If,
-  For,
-  Set,
-  SetAttr,
-  SetBlock,
-  Macro,
-  CallBlock,
-  FilterBlock,
-  Break,
-  Continue,
-  Scope
-};
-
-struct Stmt {
-  StmtKind kind;
-  int line = 0, col = 0;
-  std::string text;  // Text; Macro name; SetAttr attribute
-  ExprPtr expr;  // Output, Set value, SetAttr object, For iterable, CallBlock call, FilterBlock/SetBlock filter chain
-  ExprPtr cond;  // For filter
-  std::vector<std::string> targets;  // For / Set names; Macro / CallBlock parameter names
-  bool targets_tuple = false;
-  std::vector<ExprPtr> defaults;                   // Macro / CallBlock parameter defaults (null = none)
-  std::vector<std::pair<ExprPtr, Body>> branches;  // If: (condition, body)
-  Body body, else_body;
-};
-
-struct Template {
-  Body body;
-};
-
-// Parses Jinja source with the transformers environment's whitespace rules.
-std::unique_ptr<Template> parse_template(const std::string& source, int max_depth);
-
-// ---- evaluation ----
-struct Frame {
-  std::unordered_map<std::string, Value> vars;
-  std::shared_ptr<Frame> parent;
-  const Value* lookup(const std::string& name) const {
-    for (const Frame* f = this; f; f = f->parent.get()) {
-      auto it = f->vars.find(name);
-      if (it != f->vars.end()) return &it->second;
-    }
-    return nullptr;
-  }
-};
-
-struct Renderer {
-  ChatTemplate::Limits limits;
-  uint64_t steps = 0;
-  int depth = 0;
-  std::shared_ptr<Frame> frame;
-  std::shared_ptr<Frame> root;
-  // Namespaces (and cyclers) can be made to contain themselves; their attributes are cleared
-  // after the render so that such cycles do not leak.
-  std::vector<std::shared_ptr<Object>> namespaces;
-
-  Renderer() = default;
-  Renderer(const Renderer&) = delete;
-  Renderer& operator=(const Renderer&) = delete;
-  ~Renderer() {
-    for (auto& ns : namespaces) ns->attrs.items.clear();
-  }
-
-  void step() {
-    if (++steps > limits.max_steps) fail("template exceeded the step limit (" + std::to_string(limits.max_steps) + ")");
-  }
-  void check_size(size_t n) const {
-    if (n > limits.max_output_bytes) fail("template output exceeded the size limit");
-  }
-  std::string render_body(const Body& body);  // renders into a fresh string (macros, block set, caller)
-
-  Value eval(const Expr& e);
-  Value call(const Value& callee, CallArgs& args);
-  Value get_attr(const Value& obj, const std::string& attr);
-  Value get_item(const Value& obj, const Value& key);
-};
-
-// Built-ins (chat_template_builtins.cc).
-Value apply_filter(Renderer& r, const std::string& name, const Value& v, CallArgs& args);
-bool apply_test(Renderer& r, const std::string& name, const Value& v, CallArgs& args);
-bool has_filter(const std::string& name);
-bool has_test(const std::string& name);
-// A method of a str / dict / list value (e.g. "".startswith); Undefined when there is none.
-Value method_of(const Value& obj, const std::string& name);
-// Globals: range, namespace, dict, joiner, cycler, raise_exception, strftime_now.
-Value global_function(const std::string& name);
-List iterate(const Value& v);
-std::string printf_format(
-    const std::string& fmt,
-    const Value& args);  // Python's `fmt % args`  // Python iteration: list items, dict keys, string characters
-void render(Renderer& r, const Body& body, std::string& out);
+List iterate(const Value& v);  // Python iteration: list items, dict keys, string characters
+// The string / integer in v, or a failure naming `what` and v's type.
+const std::string& need_str(const Value& v, const std::string& what);
+int64_t need_int(const Value& v, const std::string& what);
 
 }  // namespace llada2::jinja
