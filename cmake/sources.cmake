@@ -27,12 +27,21 @@ set(LLADA2_CORE_X86_SOURCES
     src/kernels/kernels_avx512vnni.cc
 )
 set(LLADA2_TEXT_SOURCES
+    src/jinja/builtins.cc
+    src/jinja/filters.cc
+    src/jinja/format.cc
+    src/jinja/globals.cc
+    src/jinja/lexer.cc
+    src/jinja/methods.cc
+    src/jinja/operators.cc
+    src/jinja/parser.cc
+    src/jinja/parser_expr.cc
+    src/jinja/runtime.cc
+    src/jinja/string.cc
+    src/jinja/tests.cc
+    src/jinja/value.cc
     src/tokenizer/bpe.cc
     src/tokenizer/chat_template.cc
-    src/tokenizer/chat_template_builtins.cc
-    src/tokenizer/chat_template_eval.cc
-    src/tokenizer/chat_template_parse.cc
-    src/tokenizer/chat_template_value.cc
     src/tokenizer/decoders.cc
     src/tokenizer/normalizers.cc
     src/tokenizer/post_processors.cc
