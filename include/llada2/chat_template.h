@@ -17,11 +17,19 @@ struct Template;
 
 class ChatTemplate {
  public:
-  // Bounds that keep a hostile template from exhausting time, memory or stack.
+  // Bounds that keep a hostile template (one shipped in a downloaded checkpoint) or hostile
+  // messages from exhausting time, memory or stack; going past one is an InputError. Values
+  // (messages, tools, extra variables and whatever the template builds) may also nest at most
+  // 128 levels deep (jinja::kMaxNesting); tojson, str, comparisons and the rest walk no deeper.
   struct Limits {
     size_t max_output_bytes = size_t(256) << 20;  // also bounds every intermediate string or list
-    uint64_t max_steps = 200'000'000;             // expressions + statements + loop iterations
-    int max_depth = 200;                          // nesting of expressions, blocks and macro calls
+    // Evaluated expressions + executed statements + loop iterations, per render. The real
+    // templates (Qwen3, Llama 3, DeepSeek-V3, Gemma 3, Ling) take a few hundred per message.
+    uint64_t max_steps = 10'000'000;
+    // Parse-time nesting of expressions and blocks; at render time, expressions, blocks and
+    // macro calls together may nest 3 * max_depth deep (a macro that calls itself forever stops
+    // there).
+    int max_depth = 200;
   };
 
   // Parses the template; throws InputError ("chat template line L, column C: ...") on syntax errors.

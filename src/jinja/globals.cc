@@ -59,14 +59,17 @@ const std::unordered_map<std::string, GlobalFn> kGlobals = {
        auto p = bind("joiner", a, {opt("sep", Value::str(", "))});
        auto used = std::make_shared<bool>(false);
        Value sep = p[0];
-       return Value::callable("joiner", [used, sep](Renderer&, CallArgs& b) {
-         bind("joiner", b, {});
-         if (!*used) {
-           *used = true;
-           return Value::str("");
-         }
-         return sep;
-       });
+       return Value::callable(
+           "joiner",
+           [used, sep](Renderer&, CallArgs& b) {
+             bind("joiner", b, {});
+             if (!*used) {
+               *used = true;
+               return Value::str("");
+             }
+             return sep;
+           },
+           sep.depth);
      }},
     {"cycler",
      [](Renderer& r, CallArgs& a) {
@@ -81,20 +84,25 @@ const std::unordered_map<std::string, GlobalFn> kGlobals = {
          if (auto o = self.lock()) o->attrs.set(Value::str("current"), (*items)[*pos]);
        };
        update();
-       c.obj->attrs.set(Value::str("next"),
-                        Value::callable("cycler.next", [items, pos, update](Renderer&, CallArgs& b) {
-                          bind("next", b, {});
-                          Value v = (*items)[*pos];
-                          *pos = (*pos + 1) % items->size();
-                          update();
-                          return v;
-                        }));
-       c.obj->attrs.set(Value::str("reset"), Value::callable("cycler.reset", [pos, update](Renderer&, CallArgs& b) {
-                          bind("reset", b, {});
-                          *pos = 0;
-                          update();
-                          return Value::none();
-                        }));
+       c.obj->attrs.set(Value::str("next"), Value::callable(
+                                                "cycler.next",
+                                                [items, pos, update](Renderer&, CallArgs& b) {
+                                                  bind("next", b, {});
+                                                  Value v = (*items)[*pos];
+                                                  *pos = (*pos + 1) % items->size();
+                                                  update();
+                                                  return v;
+                                                },
+                                                Value::nesting_of(*items)));
+       c.obj->attrs.set(Value::str("reset"), Value::callable(
+                                                 "cycler.reset",
+                                                 [pos, update](Renderer&, CallArgs& b) {
+                                                   bind("reset", b, {});
+                                                   *pos = 0;
+                                                   update();
+                                                   return Value::none();
+                                                 },
+                                                 Value::nesting_of(*items)));
        return c;
      }},
     {"raise_exception",

@@ -233,8 +233,9 @@ Value method_of(const Value& obj, const std::string& name) {
   auto it = table->find(name);
   if (it == table->end()) return Value();
   MethodFn fn = it->second;
-  return Value::callable(type_name(obj) + "." + name,
-                         [self = obj, name, fn](Renderer& r, CallArgs& a) { return fn(name, self, r, a); });
+  return Value::callable(
+      type_name(obj) + "." + name, [self = obj, name, fn](Renderer& r, CallArgs& a) { return fn(name, self, r, a); },
+      obj.depth);
 }
 
 }  // namespace llada2::jinja

@@ -157,6 +157,7 @@ Flow exec_for(Renderer& r, const Stmt& s, std::string& out) {
     return Flow::Normal;
   }
   auto changed = std::make_shared<std::optional<Value>>();
+  r.loop_states.push_back(changed);
   for (size_t k = 0; k < items.size(); ++k) {
     r.step();
     auto f = child_frame(r.frame);

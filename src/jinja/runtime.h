@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -32,15 +33,18 @@ struct Renderer {
   int depth = 0;
   std::shared_ptr<Frame> frame;
   std::shared_ptr<Frame> root;
-  // Namespaces (and cyclers) can be made to contain themselves; their attributes are cleared
-  // after the render so that such cycles do not leak.
+  // Namespaces and cyclers can be made to contain themselves, and loop.changed() keeps the last
+  // values it was given; the renderer owns all of them and clears them after the render, so that
+  // cycles do not leak and no chain of owners runs through them (see kMaxNesting).
   std::vector<std::shared_ptr<Object>> namespaces;
+  std::vector<std::shared_ptr<std::optional<Value>>> loop_states;
 
   Renderer() = default;
   Renderer(const Renderer&) = delete;
   Renderer& operator=(const Renderer&) = delete;
   ~Renderer() {
     for (auto& ns : namespaces) ns->attrs.items.clear();
+    for (auto& state : loop_states) state->reset();
   }
 
   void step() {

@@ -15,6 +15,16 @@ void fail(const std::string& message) { throw TemplateError{message}; }
 
 void fail_undefined(const Value& v) { fail(v.s ? *v.s : std::string("undefined value")); }
 
+void fail_nesting(const std::string& what) {
+  fail(what + " nested deeper than " + std::to_string(kMaxNesting) + " levels");
+}
+
+uint16_t Value::nesting_of(const Dict& d) {
+  int depth = 0;
+  for (const auto& [k, v] : d.items) depth = std::max<int>({depth, k.depth, v.depth});
+  return checked_depth(depth + 1);
+}
+
 void check_size(size_t n, size_t max_bytes) {
   if (n > max_bytes) fail("template output exceeded the size limit");
 }
@@ -156,12 +166,16 @@ static std::string str_repr(const std::string& s) {
   return out;
 }
 
-std::string repr(const Value& v) {
+// repr and str recurse through namespaces, which may contain themselves; `level` bounds that.
+static std::string str_at(const Value& v, int level);
+
+static std::string repr_at(const Value& v, int level) {
+  if (level > kMaxNesting) fail_nesting("value");
   if (v.lazy) return "<generator object>";
   if (v.view != View::None) {
     Value plain = v;
     plain.view = View::None;
-    return type_name(v) + "(" + repr(plain) + ")";
+    return type_name(v) + "(" + repr_at(plain, level) + ")";
   }
   switch (v.kind) {
     case Kind::String: return str_repr(v.sv());
@@ -172,7 +186,7 @@ std::string repr(const Value& v) {
       std::string out = tuple ? "(" : "[";
       for (size_t k = 0; k < v.lv().size(); ++k) {
         if (k) out += ", ";
-        out += repr(v.lv()[k]);
+        out += repr_at(v.lv()[k], level + 1);
       }
       if (tuple && v.lv().size() == 1) out += ",";
       return out + (tuple ? ")" : "]");
@@ -183,15 +197,17 @@ std::string repr(const Value& v) {
       for (const auto& [k, x] : v.dv().items) {
         if (!first) out += ", ";
         first = false;
-        out += repr(k) + ": " + repr(x);
+        out += repr_at(k, level + 1) + ": " + repr_at(x, level + 1);
       }
       return out + "}";
     }
-    default: return to_str(v);
+    default: return str_at(v, level);
   }
 }
 
-std::string to_str(const Value& v) {
+std::string repr(const Value& v) { return repr_at(v, 0); }
+
+static std::string str_at(const Value& v, int level) {
   switch (v.kind) {
     case Kind::Undefined: return "";
     case Kind::None: return "None";
@@ -202,14 +218,16 @@ std::string to_str(const Value& v) {
     case Kind::Object: {
       if (v.obj->type == "Namespace") {
         Value d = Value::make_dict(v.obj->attrs);
-        return "<Namespace " + repr(d) + ">";
+        return "<Namespace " + repr_at(d, level + 1) + ">";
       }
       return "<" + v.obj->type + ">";
     }
     case Kind::Callable: return "<function " + *v.fname + ">";
-    default: return repr(v);
+    default: return repr_at(v, level);
   }
 }
+
+std::string to_str(const Value& v) { return str_at(v, 0); }
 
 bool equal(const Value& a, const Value& b) {
   if (a.lazy || b.lazy) return a.lazy && b.lazy && a.list == b.list;
@@ -268,33 +286,41 @@ int compare(const Value& a, const Value& b) {
   fail("'<' not supported between instances of '" + type_name(a) + "' and '" + type_name(b) + "'");
 }
 
-Value from_json(const nlohmann::ordered_json& j) {
+// Checks the depth before descending, so that no JSON, however deep, recurses past the limit.
+template <typename Json>
+static Value from_json_at(const Json& j, const std::string& what, int level) {
   switch (j.type()) {
     case nlohmann::json::value_t::null: return Value::none();
-    case nlohmann::json::value_t::boolean: return Value::boolean(j.get<bool>());
-    case nlohmann::json::value_t::number_integer: return Value::integer(j.get<int64_t>());
+    case nlohmann::json::value_t::boolean: return Value::boolean(j.template get<bool>());
+    case nlohmann::json::value_t::number_integer: return Value::integer(j.template get<int64_t>());
     case nlohmann::json::value_t::number_unsigned: {
-      uint64_t u = j.get<uint64_t>();
+      uint64_t u = j.template get<uint64_t>();
       if (u <= uint64_t(INT64_MAX)) return Value::integer(int64_t(u));
       return Value::real(double(u));
     }
-    case nlohmann::json::value_t::number_float: return Value::real(j.get<double>());
-    case nlohmann::json::value_t::string: return Value::str(j.get<std::string>());
+    case nlohmann::json::value_t::number_float: return Value::real(j.template get<double>());
+    case nlohmann::json::value_t::string: return Value::str(j.template get<std::string>());
     case nlohmann::json::value_t::array: {
+      if (level > kMaxNesting) fail_nesting(what);
       List l;
       l.reserve(j.size());
-      for (const auto& x : j) l.push_back(from_json(x));
+      for (const auto& x : j) l.push_back(from_json_at(x, what, level + 1));
       return Value::make_list(std::move(l));
     }
     case nlohmann::json::value_t::object: {
+      if (level > kMaxNesting) fail_nesting(what);
       Dict d;
       d.items.reserve(j.size());
-      for (auto it = j.begin(); it != j.end(); ++it) d.items.emplace_back(Value::str(it.key()), from_json(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it)
+        d.items.emplace_back(Value::str(it.key()), from_json_at(it.value(), what, level + 1));
       return Value::make_dict(std::move(d));
     }
     default: return Value::none();
   }
 }
+
+Value from_json(const nlohmann::ordered_json& j, const std::string& what) { return from_json_at(j, what, 1); }
+Value from_json(const nlohmann::json& j, const std::string& what) { return from_json_at(j, what, 1); }
 
 // json.dumps string escaping (ESCAPE / ESCAPE_ASCII of Python's json module).
 static void json_string(std::string& out, const std::string& s, bool ensure_ascii) {
@@ -344,7 +370,7 @@ static std::string json_key(const Value& k) {
 
 static void json_dump(std::string& out, const Value& v, bool ensure_ascii, const std::string* indent,
                       const std::string& item_sep, const std::string& key_sep, bool sort_keys, int level) {
-  if (level > 500) fail("tojson: value nested too deeply");
+  if (level >= kMaxNesting) fail_nesting("tojson: value");
   auto newline = [&](int lv) {
     out.push_back('\n');
     for (int k = 0; k < lv; ++k) out += *indent;

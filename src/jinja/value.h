@@ -2,6 +2,7 @@
 // namespace objects and callables, with Python's truthiness, str/repr, equality and ordering.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -25,6 +26,13 @@ struct TemplateError {
 [[noreturn]] void fail(const std::string& message);
 // Fails with "template output exceeded the size limit" when n > max_bytes.
 void check_size(size_t n, size_t max_bytes);
+
+// How deeply values may nest: lists, tuples, dicts and objects inside one another, whether they
+// come from the caller's JSON (messages, tools, extra variables) or are built by the template.
+// Every walk over a value (str, repr, ==, ordering, tojson, destruction) recurses at most this
+// deep, so no input and no template can exhaust the stack through a value.
+inline constexpr int kMaxNesting = 128;
+[[noreturn]] void fail_nesting(const std::string& what);  // "<what> nested deeper than 128 levels"
 
 struct Value;
 struct Renderer;
@@ -69,6 +77,10 @@ struct Value {
   // reverse return): always true, no len(), no indexing, not JSON.
   bool lazy = false;
   View view = View::None;
+  // Containers: 1 + the deepest element (scalars are 0). Namespaces and cyclers, which can be
+  // changed after they are made, count the attributes they were made with; the renderer owns
+  // them and clears them at the end, so no chain of owners passes through one.
+  uint16_t depth = 0;
 
   Value() = default;
   static Value undefined(std::string hint = "") {
@@ -108,6 +120,7 @@ struct Value {
   static Value make_list(List x, bool tuple = false) {
     Value v;
     v.kind = tuple ? Kind::Tuple : Kind::List;
+    v.depth = nesting_of(x);
     v.list = std::make_shared<const List>(std::move(x));
     return v;
   }
@@ -119,22 +132,37 @@ struct Value {
   static Value make_dict(Dict x) {
     Value v;
     v.kind = Kind::Dict;
+    v.depth = nesting_of(x);
     v.dict = std::make_shared<const Dict>(std::move(x));
     return v;
   }
   static Value make_object(std::string type, Dict attrs) {
     Value v;
     v.kind = Kind::Object;
+    v.depth = nesting_of(attrs);
     v.obj = std::make_shared<Object>(Object{std::move(type), std::move(attrs)});
     return v;
   }
-  static Value callable(std::string name, NativeFn fn) {
+  // `captured`: the deepest value fn holds (a bound method's object, a joiner's separator).
+  static Value callable(std::string name, NativeFn fn, int captured = 0) {
     Value v;
     v.kind = Kind::Callable;
+    v.depth = checked_depth(captured + 1);
     v.fn = std::make_shared<const NativeFn>(std::move(fn));
     v.fname = std::make_shared<const std::string>(std::move(name));
     return v;
   }
+
+  static uint16_t checked_depth(int d) {
+    if (d > kMaxNesting) fail_nesting("value");
+    return uint16_t(d);
+  }
+  static uint16_t nesting_of(const List& items) {
+    int d = 0;
+    for (const Value& x : items) d = std::max<int>(d, x.depth);
+    return checked_depth(d + 1);
+  }
+  static uint16_t nesting_of(const Dict& d);
 
   bool is_undefined() const { return kind == Kind::Undefined; }
   bool is_none() const { return kind == Kind::None; }
@@ -159,7 +187,9 @@ std::string repr(const Value& v);       // repr(v)
 std::string float_repr(double d);       // repr(float)
 bool equal(const Value& a, const Value& b);
 int compare(const Value& a, const Value& b);  // <0, 0, >0; fails on unorderable types
-Value from_json(const nlohmann::ordered_json& j);
+// The caller's JSON as values; `what` names it in the error when it nests deeper than kMaxNesting.
+Value from_json(const nlohmann::ordered_json& j, const std::string& what);
+Value from_json(const nlohmann::json& j, const std::string& what);
 // json.dumps(v, ensure_ascii, indent, separators, sort_keys); indent < 0 means None.
 std::string to_json(const Value& v, bool ensure_ascii, const std::string* indent, const std::string& item_sep,
                     const std::string& key_sep, bool sort_keys);

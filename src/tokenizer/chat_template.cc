@@ -36,33 +36,45 @@ ChatTemplate::~ChatTemplate() = default;
 ChatTemplate::ChatTemplate(ChatTemplate&&) noexcept = default;
 ChatTemplate& ChatTemplate::operator=(ChatTemplate&&) noexcept = default;
 
-std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
-                                 bool add_generation_prompt, const nlohmann::ordered_json& extra_vars) const {
+namespace {
+
+// Both JSON flavours convert straight into values: converting one into the other first would
+// recurse over the caller's nesting before the depth limit is checked.
+template <typename Json>
+std::string render_with(const jinja::Template& tpl, const ChatTemplate::Limits& limits, const Json& messages,
+                        const Json& tools, bool add_generation_prompt, const Json& extra_vars) {
   if (!extra_vars.is_null() && !extra_vars.is_object())
     throw InputError("chat template: extra variables must be a JSON object");
   jinja::Renderer r;
-  r.limits = limits_;
+  r.limits = limits;
   r.frame = r.root = std::make_shared<jinja::Frame>();
   auto& vars = r.frame->vars;
-  vars["documents"] = jinja::Value::none();  // transformers always passes documents (None by default)
-  if (extra_vars.is_object())
-    for (auto it = extra_vars.begin(); it != extra_vars.end(); ++it) vars[it.key()] = jinja::from_json(it.value());
-  vars["messages"] = jinja::from_json(messages);
-  vars["tools"] = jinja::from_json(tools);
-  vars["add_generation_prompt"] = jinja::Value::boolean(add_generation_prompt);
   std::string out;
   try {
-    jinja::render(r, tpl_->body, out);
+    vars["documents"] = jinja::Value::none();  // transformers always passes documents (None by default)
+    if (extra_vars.is_object())
+      for (auto it = extra_vars.begin(); it != extra_vars.end(); ++it)
+        vars[it.key()] = jinja::from_json(it.value(), "extra variable '" + it.key() + "'");
+    vars["messages"] = jinja::from_json(messages, "messages");
+    vars["tools"] = jinja::from_json(tools, "tools");
+    vars["add_generation_prompt"] = jinja::Value::boolean(add_generation_prompt);
+    jinja::render(r, tpl.body, out);
   } catch (const jinja::TemplateError& e) {
     rethrow(e);
   }
   return out;
 }
 
+}  // namespace
+
+std::string ChatTemplate::render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
+                                 bool add_generation_prompt, const nlohmann::ordered_json& extra_vars) const {
+  return render_with(*tpl_, limits_, messages, tools, add_generation_prompt, extra_vars);
+}
+
 std::string ChatTemplate::render(const nlohmann::json& messages, const nlohmann::json& tools,
                                  bool add_generation_prompt, const nlohmann::json& extra_vars) const {
-  return render(nlohmann::ordered_json(messages), nlohmann::ordered_json(tools), add_generation_prompt,
-                nlohmann::ordered_json(extra_vars));
+  return render_with(*tpl_, limits_, messages, tools, add_generation_prompt, extra_vars);
 }
 
 std::string find_chat_template(const std::string& dir) {

@@ -18,6 +18,9 @@ namespace {
 using nlohmann::ordered_json;
 namespace fs = std::filesystem;
 
+// The template engine's own bound on nesting (jinja::kMaxNesting).
+constexpr int kMaxRequestNesting = 128;
+
 std::string read_text(const fs::path& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw FileError(path.string(), "cannot open");
@@ -120,13 +123,23 @@ int cmd_render_chat(int argc, char** argv) {
     };
     ordered_json req;
     try {
-      req = ordered_json::parse(line);
+      // Parsing into ordered_json recurses over the nesting of objects; a request deeper than
+      // the template engine accepts is refused before it is built.
+      req = ordered_json::parse(line, [&](int depth, ordered_json::parse_event_t event, ordered_json&) {
+        bool opens =
+            event == ordered_json::parse_event_t::object_start || event == ordered_json::parse_event_t::array_start;
+        if (opens && depth >= kMaxRequestNesting)
+          throw bad("request nested deeper than " + std::to_string(kMaxRequestNesting) + " levels");
+        return true;
+      });
     } catch (const ordered_json::parse_error& e) {
       throw bad(std::string("not valid JSON: ") + e.what());
     }
     if (!req.is_object()) throw bad("expected a JSON object");
     if (!req.contains("messages") || !req["messages"].is_array()) throw bad("\"messages\" must be an array");
-    ordered_json tools = req.contains("tools") ? req["tools"] : ordered_json();
+    // Moved, not copied: copying JSON recurses over its nesting, which is the template engine's
+    // to bound.
+    ordered_json tools = req.contains("tools") ? std::move(req["tools"]) : ordered_json();
     if (!tools.is_null() && !tools.is_array()) throw bad("\"tools\" must be an array or null");
     bool agp = false;
     if (req.contains("add_generation_prompt")) {
@@ -136,7 +149,8 @@ int cmd_render_chat(int argc, char** argv) {
     ordered_json vars = mc.special_tokens;
     if (req.contains("extra_vars") && !req["extra_vars"].is_null()) {
       if (!req["extra_vars"].is_object()) throw bad("\"extra_vars\" must be an object");
-      for (auto it = req["extra_vars"].begin(); it != req["extra_vars"].end(); ++it) vars[it.key()] = it.value();
+      for (auto it = req["extra_vars"].begin(); it != req["extra_vars"].end(); ++it)
+        vars[it.key()] = std::move(it.value());
     }
     std::string rendered;
     try {
