@@ -91,6 +91,7 @@ set(LLADA2_TEST_SOURCES
     tests/golden_forward_test.cc
     tests/golden_pipeline_test.cc
     tests/golden_trace_test.cc
+    tests/jinja_limits_test.cc
     tests/kernels_test.cc
     tests/kv_cache_test.cc
     tests/make_test_model_test.cc
