@@ -15,6 +15,7 @@
 
 #include "core/utf8.h"
 #include "llada2/error.h"
+#include "llada2/json.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/components.h"
 #include "tokenizer/unicode.h"
@@ -440,7 +441,7 @@ std::shared_ptr<Tokenizer::Impl> load_tokenizer_json(const std::string& path) {
   auto impl = std::make_shared<Tokenizer::Impl>();
   try {
     TokenizerJsonReader reader;
-    json::sax_parse(text, &reader);
+    sax_parse_json(text, &reader, path);
     if (!reader.saw_vocab) throw InputError("model has no \"vocab\" object");
     impl->load(reader.root, reader.vocab, reader.merges);
   } catch (const json::exception& e) {
@@ -465,7 +466,7 @@ Tokenizer Tokenizer::from_dir(const std::string& dir) {
   if (fs::exists(cfg_path)) {
     std::string p = cfg_path.string();
     try {
-      json cfg = json::parse(read_file(p));
+      json cfg = parse_json(read_file(p), p);
       if (!cfg.is_object()) throw InputError("not a JSON object");
       impl->bos = special_string(cfg, "bos_token");
       impl->eos = special_string(cfg, "eos_token");

@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "llada2/chat_template.h"
 #include "llada2/error.h"
+#include "llada2/json.h"
 
 namespace llada2::cli {
 namespace {
@@ -38,11 +39,7 @@ ModelChat load_model_chat(const fs::path& dir) {
   fs::path cfg_path = dir / "tokenizer_config.json", jinja_path = dir / "chat_template.jinja";
   ordered_json cfg = ordered_json::object();
   if (fs::exists(cfg_path)) {
-    try {
-      cfg = ordered_json::parse(read_text(cfg_path));
-    } catch (const ordered_json::parse_error& e) {
-      throw FileError(cfg_path.string(), std::string("not valid JSON: ") + e.what());
-    }
+    cfg = read_json_file(cfg_path.string());
     if (!cfg.is_object()) throw FileError(cfg_path.string(), "expected a JSON object");
   }
   if (fs::exists(jinja_path)) {
@@ -75,11 +72,7 @@ ModelChat load_model_chat(const fs::path& dir) {
   ordered_json map = ordered_json::object();
   fs::path map_path = dir / "special_tokens_map.json";
   if (fs::exists(map_path)) {
-    try {
-      map = ordered_json::parse(read_text(map_path));
-    } catch (const ordered_json::parse_error& e) {
-      throw FileError(map_path.string(), std::string("not valid JSON: ") + e.what());
-    }
+    map = read_json_file(map_path.string());
     if (!map.is_object()) throw FileError(map_path.string(), "expected a JSON object");
   }
   for (const ordered_json* src : {&cfg, &map}) {
@@ -135,12 +128,7 @@ int cmd_render_chat(int argc, char** argv) {
     auto bad = [&](const std::string& msg) {
       return InputError(where + " line " + std::to_string(lineno) + ": " + msg);
     };
-    ordered_json req;
-    try {
-      req = ordered_json::parse(line);
-    } catch (const ordered_json::parse_error& e) {
-      throw bad(std::string("not valid JSON: ") + e.what());
-    }
+    ordered_json req = parse_ordered_json(line, where + " line " + std::to_string(lineno));
     if (!req.is_object()) throw bad("expected a JSON object");
     if (!req.contains("messages") || !req["messages"].is_array()) throw bad("\"messages\" must be an array");
     ordered_json tools = req.contains("tools") ? req["tools"] : ordered_json();
