@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -688,6 +689,8 @@ pid_t start_cli_serve(const std::string& log, int* port) {
   if (pid == 0) {
     FILE* f = std::freopen(log.c_str(), "w", stderr);
     (void)f;
+    const rlimit no_core{0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
     execl(LLADA2_CLI_PATH, LLADA2_CLI_PATH, "serve", "--model", dir.c_str(), "--port", "0", "--threads", "1",
           static_cast<char*>(nullptr));
     _exit(127);
@@ -727,6 +730,21 @@ TEST(Server, CliServeAnswersAndStopsOnSigterm) {
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(Server, CliServeReportsAFatalSignal) {
+  const std::string log = chat_model_dir() + "/serve_crash_log.txt";
+  int port = 0;
+  const pid_t pid = start_cli_serve(log, &port);
+  ASSERT_GT(port, 0);
+  kill(pid, SIGSEGV);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGSEGV);
+  const std::string text = read_file(log);
+  EXPECT_NE(text.find("llada2: fatal signal SIGSEGV"), std::string::npos) << text;
+  EXPECT_NE(text.find("backtrace:"), std::string::npos) << text;
 }
 
 TEST(Server, CliServeHelp) {

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "llada2/crash.h"
 #include "llada2/error.h"
 #include "server/batcher.h"
 #include "server/connection.h"
@@ -106,8 +107,10 @@ std::string sse(const json& j) { return "data: " + dump(j) + "\n\n"; }
 
 void Server::Impl::handle_completion(const httplib::Request& req, httplib::Response& res, bool chat) {
   const std::string id = new_id(chat);
+  const CrashContext crash_context(id);
   auto job =
       std::make_shared<Job>(server::parse_completion_request(server::parse_request_body(req.body), chat, *pipe, opt));
+  job->id = id;
   const bool stream = job->request().stream;
   const int64_t created_at = unix_time();
   auto chunk = [this, id, created_at, chat](json choices) {
