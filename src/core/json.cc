@@ -1,8 +1,6 @@
 #include "llada2/json.h"
 
-#include <fstream>
-#include <sstream>
-
+#include "core/read_file.h"
 #include "llada2/error.h"
 
 namespace llada2 {
@@ -62,13 +60,6 @@ void sax_parse_json(std::string_view text, nlohmann::json::json_sax_t* sax, cons
   }
 }
 
-nlohmann::ordered_json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FileError(path, "cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw FileError(path, "read error");
-  return parse_ordered_json(ss.str(), path);
-}
+nlohmann::ordered_json read_json_file(const std::string& path) { return parse_ordered_json(read_file(path), path); }
 
 }  // namespace llada2

@@ -9,10 +9,9 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <unordered_map>
 
+#include "core/read_file.h"
 #include "core/utf8.h"
 #include "llada2/error.h"
 #include "llada2/json.h"
@@ -250,15 +249,6 @@ class TokenizerJsonReader : public json::json_sax_t {
   std::vector<std::string> stack_key_;  // the key each open container was stored under
   std::string key_, pending_key_;
 };
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw FileError(path, "cannot open");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) throw FileError(path, "read error");
-  return ss.str();
-}
 
 }  // namespace
 
