@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "llada2/json.h"
 #include "llada2/tokenizer.h"
 
 namespace {
@@ -35,7 +36,9 @@ std::vector<std::string> corpus(const std::string& name) {
   while (pos < all.size()) {
     size_t e = all.find('\n', pos);
     if (e == std::string::npos) e = all.size();
-    if (e > pos) texts.push_back(nlohmann::json::parse(all.substr(pos, e - pos)).at("text").get<std::string>());
+    if (e > pos)
+      texts.push_back(
+          llada2::parse_json(std::string_view(all).substr(pos, e - pos), cmd).at("text").get<std::string>());
     pos = e + 1;
   }
   return texts;

@@ -6,23 +6,26 @@
 
 #include "llada2/chat_template.h"
 #include "llada2/error.h"
+#include "llada2/json.h"
 
 namespace {
 
 const nlohmann::ordered_json& conversation() {
-  static const nlohmann::ordered_json msgs = nlohmann::ordered_json::parse(R"([
+  static const nlohmann::ordered_json msgs = llada2::parse_ordered_json(R"([
     {"role": "system", "content": "You are helpful."},
     {"role": "user", "content": "Hi <b>there</b> \u00e9\u4e2d\ud83d\ude00\n"},
     {"role": "assistant", "content": "<think>\nhmm\n</think>\n\nHello!",
      "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {"x": 1.5, "y": [true, null, "s"]}}}]},
     {"role": "tool", "content": "{\"ok\": 1}"}
-  ])");
+  ])",
+                                                                        "conversation");
   return msgs;
 }
 
 const nlohmann::ordered_json& tools() {
-  static const nlohmann::ordered_json t = nlohmann::ordered_json::parse(
-      R"([{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object", "properties": {"x": {"type": "number"}}}}}])");
+  static const nlohmann::ordered_json t = llada2::parse_ordered_json(
+      R"([{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object", "properties": {"x": {"type": "number"}}}}}])",
+      "tools");
   return t;
 }
 

@@ -371,9 +371,9 @@ TEST(SafetensorsMalformed, TruncatedFileOnDiskNamesThePath) {
 }
 
 TEST(SafetensorsMalformed, BadHeaderJson) {
-  EXPECT_HAS(parse_error(image("{\"a\": ")), "header is not valid JSON");
-  EXPECT_HAS(parse_error(image("{\"a\":1,}")), "header is not valid JSON");
-  EXPECT_HAS(parse_error(image(R"({"__metadata__":{"x":"y"},"a":1e999})")), "header is not valid JSON");
+  EXPECT_HAS(parse_error(image("{\"a\": ")), "bad.safetensors: not valid JSON");
+  EXPECT_HAS(parse_error(image("{\"a\":1,}")), "bad.safetensors: not valid JSON");
+  EXPECT_HAS(parse_error(image(R"({"__metadata__":{"x":"y"},"a":1e999})")), "bad.safetensors: not valid JSON");
 }
 
 TEST(SafetensorsMalformed, HeaderLengthPastEnd) {

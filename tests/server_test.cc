@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,62 +21,13 @@
 #include "llada2/pipeline.h"
 #include "llada2/server.h"
 #include "llada2/test_model.h"
+#include "server_test_util.h"
 #include "test_util.h"
 
 namespace llada2::testing {
 namespace {
 
 using json = nlohmann::json;
-
-std::shared_ptr<const Pipeline> chat_pipeline() {
-  static std::shared_ptr<const Pipeline> pipe =
-      std::make_shared<const Pipeline>(Pipeline::from_pretrained(chat_model_dir()));
-  return pipe;
-}
-
-std::unique_ptr<Server> start_server(ServerOptions o = {}) {
-  o.host = "127.0.0.1";
-  o.port = 0;
-  o.model_id = "tiny-chat";
-  auto s = std::make_unique<Server>(chat_pipeline(), o);
-  s->start();
-  return s;
-}
-
-httplib::Client client(const Server& s) {
-  httplib::Client c("127.0.0.1", s.port());
-  c.set_read_timeout(120, 0);
-  return c;
-}
-
-// A small generation: 16 tokens in blocks of 8.
-json small(json body) {
-  body["max_tokens"] = 16;
-  body["block_length"] = 8;
-  body["steps"] = 8;
-  body["seed"] = 3;
-  return body;
-}
-
-json chat_body() { return small({{"messages", {{{"role", "user"}, {"content", "Say something."}}}}}); }
-
-struct Reply {
-  int status = 0;
-  json body;
-};
-
-Reply post(const Server& s, const std::string& path, const std::string& body, const httplib::Headers& headers = {}) {
-  auto c = client(s);
-  auto r = c.Post(path.c_str(), headers, body, "application/json");
-  if (!r) return {-1, nullptr};
-  Reply out{r->status, nullptr};
-  if (!r->body.empty()) out.body = json::parse(r->body);
-  return out;
-}
-
-Reply post(const Server& s, const std::string& path, const json& body, const httplib::Headers& headers = {}) {
-  return post(s, path, body.dump(), headers);
-}
 
 struct SseEvent {
   std::string event;  // "" for plain data events
@@ -160,22 +112,6 @@ Streamed collect(const std::vector<SseEvent>& events, bool chat, int64_t index =
     s.last = j;
   }
   return s;
-}
-
-void expect_error(const Reply& r, int status, const std::string& code = "", const std::string& param = "") {
-  EXPECT_EQ(r.status, status);
-  ASSERT_TRUE(r.body.is_object()) << r.body;
-  ASSERT_TRUE(r.body.contains("error")) << r.body;
-  const json& e = r.body["error"];
-  EXPECT_TRUE(e["message"].is_string()) << e;
-  EXPECT_TRUE(e["type"].is_string()) << e;
-  EXPECT_TRUE(e.contains("param") && e.contains("code")) << e;
-  if (!code.empty()) {
-    EXPECT_EQ(e["code"], code) << e;
-  }
-  if (!param.empty()) {
-    EXPECT_EQ(e["param"], param) << e;
-  }
 }
 
 TEST(Server, HealthAndModels) {
@@ -744,33 +680,48 @@ TEST(Server, BatchingCanBeTurnedOff) {
 }
 
 // `llada2 serve` as a process: answers on the port it prints, exits 0 on SIGTERM.
-TEST(Server, CliServeAnswersAndStopsOnSigterm) {
+// `llada2 serve` on the chat model in a child process with its stderr in `log`; sets *port once it listens.
+pid_t start_cli_serve(const std::string& log, int* port) {
   chat_pipeline();  // writes the model folder
   const std::string dir = chat_model_dir();
-  const std::string log = dir + "/serve_log.txt";
   std::remove(log.c_str());
   pid_t pid = fork();
-  ASSERT_GE(pid, 0);
   if (pid == 0) {
     FILE* f = std::freopen(log.c_str(), "w", stderr);
     (void)f;
+    const rlimit no_core{0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
     execl(LLADA2_CLI_PATH, LLADA2_CLI_PATH, "serve", "--model", dir.c_str(), "--port", "0", "--threads", "1",
           static_cast<char*>(nullptr));
     _exit(127);
   }
+  const bool up = pid > 0 && wait_for([&] {
+                    const std::string text = read_file(log);
+                    const size_t at = text.find("http://127.0.0.1:");
+                    if (at == std::string::npos || text.find("/v1", at) == std::string::npos) return false;
+                    *port = std::atoi(text.c_str() + at + 17);
+                    return true;
+                  });
+  EXPECT_TRUE(up) << read_file(log);
+  return pid;
+}
+
+TEST(Server, CliServeAnswersAndStopsOnSigterm) {
+  const std::string log = chat_model_dir() + "/serve_log.txt";
   int port = 0;
-  ASSERT_TRUE(wait_for([&] {
-    std::ifstream in(log);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const size_t at = text.find("http://127.0.0.1:");
-    if (at == std::string::npos || text.find("/v1", at) == std::string::npos) return false;
-    port = std::atoi(text.c_str() + at + 17);
-    return true;
-  }));
+  const pid_t pid = start_cli_serve(log, &port);
+  ASSERT_GT(port, 0);
   httplib::Client c("127.0.0.1", port);
   auto m = c.Get("/v1/models");
   ASSERT_TRUE(m);
-  EXPECT_EQ(json::parse(m->body)["data"][0]["id"], std::filesystem::path(dir).filename().string());
+  EXPECT_EQ(json::parse(m->body)["data"][0]["id"], std::filesystem::path(chat_model_dir()).filename().string());
+  // A 40 KB body of 20,000 nested arrays: 400, and the process serves on.
+  auto deep = c.Post("/v1/chat/completions",
+                     "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\",\"x\":" + std::string(20000, '[') +
+                         std::string(20000, ']') + "}],\"max_tokens\":4}",
+                     "application/json");
+  ASSERT_TRUE(deep);
+  EXPECT_EQ(deep->status, 400);
   auto r = c.Post("/v1/chat/completions", chat_body().dump(), "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
@@ -779,6 +730,21 @@ TEST(Server, CliServeAnswersAndStopsOnSigterm) {
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(Server, CliServeReportsAFatalSignal) {
+  const std::string log = chat_model_dir() + "/serve_crash_log.txt";
+  int port = 0;
+  const pid_t pid = start_cli_serve(log, &port);
+  ASSERT_GT(port, 0);
+  kill(pid, SIGSEGV);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGSEGV);
+  const std::string text = read_file(log);
+  EXPECT_NE(text.find("llada2: fatal signal SIGSEGV"), std::string::npos) << text;
+  EXPECT_NE(text.find("backtrace:"), std::string::npos) << text;
 }
 
 TEST(Server, CliServeHelp) {

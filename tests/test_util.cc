@@ -88,6 +88,15 @@ std::string read_file(const std::filesystem::path& p) {
   return ss.str();
 }
 
+std::string nested_json(size_t depth, bool objects) {
+  std::string s;
+  s.reserve(depth * 6);
+  for (size_t i = 1; i < depth; ++i) s += objects ? "{\"a\":" : "[";
+  s += objects ? "{}" : "[]";
+  s.append(depth - 1, objects ? '}' : ']');
+  return s;
+}
+
 int run_cli(const std::string& args, std::string* out, std::string* err) {
   char errfile[] = "/tmp/llada2_cli_errXXXXXX";
   int fd = mkstemp(errfile);

@@ -36,6 +36,9 @@ std::filesystem::path fresh_temp_dir();
 
 std::string read_file(const std::filesystem::path& p);
 
+// JSON text of `depth` nested arrays ([[...]]) or objects ({"a":{"a":...{}}}), innermost empty.
+std::string nested_json(size_t depth, bool objects);
+
 // Runs the CLI with arguments; returns exit code, captures stdout (and stderr into err if given).
 int run_cli(const std::string& args, std::string* out, std::string* err = nullptr);
 

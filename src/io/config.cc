@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "llada2/error.h"
+#include "llada2/json.h"
 
 namespace llada2 {
 
@@ -120,12 +121,7 @@ std::optional<int64_t> first_id(const json& j, const char* key, const std::strin
 }  // namespace
 
 ModelConfig ModelConfig::from_json_text(const std::string& text, const std::string& label) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    throw FileError(label, std::string("not valid JSON: ") + e.what());
-  }
+  const json j = parse_json(text, label);
   if (!j.is_object()) throw FileError(label, "must be a JSON object");
   Reader r(j, label);
   ModelConfig c;

@@ -17,6 +17,7 @@
 
 #include "core/utf8.h"
 #include "llada2/error.h"
+#include "llada2/json.h"
 
 namespace llada2 {
 
@@ -88,12 +89,7 @@ std::map<std::string, TensorView> SafetensorsFile::parse(const uint8_t* bytes, s
   if (n > kMaxHeaderBytes) throw FileError(label, "header length " + std::to_string(n) + " is implausibly large");
   const char* hdr = reinterpret_cast<const char*>(bytes + 8);
   if (!utf8_valid(std::string_view(hdr, n))) throw FileError(label, "header is not valid UTF-8");
-  json j;
-  try {
-    j = json::parse(hdr, hdr + n);
-  } catch (const json::exception& e) {
-    throw FileError(label, std::string("header is not valid JSON: ") + e.what());
-  }
+  const json j = parse_json(std::string_view(hdr, n), label);
   if (!j.is_object()) throw FileError(label, "header must be a JSON object");
 
   const size_t data_start = 8 + size_t(n);
@@ -167,13 +163,7 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
   fs::path index = fs::path(dir) / "model.safetensors.index.json";
   std::map<std::string, std::string> weight_map;
   if (fs::exists(index)) {
-    std::ifstream in(index);
-    json j;
-    try {
-      j = json::parse(in);
-    } catch (const json::exception& e) {
-      throw FileError(index.string(), std::string("not valid JSON: ") + e.what());
-    }
+    const nlohmann::ordered_json j = read_json_file(index.string());
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
       throw FileError(index.string(), "missing object 'weight_map'");
     std::set<std::string> seen;

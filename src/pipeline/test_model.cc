@@ -10,6 +10,7 @@
 
 #include "core/thread_pool.h"
 #include "llada2/error.h"
+#include "llada2/json.h"
 #include "llada2/tokenizer.h"
 
 namespace llada2 {
@@ -240,7 +241,7 @@ namespace {
 // Grows the vocabulary to the tokenizer's (rounded up to 64) and drops the config's special ids.
 std::string with_tokenizer(const std::string& config_text, const std::string& tokenizer_dir) {
   const Tokenizer tok = Tokenizer::from_dir(tokenizer_dir);
-  nlohmann::ordered_json j = nlohmann::ordered_json::parse(config_text);
+  nlohmann::ordered_json j = parse_ordered_json(config_text, "config.json");
   const int64_t need = (tok.vocab_size() + 63) / 64 * 64;
   if (j["vocab_size"].get<int64_t>() < need) j["vocab_size"] = need;
   j.erase("mask_token_id");

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <set>
 
+#include "llada2/crash.h"
 #include "llada2/error.h"
 #include "server/text_stream.h"
 
@@ -202,6 +203,9 @@ void Batcher::work() {
       running_units_ += int64_t(batch.size());
       if (batch.size() > 1) batched_ += int64_t(batch.size());
     }
+    std::string ids;
+    for (const Unit& u : batch) ids += (ids.empty() ? "" : ",") + u.job->id;
+    const CrashContext crash_context(ids);
     try {
       run(batch);
     } catch (...) {  // anything outside the pipeline call (decoding, allocation): fail what is left

@@ -59,6 +59,8 @@ class Job {
   const GenerationStats& stats() const { return stats_; }
   int64_t batched_rows() const { return batched_rows_; }  // largest batch a unit of this job ran in
 
+  std::string id;  // the response id, named in crash reports
+
   // Set by the server for streaming jobs: formats a text delta / a canvas event as SSE text.
   std::function<std::string(int64_t index, const std::string& delta)> format_delta;
   std::function<std::string(int64_t index, int64_t block, const std::vector<int64_t>& tokens)> format_canvas;

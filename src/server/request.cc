@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "llada2/error.h"
+#include "llada2/json.h"
 
 namespace llada2::server {
 
@@ -20,6 +21,14 @@ json error_body(const ApiError& e) {
   err["param"] = e.param.empty() ? json(nullptr) : json(e.param);
   err["code"] = e.code.empty() ? json(nullptr) : json(e.code);
   return json{{"error", err}};
+}
+
+json parse_request_body(const std::string& body) {
+  try {
+    return parse_ordered_json(body, "the request body");
+  } catch (const InputError& e) {
+    throw invalid_request(e.what());
+  }
 }
 
 namespace {
@@ -108,6 +117,63 @@ void check_messages(const json& messages) {
   }
 }
 
+// OpenAI fields without an implementation here. Each is accepted only where it asks for what the
+// server does anyway (so clients that always send the default keep working); any other value gets
+// 400 rather than a reply that silently ignores it. Fields this server does not know at all are
+// ignored, as before, so that requests written for other servers still work.
+struct Unsupported {
+  const char* key;
+  bool (*is_default)(const json& v);
+  const char* why;
+};
+
+bool is_false(const json& v) { return v.is_boolean() && !v.get<bool>(); }
+bool is_zero(const json& v) { return v.is_number() && v.get<double>() == 0.0; }
+bool is_one(const json& v) { return v.is_number() && v.get<double>() == 1.0; }
+bool is_empty_object(const json& v) { return v.is_object() && v.empty(); }
+bool is_never(const json&) { return false; }
+bool is_text_format(const json& v) { return v.is_object() && v.size() == 1 && v.value("type", "") == "text"; }
+bool is_text_modality(const json& v) { return v == json::array({"text"}); }
+bool is_no_forced_call(const json& v) { return v == "none" || v == "auto"; }
+bool is_default_tier(const json& v) { return v == "auto" || v == "default"; }
+bool is_empty_array(const json& v) { return v.is_array() && v.empty(); }
+
+constexpr const char* kNoLogprobs =
+    "log-probabilities are not available: a diffusion model commits tokens out of order over refinement steps, so "
+    "the probability a token had when it was committed is not its probability given the text before it";
+
+const Unsupported kUnsupported[] = {
+    {"logprobs", is_false, kNoLogprobs},
+    {"top_logprobs", is_never, kNoLogprobs},
+    {"best_of", is_one, "is not supported beyond 1: ranking candidates needs log-probabilities; use `n`"},
+    {"frequency_penalty", is_zero, "is not supported: only 0 (no penalty)"},
+    {"presence_penalty", is_zero, "is not supported: only 0 (no penalty)"},
+    {"logit_bias", is_empty_object, "is not supported: only {} (no bias)"},
+    {"response_format", is_text_format,
+     "is not supported beyond {\"type\": \"text\"}: the output is not constrained to JSON"},
+    {"tool_choice", is_no_forced_call,
+     "is not supported beyond \"auto\" and \"none\": a tool call cannot be forced; the reply is plain text"},
+    {"function_call", is_no_forced_call,
+     "is not supported beyond \"auto\" and \"none\": a function call cannot be forced; the reply is plain text"},
+    {"functions", is_empty_array, "is not supported: pass the functions as `tools`"},
+    {"modalities", is_text_modality, "is not supported beyond [\"text\"]"},
+    {"audio", is_never, "is not supported: the model writes text only"},
+    {"prediction", is_never, "is not supported"},
+    {"reasoning_effort", is_never, "is not supported"},
+    {"verbosity", is_never, "is not supported"},
+    {"web_search_options", is_never, "is not supported"},
+    {"service_tier", is_default_tier, "is not supported beyond \"auto\" and \"default\": there is one tier"},
+    {"store", is_false, "is not supported: completions are not stored"},
+    {"echo", is_false, "is not supported: the prompt is not echoed"},
+    {"suffix", is_never, "is not supported: text after the insertion point cannot be given"},
+};
+
+void reject_unsupported(const json& body) {
+  for (const Unsupported& u : kUnsupported)
+    if (const json* v = field(body, u.key); v && !u.is_default(*v))
+      throw invalid_request(std::string("`") + u.key + "` " + u.why, u.key);
+}
+
 }  // namespace
 
 CompletionRequest parse_completion_request(const json& body, bool chat, const Pipeline& pipe,
@@ -116,6 +182,7 @@ CompletionRequest parse_completion_request(const json& body, bool chat, const Pi
   const Tokenizer* tok = pipe.tokenizer();
   if (!tok) throw ApiError(500, "the model has no tokenizer.json, so it cannot serve text", "server_error");
 
+  reject_unsupported(body);
   CompletionRequest r;
   r.chat = chat;
   if (const json* v = field(body, "model")) {
@@ -162,6 +229,7 @@ CompletionRequest parse_completion_request(const json& body, bool chat, const Pi
   if (const json* v = field(body, "llada2_canvas")) r.canvas = bool_field(*v, "llada2_canvas");
   if (const json* v = field(body, "stream_options")) {
     if (!v->is_object()) throw invalid_request("`stream_options` must be an object", "stream_options");
+    if (!r.stream) throw invalid_request("`stream_options` is only allowed with \"stream\": true", "stream_options");
     if (const json* u = field(*v, "include_usage")) r.usage_chunk = bool_field(*u, "stream_options.include_usage");
   }
   if (const json* v = field(body, "stop")) {

@@ -40,6 +40,9 @@ struct CompletionRequest {
   GenerateOptions gen;  // everything but input_ids and the callback
 };
 
+// The JSON of a request body; throws ApiError 400 when it is not JSON or nests deeper than kMaxJsonDepth.
+nlohmann::ordered_json parse_request_body(const std::string& body);
+
 // Validates `body` (the parsed JSON of a /v1/completions or /v1/chat/completions request) and
 // tokenizes its prompt; throws ApiError (400, or 404 for another model).
 CompletionRequest parse_completion_request(const nlohmann::ordered_json& body, bool chat, const Pipeline& pipe,

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "llada2/crash.h"
 #include "llada2/error.h"
 #include "server/batcher.h"
 #include "server/connection.h"
@@ -105,15 +106,12 @@ std::string sse(const json& j) { return "data: " + dump(j) + "\n\n"; }
 }  // namespace
 
 void Server::Impl::handle_completion(const httplib::Request& req, httplib::Response& res, bool chat) {
-  json body;
-  try {
-    body = json::parse(req.body);
-  } catch (const json::parse_error& e) {
-    throw server::invalid_request(std::string("the request body is not valid JSON: ") + e.what());
-  }
-  auto job = std::make_shared<Job>(server::parse_completion_request(body, chat, *pipe, opt));
-  const bool stream = job->request().stream;
   const std::string id = new_id(chat);
+  const CrashContext crash_context(id);
+  auto job =
+      std::make_shared<Job>(server::parse_completion_request(server::parse_request_body(req.body), chat, *pipe, opt));
+  job->id = id;
+  const bool stream = job->request().stream;
   const int64_t created_at = unix_time();
   auto chunk = [this, id, created_at, chat](json choices) {
     return json{{"id", id},

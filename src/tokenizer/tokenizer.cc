@@ -9,13 +9,13 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <unordered_map>
 
+#include "core/read_file.h"
 #include "core/utf8.h"
 #include "llada2/chat_template.h"
 #include "llada2/error.h"
+#include "llada2/json.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/components.h"
 #include "tokenizer/unicode.h"
@@ -251,15 +251,6 @@ class TokenizerJsonReader : public json::json_sax_t {
   std::string key_, pending_key_;
 };
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw FileError(path, "cannot open");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) throw FileError(path, "read error");
-  return ss.str();
-}
-
 }  // namespace
 
 struct Tokenizer::Impl {
@@ -441,7 +432,7 @@ std::shared_ptr<Tokenizer::Impl> load_tokenizer_json(const std::string& path) {
   auto impl = std::make_shared<Tokenizer::Impl>();
   try {
     TokenizerJsonReader reader;
-    json::sax_parse(text, &reader);
+    sax_parse_json(text, &reader, path);
     if (!reader.saw_vocab) throw InputError("model has no \"vocab\" object");
     impl->load(reader.root, reader.vocab, reader.merges);
   } catch (const json::exception& e) {
@@ -466,7 +457,7 @@ Tokenizer Tokenizer::from_dir(const std::string& dir) {
   if (fs::exists(cfg_path)) {
     std::string p = cfg_path.string();
     try {
-      json cfg = json::parse(read_file(p));
+      json cfg = parse_json(read_file(p), p);
       if (!cfg.is_object()) throw InputError("not a JSON object");
       impl->bos = special_string(cfg, "bos_token");
       impl->eos = special_string(cfg, "eos_token");

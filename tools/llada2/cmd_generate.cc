@@ -2,7 +2,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <sstream>
 
@@ -12,22 +11,13 @@
 #include "live_view.h"
 #include "llada2/call_json.h"
 #include "llada2/error.h"
+#include "llada2/json.h"
 #include "llada2/pipeline.h"
 #include "progress.h"
 
 namespace llada2::cli {
 
 namespace {
-
-nlohmann::ordered_json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path + ": cannot open");
-  try {
-    return nlohmann::ordered_json::parse(in);
-  } catch (const nlohmann::ordered_json::parse_error& e) {
-    throw InputError(path + ": not valid JSON: " + e.what());
-  }
-}
 
 std::vector<int64_t> parse_id_list(const std::string& s) {
   std::vector<int64_t> ids;

@@ -11,15 +11,13 @@
 #include "commands.h"
 #include "llada2/chat_template.h"
 #include "llada2/error.h"
+#include "llada2/json.h"
 
 namespace llada2::cli {
 namespace {
 
 using nlohmann::ordered_json;
 namespace fs = std::filesystem;
-
-// The template engine's own bound on nesting (jinja::kMaxNesting).
-constexpr int kMaxRequestNesting = 128;
 
 std::string read_text(const fs::path& path) {
   std::ifstream f(path, std::ios::binary);
@@ -41,11 +39,7 @@ ModelChat load_model_chat(const fs::path& dir) {
   fs::path cfg_path = dir / "tokenizer_config.json";
   ordered_json cfg = ordered_json::object();
   if (fs::exists(cfg_path)) {
-    try {
-      cfg = ordered_json::parse(read_text(cfg_path));
-    } catch (const ordered_json::parse_error& e) {
-      throw FileError(cfg_path.string(), std::string("not valid JSON: ") + e.what());
-    }
+    cfg = read_json_file(cfg_path.string());
     if (!cfg.is_object()) throw FileError(cfg_path.string(), "expected a JSON object");
   }
   mc.source = find_chat_template(dir.string());
@@ -61,11 +55,7 @@ ModelChat load_model_chat(const fs::path& dir) {
   ordered_json map = ordered_json::object();
   fs::path map_path = dir / "special_tokens_map.json";
   if (fs::exists(map_path)) {
-    try {
-      map = ordered_json::parse(read_text(map_path));
-    } catch (const ordered_json::parse_error& e) {
-      throw FileError(map_path.string(), std::string("not valid JSON: ") + e.what());
-    }
+    map = read_json_file(map_path.string());
     if (!map.is_object()) throw FileError(map_path.string(), "expected a JSON object");
   }
   for (const ordered_json* src : {&cfg, &map}) {
@@ -121,20 +111,7 @@ int cmd_render_chat(int argc, char** argv) {
     auto bad = [&](const std::string& msg) {
       return InputError(where + " line " + std::to_string(lineno) + ": " + msg);
     };
-    ordered_json req;
-    try {
-      // Parsing into ordered_json recurses over the nesting of objects; a request deeper than
-      // the template engine accepts is refused before it is built.
-      req = ordered_json::parse(line, [&](int depth, ordered_json::parse_event_t event, ordered_json&) {
-        bool opens =
-            event == ordered_json::parse_event_t::object_start || event == ordered_json::parse_event_t::array_start;
-        if (opens && depth >= kMaxRequestNesting)
-          throw bad("request nested deeper than " + std::to_string(kMaxRequestNesting) + " levels");
-        return true;
-      });
-    } catch (const ordered_json::parse_error& e) {
-      throw bad(std::string("not valid JSON: ") + e.what());
-    }
+    ordered_json req = parse_ordered_json(line, where + " line " + std::to_string(lineno));
     if (!req.is_object()) throw bad("expected a JSON object");
     if (!req.contains("messages") || !req["messages"].is_array()) throw bad("\"messages\" must be an array");
     // Moved, not copied: copying JSON recurses over its nesting, which is the template engine's

@@ -8,6 +8,7 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "llada2/error.h"
+#include "llada2/json.h"
 #include "llada2/tokenizer.h"
 
 namespace llada2::cli {
@@ -30,12 +31,7 @@ void for_each_jsonl(const std::string& path, F&& f) {
   while (std::getline(*in, line)) {
     ++n;
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::parse_error& e) {
-      throw InputError(path + ":" + std::to_string(n) + ": not a JSON object: " + e.what());
-    }
+    const json j = parse_json(line, path + ":" + std::to_string(n));
     if (!j.is_object()) throw InputError(path + ":" + std::to_string(n) + ": expected a JSON object");
     try {
       f(n, j);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "commands.h"
+#include "llada2/crash.h"
 #include "llada2/error.h"
 
 namespace {
@@ -37,6 +38,7 @@ void usage(FILE* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  llada2::install_crash_handler();
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
