@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages llada2.cpp needs to build and test.
 set -euo pipefail
-pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+pkgs=(build-essential cmake ninja-build pkg-config clang clang-format libclang-rt-14-dev
       nlohmann-json3-dev libcli11-dev libpcre2-dev libgtest-dev libgmock-dev libbenchmark-dev
       libutf8proc-dev zlib1g-dev libcpp-httplib-dev nodejs)
 missing=()
