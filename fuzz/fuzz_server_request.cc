@@ -1,5 +1,5 @@
 // Fuzzes the server's request validation: the input is an HTTP request body for
-// /v1/chat/completions (first byte odd) or /v1/completions, parsed as JSON and turned into a
+// /v1/chat/completions (first byte odd) or /v1/completions, parsed as the server does and turned into a
 // generation request against a tiny model that carries the synthetic Ling-style tokenizer and
 // chat template (so messages are rendered and prompts tokenized; nothing is generated). Every
 // rejection must be an ApiError; crashes, hangs and other exceptions are bugs.
@@ -40,11 +40,11 @@ const llada2::Pipeline& pipeline() {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const bool chat = data[0] & 1;
-  const auto body = nlohmann::ordered_json::parse(data + 1, data + size, nullptr, false);
-  if (body.is_discarded()) return 0;
   llada2::ServerOptions opt;
   opt.model_id = "tiny";
   try {
+    const auto body =
+        llada2::server::parse_request_body(std::string(reinterpret_cast<const char*>(data + 1), size - 1));
     llada2::server::CompletionRequest r = llada2::server::parse_completion_request(body, chat, pipeline(), opt);
     if (r.prompts.empty() || r.n < 1) std::abort();
   } catch (const llada2::server::ApiError&) {}
