@@ -55,6 +55,7 @@ set(LLADA2_TEXT_SOURCES
 )
 set(LLADA2_PIPELINE_SOURCES
     src/pipeline/call_json.cc
+    src/pipeline/eval.cc
     src/pipeline/pipeline.cc
     src/pipeline/prompt.cc
     src/pipeline/resolve.cc
@@ -72,12 +73,14 @@ set(LLADA2_SERVER_SOURCES
 set(LLADA2_CLI_SOURCES
     tools/llada2/cmd_bench.cc
     tools/llada2/cmd_chat.cc
+    tools/llada2/cmd_eval.cc
     tools/llada2/cmd_generate.cc
     tools/llada2/cmd_make_test_model.cc
     tools/llada2/cmd_quantize.cc
     tools/llada2/cmd_render_chat.cc
     tools/llada2/cmd_serve.cc
     tools/llada2/cmd_tokenizer.cc
+    tools/llada2/default_model.cc
     tools/llada2/gen_flags.cc
     tools/llada2/live_view.cc
     tools/llada2/main.cc
@@ -89,9 +92,11 @@ set(LLADA2_TEST_SOURCES
     tests/chat_template_construct_test.cc
     tests/chat_template_extra_test.cc
     tests/chat_template_golden_test.cc
+    tests/cli_eval_test.cc
     tests/cli_generate_test.cc
     tests/config_test.cc
     tests/crash_test.cc
+    tests/eval_test.cc
     tests/golden_forward_test.cc
     tests/golden_pipeline_test.cc
     tests/golden_trace_test.cc

@@ -751,7 +751,8 @@ TEST(Server, CliServeHelp) {
   std::string out;
   EXPECT_EQ(run_cli("serve --help", &out), 0);
   EXPECT_NE(out.find("--parallel"), std::string::npos);
-  EXPECT_EQ(run_cli("serve", &out), 2);
+  EXPECT_EQ(run_cli("serve --port 70000", &out), 2);
+  EXPECT_EQ(run_cli("serve --model /nonexistent/checkpoint", &out), 2);
 }
 
 }  // namespace

@@ -13,7 +13,7 @@ import tasks
 import tokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WEIGHTS = {"add_sub": 0.22, "multiply": 0.26, "sort": 0.2, "sudoku": 0.14, "tool_call": 0.1, "tool_answer": 0.08}
+WEIGHTS = {"add_sub": 0.3, "multiply": 0.3, "sort": 0.2, "sudoku": 0.12, "tool_call": 0.05, "tool_answer": 0.03}
 
 
 def run_engine(engine, args, lines):

@@ -168,19 +168,15 @@ class Moe(nn.Module):
         chosen, w = self.gate(x)
         counted = chosen if valid is None else chosen[valid.reshape(-1)]
         self.load = torch.bincount(counted.flatten(), minlength=self.c["num_experts"])
-        counts = torch.bincount(chosen.flatten(), minlength=self.c["num_experts"]).tolist()
-        out = torch.zeros(x.shape[0], x.shape[1], dtype=torch.float32)
+        # One gather of every (token, expert) slot sorted by expert, each expert on its contiguous rows,
+        # one scatter back: the backward pass then has one index operation instead of one per expert.
         flat = chosen.flatten()
         order = torch.argsort(flat, stable=True)
-        start = 0
-        for e, cnt in enumerate(counts):
-            if cnt == 0:
-                continue
-            slots = order[start:start + cnt]
-            start += cnt
-            rows = slots // chosen.shape[1]
-            y = self.experts[e](x[rows]).float() * w.flatten()[slots].unsqueeze(-1)
-            out.index_add_(0, rows, y)
+        token = order // chosen.shape[1]
+        counts = torch.bincount(flat, minlength=self.c["num_experts"]).tolist()
+        parts = [self.experts[e](rows) for e, rows in enumerate(torch.split(x[token], counts)) if counts[e]]
+        y = torch.cat(parts).float() * w.flatten()[order].unsqueeze(-1)
+        out = torch.zeros(x.shape[0], x.shape[1], dtype=torch.float32).index_add_(0, token, y)
         out = out + self.shared_experts(x).float()
         return out.to(x.dtype).view(shape)
 

@@ -70,26 +70,43 @@ def layout(ids, p, blk, eos, mask_id, rng, pool):
     return ids_row, pos_row, noisy, pos_row // blk, labels, weights
 
 
-def collate(rows, eos):
-    L = max(len(r[0]) for r in rows)
-    B = len(rows)
+def collate(rows, eos, pack=0):
+    """Pads the rows into a batch with their attention bias. With pack > 0, several rows share a batch row
+    (first fit, longest first, up to `pack` positions) and a document id keeps them from seeing each other,
+    so short rows are not padded to the longest one."""
+    bins = []
+    for r in sorted(rows, key=lambda r: -len(r[0])) if pack else rows:
+        for b in bins:
+            if pack and sum(len(x[0]) for x in b) + len(r[0]) <= pack:
+                b.append(r)
+                break
+        else:
+            bins.append([r])
+    L = max(sum(len(x[0]) for x in b) for b in bins)
+    B = len(bins)
     ids = np.full((B, L), eos, np.int64)
     pos = np.zeros((B, L), np.int64)
     noisy = np.zeros((B, L), bool)
     blk = np.full((B, L), -1, np.int64)
+    doc = np.full((B, L), -1, np.int64)
     valid = np.zeros((B, L), bool)
     labels = np.full((B, L), -100, np.int64)
     weights = np.zeros((B, L), np.float32)
-    for i, (a, p, nz, bk, lb, w) in enumerate(rows):
-        k = len(a)
-        ids[i, :k], pos[i, :k], noisy[i, :k], blk[i, :k], labels[i, :k], weights[i, :k] = a, p, nz, bk, lb, w
-        valid[i, :k] = True
+    for i, b in enumerate(bins):
+        o = 0
+        for d, (a, p, nz, bk, lb, w) in enumerate(b):
+            k = len(a)
+            sl = slice(o, o + k)
+            ids[i, sl], pos[i, sl], noisy[i, sl], blk[i, sl], labels[i, sl], weights[i, sl] = a, p, nz, bk, lb, w
+            doc[i, sl] = d
+            valid[i, sl] = True
+            o += k
     t = lambda a: torch.from_numpy(a)  # noqa: E731
-    ids, pos, noisy, blk, valid, labels, weights = map(t, (ids, pos, noisy, blk, valid, labels, weights))
+    ids, pos, noisy, blk, doc, valid, labels, weights = map(t, (ids, pos, noisy, blk, doc, valid, labels, weights))
     nq, nk = noisy[:, :, None], noisy[:, None, :]
     bq, bk = blk[:, :, None], blk[:, None, :]
     allow = (nq & nk & (bq == bk)) | (nq & ~nk & (bq > bk)) | (~nq & ~nk & (bq >= bk))
-    allow &= valid[:, None, :]
+    allow &= valid[:, None, :] & (doc[:, :, None] == doc[:, None, :])
     allow |= torch.eye(L, dtype=torch.bool)[None]
     bias = torch.zeros(B, 1, L, L).masked_fill(~allow[:, None], torch.finfo(torch.float32).min)
     return ids, pos, bias, labels, weights, valid
@@ -154,8 +171,9 @@ def main():
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--examples", type=int, default=400000, help="training examples generated")
-    ap.add_argument("--short-rows", type=int, default=40, help="rows of short tasks per step")
-    ap.add_argument("--long-rows", type=int, default=6, help="rows of tool tasks per step")
+    ap.add_argument("--short-rows", type=int, default=64, help="rows of short tasks per step")
+    ap.add_argument("--long-rows", type=int, default=3, help="rows of tool tasks per step")
+    ap.add_argument("--pack", type=int, default=256, help="positions per packed batch row of the short tasks")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--bias-rate", type=float, default=5e-3, help="expert-bias update per step")
     ap.add_argument("--threads", type=int, default=2)
@@ -204,7 +222,7 @@ def main():
         batches = []
         for group, k in [("short", args.short_rows), ("long", args.long_rows)]:
             rows = [layout(ids, p, blk, eos, mask_id, rng, sampler.pool) for ids, p in sampler.take(group, k)]
-            batches.append(collate(rows, eos))
+            batches.append(collate(rows, eos, args.pack if group == "short" else 0))
         total_w = sum(float(b[4].sum()) for b in batches)
         opt.zero_grad(set_to_none=True)
         loss_sum = 0.0

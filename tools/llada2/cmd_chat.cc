@@ -7,6 +7,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "default_model.h"
 #include "gen_flags.h"
 #include "live_view.h"
 #include "llada2/call_json.h"
@@ -24,12 +25,18 @@ int cmd_chat(int argc, char** argv) {
       "llada2 chat"};
   std::string model_dir, system;
   bool no_visual = false;
+  int frame_ms = 60;
   GenerationFlags flags;
-  app.add_option("-m,--model", model_dir, "checkpoint folder with tokenizer.json and a chat template")->required();
+  app.add_option("-m,--model", model_dir,
+                 "checkpoint folder with tokenizer.json and a chat template (default: the bundled demo model)");
   app.add_option("--system", system, "a system message placed before the conversation");
   app.add_flag("--no-visual", no_visual, "print each answer when it is done instead of the live view");
+  app.add_option("--frame-ms", frame_ms,
+                 "live view: show each refinement step at least this long (default 60; 0: full speed)")
+      ->check(CLI::Range(0, 10000));
   flags.add(app, "512");
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
+  model_dir = resolve_model_dir(model_dir, "chat");
 
   nlohmann::ordered_json call = {{"gen_length", 512}};
   flags.apply(app, call);
@@ -72,7 +79,7 @@ int cmd_chat(int argc, char** argv) {
     try {
       ResolvedCall run = pipe.resolve(spec.options);
       if (tty_out && !no_visual) {
-        view = std::make_unique<LiveView>(*pipe.tokenizer(), run, stdout);
+        view = std::make_unique<LiveView>(*pipe.tokenizer(), run, stdout, frame_ms);
         view->attach(run.options);
       } else if (status) {
         attach_status_line(run);

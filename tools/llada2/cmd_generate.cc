@@ -7,6 +7,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "default_model.h"
 #include "gen_flags.h"
 #include "live_view.h"
 #include "llada2/call_json.h"
@@ -52,19 +53,25 @@ int cmd_generate(int argc, char** argv) {
       "llada2 generate"};
   std::string model_dir, call_file, prompt, messages_file, input_ids;
   bool json_out = false, visual = false;
+  int frame_ms = 120;
   GenerationFlags flags;
-  app.add_option("-m,--model", model_dir, "checkpoint folder (config.json + *.safetensors [+ tokenizer.json])")
-      ->required();
+  app.add_option("-m,--model", model_dir,
+                 "checkpoint folder (config.json + *.safetensors [+ tokenizer.json]; default: the bundled demo model)");
   app.add_option("--call", call_file,
                  "JSON file with the pipeline arguments (e.g. {\"input_ids\": [[...]], \"gen_length\": 32})");
   app.add_flag("--json", json_out, "print exactly one JSON object: {sequences, texts, stats}");
   app.add_flag("--visual", visual, "show the diffusion live on the terminal (masked cells filling in, edits in place)");
+  app.add_option("--frame-ms", frame_ms,
+                 "with --visual: show each refinement step at least this long, so that a fast model can be watched "
+                 "(default 120; 0: full speed)")
+      ->check(CLI::Range(0, 10000));
   app.add_option("-p,--prompt", prompt, "prompt text (needs the checkpoint's tokenizer)");
   app.add_option("--messages", messages_file,
                  "JSON file with one conversation [{role, content}, ...] (needs a tokenizer)");
   app.add_option("--input-ids", input_ids, "comma-separated prompt token ids, e.g. 12,7,99");
   flags.add(app, "2048");
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
+  model_dir = resolve_model_dir(model_dir, "generate");
 
   nlohmann::ordered_json call = call_file.empty() ? nlohmann::ordered_json::object() : read_json_file(call_file);
   if (!call.is_object()) throw InputError(call_file + ": must contain a JSON object of pipeline arguments");
@@ -99,7 +106,7 @@ int cmd_generate(int argc, char** argv) {
     if (!pipe.tokenizer()) throw InputError("--visual needs the checkpoint's tokenizer.json");
     if (run.options.callback_on_step_end_tensor_inputs)
       throw InputError("--visual cannot be combined with callback_on_step_end_tensor_inputs");
-    view = std::make_unique<LiveView>(*pipe.tokenizer(), run, json_out ? stderr : stdout);
+    view = std::make_unique<LiveView>(*pipe.tokenizer(), run, json_out ? stderr : stdout, frame_ms);
     view->attach(run.options);
   }
   // On a terminal, a status line shows how far a long generation is.

@@ -19,14 +19,6 @@ namespace {
 using nlohmann::ordered_json;
 namespace fs = std::filesystem;
 
-std::string read_text(const fs::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw FileError(path.string(), "cannot open");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 // The template (found as the tokenizer finds it) and the special-token variables transformers
 // passes to it.
 struct ModelChat {

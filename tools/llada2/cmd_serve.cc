@@ -10,6 +10,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "default_model.h"
 #include "llada2/runtime.h"
 #include "llada2/server.h"
 #include "progress.h"
@@ -22,8 +23,8 @@ int cmd_serve(int argc, char** argv) {
   std::string model_dir;
   ServerOptions o;
   int threads = 0;
-  app.add_option("-m,--model", model_dir, "checkpoint folder (config.json + *.safetensors + tokenizer.json)")
-      ->required();
+  app.add_option("-m,--model", model_dir,
+                 "checkpoint folder (config.json + *.safetensors + tokenizer.json; default: the bundled demo model)");
   app.add_option("--host", o.host, "address to listen on (default 127.0.0.1)");
   app.add_option("--port", o.port, "TCP port (default 8080; 0 picks a free one)")->check(CLI::Range(0, 65535));
   app.add_option("--api-key", o.api_key, "require \"Authorization: Bearer KEY\" on /v1/*");
@@ -43,6 +44,7 @@ int cmd_serve(int argc, char** argv) {
   ActivationFlags activations;
   activations.add(app);
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
+  model_dir = resolve_model_dir(model_dir, "serve");
   if (o.default_max_tokens > o.max_tokens_limit) o.default_max_tokens = o.max_tokens_limit;
   if (threads > 0) runtime::set_threads(threads);
   activations.apply(app);

@@ -13,5 +13,6 @@ int cmd_tokenize(int argc, char** argv);
 int cmd_detokenize(int argc, char** argv);
 int cmd_render_chat(int argc, char** argv);
 int cmd_serve(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
 
 }  // namespace llada2::cli

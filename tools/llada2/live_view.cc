@@ -1,6 +1,7 @@
 #include "live_view.h"
 
 #include <algorithm>
+#include <thread>
 
 namespace llada2::cli {
 
@@ -16,13 +17,14 @@ std::string complete_utf8(const std::string& s) {
 
 }  // namespace
 
-LiveView::LiveView(const Tokenizer& tok, const ResolvedCall& call, std::FILE* out)
+LiveView::LiveView(const Tokenizer& tok, const ResolvedCall& call, std::FILE* out, int frame_ms)
     : tok_(tok),
       mask_id_(call.mask_token_id),
       eos_id_(call.eos_token_id),
       prompt_length_(call.prompt_length()),
       block_length_(call.block_length),
-      out_(out) {}
+      out_(out),
+      frame_ms_(frame_ms) {}
 
 std::string LiveView::cell_text(int64_t id) const {
   if (id == mask_id_) return "\xE2\x96\x91";  // ░
@@ -64,6 +66,11 @@ void LiveView::attach(GenerateOptions& o) {
     std::fputs(line.c_str(), out_);
     std::fflush(out_);
     live_line_ = true;
+    if (frame_ms_ > 0) {
+      const auto due = last_frame_ + std::chrono::milliseconds(frame_ms_);
+      std::this_thread::sleep_until(due);
+      last_frame_ = std::max(due, std::chrono::steady_clock::now());
+    }
     return CallbackResult{};
   };
 }

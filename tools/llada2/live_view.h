@@ -2,6 +2,7 @@
 // redrawn in place on one line each step (masked cells as ░, commits and edits appearing).
 #pragma once
 
+#include <chrono>
 #include <cstdio>
 #include <string>
 
@@ -12,8 +13,9 @@ namespace llada2::cli {
 
 class LiveView {
  public:
-  // Shows row 0 of the call's generation.
-  LiveView(const Tokenizer& tok, const ResolvedCall& call, std::FILE* out);
+  // Shows row 0 of the call's generation. Each step's frame stays at least `frame_ms` milliseconds
+  // (a small model refines faster than an eye can follow; 0: as fast as it runs).
+  LiveView(const Tokenizer& tok, const ResolvedCall& call, std::FILE* out, int frame_ms = 0);
 
   // The step callback that draws (asks for "block_x").
   void attach(GenerateOptions& o);
@@ -32,6 +34,8 @@ class LiveView {
   std::FILE* out_;
   std::string printed_;  // final text already on the terminal
   bool live_line_ = false;
+  int frame_ms_ = 0;
+  std::chrono::steady_clock::time_point last_frame_{};
 };
 
 }  // namespace llada2::cli

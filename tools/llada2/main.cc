@@ -24,6 +24,7 @@ const Command kCommands[] = {
     {"detokenize", llada2::cli::cmd_detokenize, "decode token ids with a checkpoint's tokenizer.json"},
     {"render-chat", llada2::cli::cmd_render_chat, "render chat messages with the checkpoint's chat template"},
     {"serve", llada2::cli::cmd_serve, "serve the model over an OpenAI-compatible HTTP API"},
+    {"eval", llada2::cli::cmd_eval, "measure answer accuracy on a task file, over a grid of decoding settings"},
     {"make-test-model", llada2::cli::cmd_make_test_model, "write a random-weight checkpoint for tests and benchmarks"},
     {"quantize", llada2::cli::cmd_quantize, "write a q8 / q4 quantized copy of a checkpoint"},
 };
