@@ -221,6 +221,8 @@ def main():
         blk = int(rng.choice(BLOCK_CHOICES[0], p=BLOCK_CHOICES[1]))
         batches = []
         for group, k in [("short", args.short_rows), ("long", args.long_rows)]:
+            if k == 0 or len(sampler.groups[group]) == 0:
+                continue
             rows = [layout(ids, p, blk, eos, mask_id, rng, sampler.pool) for ids, p in sampler.take(group, k)]
             batches.append(collate(rows, eos, args.pack if group == "short" else 0))
         total_w = sum(float(b[4].sum()) for b in batches)
