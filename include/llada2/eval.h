@@ -78,6 +78,10 @@ struct RunResult {
   std::vector<Failure> failures;
 };
 
+// The pipeline arguments of a run: `base_call` with the settings' keys on top ("bf16_activations" is not a
+// pipeline argument and is left out), seed 0 unless given. Throws InputError for an invalid call.
+nlohmann::ordered_json call_for(const nlohmann::ordered_json& base_call, const nlohmann::ordered_json& settings);
+
 // Runs every item with the base call arguments + `settings` (settings keys are pipeline arguments, or
 // "bf16_activations" = true/false for the arithmetic mode). `progress(done, total)` after each item.
 RunResult run(const Pipeline& pipe, const std::vector<Item>& items, const nlohmann::ordered_json& base_call,

@@ -315,62 +315,76 @@ json TaskScore::to_json() const {
           {"tokens_per_second", seconds > 0 ? double(tokens) / seconds : 0.0}};
 }
 
+ordered_json call_for(const ordered_json& base_call, const ordered_json& settings) {
+  ordered_json call = base_call;
+  for (const auto& [k, v] : settings.items())
+    if (k != "bf16_activations") call[k] = v;
+  if (!call.contains("seed")) call["seed"] = 0;
+  parse_call_json(call);
+  return call;
+}
+
+namespace {
+
+// Sets the process-wide arithmetic mode for a run and puts back the previous one after it.
+class Bf16Scope {
+ public:
+  explicit Bf16Scope(const ordered_json& settings) : before_(runtime::bf16_activations()) {
+    auto it = settings.find("bf16_activations");
+    if (it == settings.end()) return;
+    if (!it->is_boolean()) throw InputError("--sweep bf16_activations: expected on/off or true/false");
+    runtime::set_bf16_activations(it->get<bool>());
+  }
+  ~Bf16Scope() { runtime::set_bf16_activations(before_); }
+  Bf16Scope(const Bf16Scope&) = delete;
+  Bf16Scope& operator=(const Bf16Scope&) = delete;
+
+ private:
+  bool before_;
+};
+
+}  // namespace
+
 RunResult run(const Pipeline& pipe, const std::vector<Item>& items, const ordered_json& base_call,
               const ordered_json& settings, const std::function<void(int64_t, int64_t)>& progress) {
   RunResult r;
   r.settings = settings;
-  ordered_json call = base_call;
-  const bool bf16_before = runtime::bf16_activations();
-  for (const auto& [k, v] : settings.items()) {
-    if (k == "bf16_activations") {
-      if (!v.is_boolean()) throw InputError("--sweep bf16_activations: expected on/off or true/false");
-      runtime::set_bf16_activations(v.get<bool>());
-    } else {
-      call[k] = v;
-    }
-  }
-  if (!call.contains("seed")) call["seed"] = 0;
+  const ordered_json call = call_for(base_call, settings);
+  const Bf16Scope arithmetic(settings);
   std::map<std::string, size_t> index;
-  try {
-    for (size_t i = 0; i < items.size(); ++i) {
-      const Item& it = items[i];
-      ordered_json c = call;
-      for (const auto& [k, v] : it.call.items()) c[k] = v;
-      CallSpec spec = parse_call_json(c);
-      GenerateOptions& o = spec.options;
-      o.output_type = "text";
-      if (!it.tools.is_null()) {
-        if (!pipe.tokenizer()) throw InputError("tasks with tools need the checkpoint's tokenizer");
-        const ordered_json msgs =
-            it.messages.is_null() ? ordered_json::array({{{"role", "user"}, {"content", it.prompt}}}) : it.messages;
-        o.input_ids =
-            IdTensor::from_row(pipe.tokenizer()->encode(pipe.apply_chat_template(msgs, it.tools, true), false));
-      } else if (!it.messages.is_null()) {
-        o.messages = it.messages;
-      } else {
-        o.prompt = it.prompt.get<std::string>();
-      }
-      PipelineOutput out = pipe(o);
-      if (!out.texts || out.texts->empty()) throw InputError("eval needs the checkpoint's tokenizer to decode answers");
-      const std::string& answer = out.texts->front();
-      const bool ok = matches(it.match, it.expected, answer);
-      auto [pos, fresh] = index.emplace(it.task, r.tasks.size());
-      if (fresh) r.tasks.emplace_back(it.task, TaskScore{});
-      for (TaskScore* s : {&r.tasks[pos->second].second, &r.all}) {
-        ++s->n;
-        s->correct += ok;
-        s->forwards += out.stats.forwards;
-        s->tokens += out.stats.generated_tokens;
-        s->seconds += out.stats.seconds;
-      }
-      if (!ok) r.failures.push_back({it.task, it.expected, answer});
-      if (progress) progress(int64_t(i + 1), int64_t(items.size()));
+  for (size_t i = 0; i < items.size(); ++i) {
+    const Item& it = items[i];
+    ordered_json c = call;
+    for (const auto& [k, v] : it.call.items()) c[k] = v;
+    CallSpec spec = parse_call_json(c);
+    GenerateOptions& o = spec.options;
+    o.output_type = "text";
+    if (!it.tools.is_null()) {
+      if (!pipe.tokenizer()) throw InputError("tasks with tools need the checkpoint's tokenizer");
+      const ordered_json msgs =
+          it.messages.is_null() ? ordered_json::array({{{"role", "user"}, {"content", it.prompt}}}) : it.messages;
+      o.input_ids = IdTensor::from_row(pipe.tokenizer()->encode(pipe.apply_chat_template(msgs, it.tools, true), false));
+    } else if (!it.messages.is_null()) {
+      o.messages = it.messages;
+    } else {
+      o.prompt = it.prompt.get<std::string>();
     }
-  } catch (...) {
-    runtime::set_bf16_activations(bf16_before);
-    throw;
+    PipelineOutput out = pipe(o);
+    if (!out.texts || out.texts->empty()) throw InputError("eval needs the checkpoint's tokenizer to decode answers");
+    const std::string& answer = out.texts->front();
+    const bool ok = matches(it.match, it.expected, answer);
+    auto [pos, fresh] = index.emplace(it.task, r.tasks.size());
+    if (fresh) r.tasks.emplace_back(it.task, TaskScore{});
+    for (TaskScore* s : {&r.tasks[pos->second].second, &r.all}) {
+      ++s->n;
+      s->correct += ok;
+      s->forwards += out.stats.forwards;
+      s->tokens += out.stats.generated_tokens;
+      s->seconds += out.stats.seconds;
+    }
+    if (!ok) r.failures.push_back({it.task, it.expected, answer});
+    if (progress) progress(int64_t(i + 1), int64_t(items.size()));
   }
-  runtime::set_bf16_activations(bf16_before);
   return r;
 }
 

@@ -9,7 +9,6 @@
 #include "commands.h"
 #include "default_model.h"
 #include "gen_flags.h"
-#include "llada2/call_json.h"
 #include "llada2/error.h"
 #include "llada2/eval.h"
 #include "llada2/pipeline.h"
@@ -84,12 +83,7 @@ int cmd_eval(int argc, char** argv) {
   nlohmann::ordered_json base = nlohmann::ordered_json::object();
   flags.apply(app, base);
   // Every setting must be a valid call before the first generation (a typo fails at once).
-  for (const auto& s : settings) {
-    nlohmann::ordered_json c = base;
-    for (const auto& [k, v] : s.items())
-      if (k != "bf16_activations") c[k] = v;
-    parse_call_json(c);
-  }
+  for (const auto& s : settings) eval::call_for(base, s);
 
   Pipeline pipe = Pipeline::from_pretrained(model_dir);
   load_weights(pipe.model(), model_dir, quiet);
