@@ -8,6 +8,7 @@ set(LLADA2_CORE_SOURCES
     src/core/thread_pool.cc
     src/core/types.cc
     src/core/utf8.cc
+    src/core/version.cc
     src/io/config.cc
     src/io/quantize.cc
     src/io/safetensors.cc
@@ -15,6 +16,7 @@ set(LLADA2_CORE_SOURCES
     src/kernels/dispatch.cc
     src/kernels/kernels.cc
     src/kernels/kernels_scalar.cc
+    src/kernels/machine.cc
     src/kernels/panels.cc
     src/kernels/runtime.cc
     src/model/kv_cache.cc
@@ -92,8 +94,10 @@ set(LLADA2_TEST_SOURCES
     tests/chat_template_construct_test.cc
     tests/chat_template_extra_test.cc
     tests/chat_template_golden_test.cc
+    tests/cli_chat_test.cc
     tests/cli_eval_test.cc
     tests/cli_generate_test.cc
+    tests/cli_visual_test.cc
     tests/config_test.cc
     tests/crash_test.cc
     tests/eval_test.cc
@@ -109,7 +113,9 @@ set(LLADA2_TEST_SOURCES
     tests/openai_client_test.cc
     tests/pipeline_test.cc
     tests/pipeline_text_test.cc
+    tests/pty_util.cc
     tests/quantize_test.cc
+    tests/readme_test.cc
     tests/safetensors_test.cc
     tests/server_fields_test.cc
     tests/server_test.cc

@@ -108,6 +108,11 @@ TEST_F(RenderChatCli, SpecialTokensFromConfigAndOverrides) {
   CliResult r = run("--model '" + (dir / "model").string() + "'", &input);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "{\"rendered\":\"<s>hi</s>\"}\n{\"rendered\":\"<s>1\"}\n");
+  // -m and the file as an argument give the same lines as --model and standard input.
+  write(dir / "in.jsonl", input);
+  CliResult p = run("-m '" + (dir / "model").string() + "' '" + (dir / "in.jsonl").string() + "'");
+  ASSERT_EQ(p.code, 0) << p.err;
+  EXPECT_EQ(p.out, r.out);
 }
 
 TEST_F(RenderChatCli, SpecialTokensMapFillsGaps) {

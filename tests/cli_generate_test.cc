@@ -1,7 +1,10 @@
 // The `llada2 generate --call FILE --json` contract, run as a separate process.
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "test_util.h"
 
@@ -77,6 +80,89 @@ TEST(CliGenerate, BadInputExitsWithCode2) {
   EXPECT_EQ(run_cli("generate", nullptr, &err), 2);
   EXPECT_EQ(run_cli("frobnicate", nullptr, &err), 2);
   for (const std::string& p : {f, g, h}) unlink(p.c_str());
+}
+
+// One rule for the ways of giving a prompt, and range checks like every other flag's.
+TEST(CliGenerate, PromptSourcesAndRangesAreChecked) {
+  const std::string m = "generate -m " + chat_model_dir() + " --gen-length 8";
+  const std::string msgs = write_temp(R"([{"role": "user", "content": "hi"}])");
+  const std::string empty = write_temp("[]");
+  struct Case {
+    std::string args, message;
+  };
+  std::string err;
+  for (const Case& c : std::vector<Case>{{" -p hi --input-ids 1,2", "only one of -p/--prompt, --messages"},
+                                         {" -p hi --messages " + msgs, "only one of -p/--prompt, --messages"},
+                                         {" --messages " + empty, "must be a non-empty list of {role, content}"},
+                                         {" -p ''", "the prompt is empty"},
+                                         {" -p hi --threads 0", "--threads"},
+                                         {" -p hi --threads -3", "--threads"},
+                                         {" -p hi --top-p 1.5", "in (0, 1]"},
+                                         {" -p hi --top-p 0", "in (0, 1]"}}) {
+    EXPECT_EQ(run_cli(m + c.args, nullptr, &err), 2) << c.args;
+    EXPECT_NE(err.find(c.message), std::string::npos) << c.args << ": " << err;
+  }
+  // A prompt flag replaces the call file's prompt, whatever form that had.
+  const std::string call = write_temp(R"({"input_ids": [[1, 2]]})");
+  std::string want, got;
+  ASSERT_EQ(run_cli(m + " -p hi --json", &want, &err), 0) << err;
+  auto same = [&](const std::string& a, const std::string& b) {
+    auto x = nlohmann::json::parse(a), y = nlohmann::json::parse(b);
+    return x["sequences"] == y["sequences"] && x["texts"] == y["texts"];
+  };
+  ASSERT_EQ(run_cli(m + " --call " + call + " -p hi --json", &got, &err), 0) << err;
+  EXPECT_TRUE(same(got, want)) << got << "\n" << want;
+  ASSERT_EQ(run_cli(m + " --messages " + msgs + " --json", &got, &err), 0) << err;
+  EXPECT_TRUE(same(got, want)) << "a prompt is a one-message conversation";
+  for (const std::string& p : {msgs, empty, call}) unlink(p.c_str());
+}
+
+// A copy of the tiny model with every value of one tensor set to NaN.
+std::string broken_copy(const std::string& tensor) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fresh_temp_dir() / tensor;
+  fs::create_directories(dir);
+  const std::string src = golden_path("models/tiny-a-f32");
+  fs::copy_file(src + "/config.json", dir / "config.json");
+  std::string bytes = read_file(src + "/model.safetensors");
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  const auto header = nlohmann::json::parse(bytes.substr(8, n));
+  const auto& t = header.at(tensor);
+  EXPECT_EQ(t.at("dtype"), "F32");
+  const size_t begin = 8 + n + t.at("data_offsets")[0].get<size_t>(),
+               end = 8 + n + t.at("data_offsets")[1].get<size_t>();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (size_t i = begin; i < end; i += 4) std::memcpy(&bytes[i], &nan, 4);
+  std::ofstream(dir / "model.safetensors", std::ios::binary) << bytes;
+  return dir.string();
+}
+
+// Broken weights stop the generation with an error that says where, instead of printing garbage.
+TEST(CliGenerate, NonFiniteWeightsAreReportedByLayer) {
+  const std::string call = write_temp(R"({"input_ids": [[1, 2]], "gen_length": 4, "mask_token_id": 319})");
+  struct Case {
+    std::string tensor, where;
+  };
+  for (const Case& c : std::vector<Case>{{"model.layers.1.attention.dense.weight", "model.layers.1 (attention)"},
+                                         {"model.layers.0.mlp.down_proj.weight", "model.layers.0 (MLP)"},
+                                         {"lm_head.weight", "the LM head"}}) {
+    std::string out, err;
+    EXPECT_EQ(run_cli("generate -m " + broken_copy(c.tensor) + " --call " + call, &out, &err), 2) << c.tensor;
+    EXPECT_NE(err.find("NaN or Inf values in " + c.where), std::string::npos) << c.tensor << ": " << err;
+    EXPECT_EQ(out, "");
+  }
+  unlink(call.c_str());
+}
+
+TEST(CliGenerate, VersionNamesTheRevisionAndKernels) {
+  for (const char* flag : {"--version", "-V", "version"}) {
+    std::string out;
+    ASSERT_EQ(run_cli(flag, &out), 0) << flag;
+    EXPECT_EQ(out.rfind("llada2 0.", 0), 0u) << out;
+    EXPECT_NE(out.find("kernels: "), std::string::npos) << out;
+    EXPECT_NE(out.find(" ("), std::string::npos) << out;
+  }
 }
 
 TEST(CliGenerate, HelpExplainsTheFlags) {

@@ -206,23 +206,5 @@ TEST(TextPipeline, CliChatKeepsHistoryAndResets) {
   EXPECT_NE(err.find("chat template"), std::string::npos) << err;
 }
 
-TEST(TextPipeline, CliVisualDrawsTheCanvasAndEndsWithTheText) {
-  text_pipeline();
-  const std::string& dir = text_model_dir();
-  std::string plain, visual, err;
-  ASSERT_EQ(run_cli("generate -m " + dir + " -p Hi --gen-length 16 --block-length 8 --seed 1", &plain, &err), 0) << err;
-  ASSERT_EQ(run_cli("generate -m " + dir + " -p Hi --gen-length 16 --block-length 8 --seed 1 --visual", &visual, &err),
-            0)
-      << err;
-  EXPECT_NE(visual.find("\r\033[K"), std::string::npos);
-  EXPECT_NE(visual.find("\xE2\x96\x91"), std::string::npos) << "masked cells drawn as shade";
-  ASSERT_FALSE(plain.empty());
-  const std::string text = plain.substr(0, plain.size() - 1);
-  if (text.find('\n') == std::string::npos) {
-    const std::string last = visual.substr(visual.rfind("\r\033[K") + 4);
-    EXPECT_EQ(last, plain) << "the last redraw shows the final text";
-  }
-}
-
 }  // namespace
 }  // namespace llada2::testing

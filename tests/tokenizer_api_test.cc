@@ -215,6 +215,23 @@ TEST(TokenizerCli, TokenizeAndDetokenize) {
   EXPECT_EQ(run("tokenize --model /nonexistent x").status, 2);
   EXPECT_EQ(run("tokenize --model " + ling_dir()).status, 2);
   EXPECT_EQ(run("tokenize --help").status, 0);
+  // The same short flag and positional rules as every command: -m, and the ids as arguments.
+  const std::vector<int64_t> hello = t.encode("Hello world", true);
+  r = run("tokenize -m " + ling_dir() + " 'Hello world'");
+  ASSERT_EQ(r.status, 0);
+  EXPECT_EQ(r.out, (json{{"ids", hello}}.dump() + "\n"));
+  std::string spaced, commas;
+  for (size_t i = 0; i < hello.size(); ++i) {
+    spaced += " " + std::to_string(hello[i]);
+    commas += (i ? "," : " ") + std::to_string(hello[i]);
+  }
+  r = run("detokenize -m " + ling_dir() + spaced);
+  ASSERT_EQ(r.status, 0);
+  EXPECT_EQ(r.out, (json{{"text", "Hello world"}}.dump() + "\n"));
+  EXPECT_EQ(run("detokenize -m " + ling_dir() + commas).out, r.out);
+  EXPECT_EQ(run("detokenize -m " + ling_dir() + " 12 x7").status, 2);
+  EXPECT_EQ(run("detokenize -m " + ling_dir()).status, 2);
+  EXPECT_EQ(run("detokenize -m " + ling_dir() + " 1 --input " + (d / "ids.jsonl").string()).status, 2);
   EXPECT_EQ(run("detokenize --help").status, 0);
   fs::remove_all(d);
 }

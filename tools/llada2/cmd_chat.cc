@@ -1,6 +1,9 @@
 // llada2 chat: a multi-turn conversation in the terminal through the checkpoint's chat template.
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cctype>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -17,10 +20,27 @@
 
 namespace llada2::cli {
 
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_interrupt(int) { g_interrupted.store(true); }
+
+// A line is a command when it starts with '/' and a word of letters ("/reset"); "/etc/hosts?" is a message.
+bool is_command(const std::string& line) {
+  if (line.size() < 2 || line[0] != '/') return false;
+  size_t end = line.find(' ');
+  for (size_t i = 1; i < std::min(end, line.size()); ++i)
+    if (!std::isalpha(static_cast<unsigned char>(line[i]))) return false;
+  return true;
+}
+
+}  // namespace
+
 int cmd_chat(int argc, char** argv) {
   CLI::App app{
       "Chat with a LLaDA2 checkpoint in the terminal. Each turn is generated from the whole conversation,\n"
       "rendered with the checkpoint's chat template. Commands: /reset (forget the conversation), /quit, /help.\n"
+      "Ctrl-C stops the answer being generated; Ctrl-C at the prompt (or Ctrl-D) leaves.\n"
       "On a terminal the diffusion is shown live (masked cells as ░ filling in, edits in place).",
       "llada2 chat"};
   std::string model_dir, system;
@@ -38,6 +58,8 @@ int cmd_chat(int argc, char** argv) {
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
   model_dir = resolve_model_dir(model_dir, "chat");
 
+  if (app.count("--output-type"))
+    throw InputError("--output-type is not a chat option: chat prints text (generate --output-type seq prints ids)");
   nlohmann::ordered_json call = {{"gen_length", 512}};
   flags.apply(app, call);
   const bool tty_out = ::isatty(1), tty_in = ::isatty(0);
@@ -48,6 +70,12 @@ int cmd_chat(int argc, char** argv) {
         ": chat needs tokenizer.json and a chat template (tokenizer_config.json chat_template or chat_template.jinja)");
   load_weights(pipe.model(), model_dir);
   if (tty_out) std::fprintf(stderr, "ready: type a message, /reset to start over, /quit to leave\n");
+  // Ctrl-C: stops an answer within one refinement step; at the prompt it ends the chat. Not restarted,
+  // so that a read waiting at the prompt returns.
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
 
   nlohmann::ordered_json history = nlohmann::ordered_json::array();
   auto reset = [&] {
@@ -58,7 +86,11 @@ int cmd_chat(int argc, char** argv) {
   std::string line;
   for (;;) {
     if (tty_in) std::fputs("> ", stdout), std::fflush(stdout);
-    if (!std::getline(std::cin, line)) break;
+    g_interrupted.store(false);
+    if (!std::getline(std::cin, line)) {
+      if (tty_in) std::fputs("\n", stdout);
+      break;
+    }
     if (line.empty()) continue;
     if (line == "/quit" || line == "/exit") break;
     if (line == "/reset") {
@@ -67,7 +99,13 @@ int cmd_chat(int argc, char** argv) {
       continue;
     }
     if (line == "/help") {
-      std::puts("/reset  forget the conversation\n/quit   leave");
+      std::puts(
+          "/reset  forget the conversation\n/quit   leave (also Ctrl-D, or Ctrl-C at the prompt)\n"
+          "Ctrl-C while an answer is generated stops it.");
+      continue;
+    }
+    if (is_command(line)) {
+      std::printf("unknown command %s; /help lists the commands\n", line.substr(0, line.find(' ')).c_str());
       continue;
     }
     history.push_back({{"role", "user"}, {"content", line}});
@@ -84,6 +122,13 @@ int cmd_chat(int argc, char** argv) {
       } else if (status) {
         attach_status_line(run);
       }
+      auto inner = run.options.callback_on_step_end;
+      run.options.callback_on_step_end = [inner](int64_t step, int64_t t,
+                                                 const std::map<std::string, CallbackTensor>& tensors) {
+        CallbackResult r = inner ? inner(step, t, tensors) : CallbackResult{};
+        if (g_interrupted.load()) r.stop = true;
+        return r;
+      };
       out = pipe(run);
     } catch (const InputError& e) {
       if (status) clear_status_line();
@@ -98,6 +143,7 @@ int cmd_chat(int argc, char** argv) {
     else
       std::printf("%s\n", answer.c_str());
     std::fflush(stdout);
+    if (g_interrupted.exchange(false)) std::fprintf(stderr, "(stopped)\n");
     history.push_back({{"role", "assistant"}, {"content", answer}});
     if (tty_out)
       std::fprintf(stderr, "[%lld forwards, %.2f s, %.2f tokens/s]\n", (long long)out.stats.forwards, out.stats.seconds,

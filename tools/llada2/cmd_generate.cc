@@ -75,9 +75,25 @@ int cmd_generate(int argc, char** argv) {
 
   nlohmann::ordered_json call = call_file.empty() ? nlohmann::ordered_json::object() : read_json_file(call_file);
   if (!call.is_object()) throw InputError(call_file + ": must contain a JSON object of pipeline arguments");
-  if (!prompt.empty()) call["prompt"] = prompt;
-  if (!messages_file.empty()) call["messages"] = read_json_file(messages_file);
-  if (!input_ids.empty()) call["input_ids"] = nlohmann::ordered_json::array({parse_id_list(input_ids)});
+  // One way to give the prompt: flags that give two are an error (as -p with --messages is in the
+  // pipeline), and a flag replaces whatever the call file gave.
+  const bool has_prompt = app.count("--prompt") > 0, has_messages = app.count("--messages") > 0,
+             has_ids = app.count("--input-ids") > 0;
+  if (int(has_prompt) + int(has_messages) + int(has_ids) > 1)
+    throw InputError("give only one of -p/--prompt, --messages and --input-ids");
+  if (has_prompt || has_messages || has_ids)
+    for (const char* k : {"prompt", "messages", "input_ids"}) call.erase(k);
+  if (has_prompt) {
+    if (prompt.empty()) throw InputError("-p/--prompt: the prompt is empty");
+    call["prompt"] = prompt;
+  }
+  if (has_messages) {
+    nlohmann::ordered_json m = read_json_file(messages_file);
+    if (!m.is_array() || m.empty())
+      throw InputError(messages_file + ": `messages` must be a non-empty list of {role, content} objects");
+    call["messages"] = std::move(m);
+  }
+  if (has_ids) call["input_ids"] = nlohmann::ordered_json::array({parse_id_list(input_ids)});
   flags.apply(app, call);
 
   CallSpec spec = parse_call_json(call);
@@ -102,12 +118,22 @@ int cmd_generate(int argc, char** argv) {
     };
   }
   std::unique_ptr<LiveView> view;
+  const bool user_tensors = run.options.callback_on_step_end_tensor_inputs.has_value();
+  // With plain text of one row on a terminal the live view is the output; otherwise stdout keeps the
+  // documented output (JSON, ids, every row) and the view goes to stderr when that is a terminal.
+  bool view_is_output = false;
   if (visual) {
     if (!pipe.tokenizer()) throw InputError("--visual needs the checkpoint's tokenizer.json");
-    if (run.options.callback_on_step_end_tensor_inputs)
-      throw InputError("--visual cannot be combined with callback_on_step_end_tensor_inputs");
-    view = std::make_unique<LiveView>(*pipe.tokenizer(), run, json_out ? stderr : stdout, frame_ms);
-    view->attach(run.options);
+    if (user_tensors) throw InputError("--visual cannot be combined with callback_on_step_end_tensor_inputs");
+    view_is_output = !json_out && run.options.output_type == "text" && run.batch() == 1;
+    std::FILE* term = view_is_output ? stdout : stderr;
+    if (!is_terminal(term) || !is_terminal(stdout)) {
+      std::fprintf(stderr, "note: --visual is off: %s is not a terminal\n", is_terminal(stdout) ? "stderr" : "stdout");
+      view_is_output = false;
+    } else {
+      view = std::make_unique<LiveView>(*pipe.tokenizer(), run, term, frame_ms);
+      view->attach(run.options);
+    }
   }
   // On a terminal, a status line shows how far a long generation is.
   const bool progress_line = !view && !run.options.callback_on_step_end && ::isatty(2);
@@ -116,14 +142,14 @@ int cmd_generate(int argc, char** argv) {
   if (progress_line) clear_status_line();
   if (view) {
     view->finish(out);
-    if (!json_out) {
+    if (view_is_output) {
       print_stats(out);
       return 0;
     }
   }
   if (json_out) {
     nlohmann::json j = output_to_json(out);
-    if (run.options.callback_on_step_end_tensor_inputs) j["steps"] = steps_log;
+    if (user_tensors) j["steps"] = steps_log;
     std::cout << j.dump() << "\n";
     return 0;
   }

@@ -9,6 +9,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "default_model.h"
 #include "llada2/chat_template.h"
 #include "llada2/error.h"
 #include "llada2/json.h"
@@ -80,11 +81,17 @@ int cmd_render_chat(int argc, char** argv) {
       "other extra_vars keys (e.g. enable_thinking) are passed as they are.",
       "llada2 render-chat"};
   std::string model, input;
-  app.add_option("--model", model, "checkpoint folder with tokenizer_config.json and/or chat_template.jinja")
-      ->required()
+  std::string input_arg;
+  app.add_option("-m,--model", model,
+                 "checkpoint folder with tokenizer_config.json and/or chat_template.jinja (default: the bundled demo "
+                 "model)")
       ->check(CLI::ExistingDirectory);
-  app.add_option("--input", input, "JSON-lines file to read (default: standard input)");
+  auto* in_opt = app.add_option("--input", input, "JSON-lines file to read (default: standard input)");
+  auto* file_opt = app.add_option("file", input_arg, "the JSON-lines file, instead of --input");
+  in_opt->excludes(file_opt);
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
+  if (*file_opt) input = input_arg;
+  model = resolve_model_dir(model, "render-chat");
 
   ModelChat mc = load_model_chat(model);
   ChatTemplate tpl(mc.source);

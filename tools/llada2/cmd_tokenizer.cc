@@ -3,10 +3,12 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 
 #include "cli_util.h"
 #include "commands.h"
+#include "default_model.h"
 #include "llada2/error.h"
 #include "llada2/json.h"
 #include "llada2/tokenizer.h"
@@ -58,7 +60,7 @@ int cmd_tokenize(int argc, char** argv) {
       "llada2 tokenize"};
   std::string model, input, text;
   bool no_special = false;
-  app.add_option("--model", model, "folder with tokenizer.json")->required()->type_name("DIR");
+  app.add_option("-m,--model", model, "folder with tokenizer.json (default: the bundled demo model)")->type_name("DIR");
   app.add_flag("--no-special", no_special, "do not add the post-processor's special tokens (e.g. BOS)");
   auto* in_opt = app.add_option("--input", input, "JSONL file of {\"text\": ...} lines ('-' reads stdin)")
                      ->type_name("FILE.jsonl");
@@ -66,6 +68,7 @@ int cmd_tokenize(int argc, char** argv) {
   in_opt->excludes(text_opt);
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
   if (!*in_opt && !*text_opt) throw InputError("tokenize: give --input FILE.jsonl or a TEXT argument");
+  model = resolve_model_dir(model, "tokenize");
 
   Tokenizer tok = Tokenizer::from_dir(model);
   if (*text_opt) {
@@ -83,18 +86,45 @@ int cmd_tokenize(int argc, char** argv) {
 int cmd_detokenize(int argc, char** argv) {
   CLI::App app{
       "Decode token ids with the tokenizer.json of DIR, exactly as Hugging Face tokenizers does. Reads\n"
-      "{\"ids\": [...]} JSON lines from --input and writes one {\"text\": ...} line per input line, in order.",
+      "{\"ids\": [...]} JSON lines from --input (or the IDS arguments) and writes one {\"text\": ...} line per\n"
+      "input line, in order.",
       "llada2 detokenize"};
   std::string model, input;
+  std::vector<std::string> id_args;
   bool skip_special = false;
-  app.add_option("--model", model, "folder with tokenizer.json")->required()->type_name("DIR");
+  app.add_option("-m,--model", model, "folder with tokenizer.json (default: the bundled demo model)")->type_name("DIR");
   app.add_flag("--skip-special", skip_special, "leave out special tokens (added tokens marked special)");
-  app.add_option("--input", input, "JSONL file of {\"ids\": [...]} lines ('-' reads stdin)")
-      ->required()
-      ->type_name("FILE.jsonl");
+  auto* in_opt = app.add_option("--input", input, "JSONL file of {\"ids\": [...]} lines ('-' reads stdin)")
+                     ->type_name("FILE.jsonl");
+  auto* ids_opt = app.add_option("ids", id_args, "token ids to decode instead of --input (e.g. 12 7 99, or 12,7,99)")
+                      ->type_name("ID");
+  in_opt->excludes(ids_opt);
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
+  if (!*in_opt && !*ids_opt) throw InputError("detokenize: give --input FILE.jsonl or token IDS");
+  model = resolve_model_dir(model, "detokenize");
 
   Tokenizer tok = Tokenizer::from_dir(model);
+  if (*ids_opt) {
+    std::vector<int64_t> ids;
+    for (const auto& arg : id_args) {
+      std::stringstream ss(arg);
+      std::string item;
+      while (std::getline(ss, item, ',')) {
+        if (item.empty()) continue;
+        size_t pos = 0;
+        long long v = 0;
+        try {
+          v = std::stoll(item, &pos);
+        } catch (const std::exception&) {
+          pos = 0;
+        }
+        if (pos == 0 || pos != item.size()) throw InputError("detokenize: '" + item + "' is not a token id");
+        ids.push_back(v);
+      }
+    }
+    print_line(json{{"text", tok.decode(ids, skip_special)}});
+    return 0;
+  }
   for_each_jsonl(input, [&](size_t, const json& j) {
     auto it = j.find("ids");
     if (it == j.end() || !it->is_array()) throw InputError("expected {\"ids\": [integers]}");

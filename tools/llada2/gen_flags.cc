@@ -43,7 +43,7 @@ void GenerationFlags::add(CLI::App& app, const std::string& gen_length_default) 
   app.add_option("--mask-token-id", mask_id, "mask id (default: tokenizer, then config.json)");
   app.add_option("--seed", seed, "seed of the sampling generator (xoshiro256**)");
   app.add_option("--output-type", output_type, "text (default) or seq");
-  app.add_option("-t,--threads", threads, "worker threads (default: all cores)");
+  app.add_option("-t,--threads", threads, "worker threads (default: all cores)")->check(CLI::Range(1, 4096));
   activations.add(app);
 }
 
@@ -57,7 +57,11 @@ void GenerationFlags::apply(const CLI::App& app, nlohmann::ordered_json& call) c
   if (app.count("--max-post-steps")) call["max_post_steps"] = max_post_steps;
   if (app.count("--minimal-topk")) call["minimal_topk"] = minimal_topk;
   if (app.count("--temperature")) call["temperature"] = temperature;
-  if (!top_p.empty()) call["top_p"] = number_or_null("--top-p", top_p);
+  if (!top_p.empty()) {
+    call["top_p"] = number_or_null("--top-p", top_p);
+    if (call["top_p"].is_number() && !(call["top_p"].get<double>() > 0.0 && call["top_p"].get<double>() <= 1.0))
+      throw InputError("--top-p: expected a number in (0, 1] or 'none', got " + top_p);
+  }
   if (app.count("--top-k")) call["top_k"] = top_k;
   if (!sampling_method.empty()) call["sampling_method"] = sampling_method;
   if (no_eos_stop) call["eos_early_stop"] = false;

@@ -1,11 +1,21 @@
 #include "live_view.h"
 
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <utf8proc.h>
+
 #include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
 #include <thread>
 
 namespace llada2::cli {
 
 namespace {
+
+std::atomic<bool> g_resized{false};
+extern "C" void on_winch(int) { g_resized.store(true); }
 
 // Drops an incomplete UTF-8 sequence (or a lone replacement character from one) at the end.
 std::string complete_utf8(const std::string& s) {
@@ -15,37 +25,138 @@ std::string complete_utf8(const std::string& s) {
   return t;
 }
 
+// Calls f(code point, byte length) for each UTF-8 sequence of s (an invalid byte is U+FFFD, length 1).
+template <class F>
+void for_each_code_point(const std::string& s, F f) {
+  for (size_t i = 0; i < s.size();) {
+    utf8proc_int32_t cp = 0;
+    utf8proc_ssize_t n =
+        utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data() + i), utf8proc_ssize_t(s.size() - i), &cp);
+    if (n <= 0) {
+      cp = 0xFFFD;
+      n = 1;
+    }
+    f(char32_t(cp), size_t(n));
+    i += size_t(n);
+  }
+}
+
+std::string encode_utf8(char32_t cp) {
+  utf8proc_uint8_t buf[4];
+  utf8proc_ssize_t n = utf8proc_encode_char(utf8proc_int32_t(cp), buf);
+  return std::string(reinterpret_cast<const char*>(buf), size_t(n));
+}
+
+// Control characters made visible (U+2400 block), so a token cannot move the cursor or start an
+// escape sequence; `keep_newline_tab` keeps \n and \t for the final text.
+std::string visible(const std::string& s, bool keep_newline_tab) {
+  std::string r;
+  for_each_code_point(s, [&](char32_t cp, size_t) {
+    if (keep_newline_tab && (cp == '\n' || cp == '\t'))
+      r += char(cp);
+    else if (cp == '\n')
+      r += "\xE2\x8F\x8E";  // ⏎
+    else if (cp < 0x20)
+      r += encode_utf8(0x2400 + cp);
+    else if (cp == 0x7F)
+      r += "\xE2\x90\xA1";  // ␡
+    else
+      r += encode_utf8(cp);
+  });
+  return r;
+}
+
 }  // namespace
 
-LiveView::LiveView(const Tokenizer& tok, const ResolvedCall& call, std::FILE* out, int frame_ms)
+int cell_width(char32_t cp) {
+  if (cp < 0x20 || cp == 0x7F) return 0;
+  int w = utf8proc_charwidth(utf8proc_int32_t(cp));
+  return std::clamp(w, 0, 2);
+}
+
+int64_t cursor_row(const std::string& text, int64_t columns) {
+  columns = std::max<int64_t>(columns, 1);
+  int64_t row = 0, col = 0;
+  for_each_code_point(text, [&](char32_t cp, size_t) {
+    if (cp == '\n') {
+      ++row;
+      col = 0;
+    } else if (cp == '\r') {
+      col = 0;
+    } else if (cp == '\t') {
+      col = std::min((col / 8 + 1) * 8, columns - 1);  // a tab stops at the last column, it does not wrap
+    } else if (int w = cell_width(cp); w > 0) {
+      if (col + w > columns) {  // wraps (also out of the pending-wrap state after a full row)
+        ++row;
+        col = 0;
+      }
+      col += w;
+    }
+  });
+  return row;
+}
+
+bool is_terminal(std::FILE* f) { return ::isatty(::fileno(f)) == 1; }
+
+LiveView::LiveView(const Tokenizer& tok, const ResolvedCall& call, std::FILE* out, int frame_ms, int64_t columns)
     : tok_(tok),
       mask_id_(call.mask_token_id),
       eos_id_(call.eos_token_id),
       prompt_length_(call.prompt_length()),
       block_length_(call.block_length),
       out_(out),
-      frame_ms_(frame_ms) {}
+      fixed_columns_(columns),
+      frame_ms_(frame_ms) {
+  struct sigaction sa {};
+  sa.sa_handler = on_winch;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  ::sigaction(SIGWINCH, &sa, nullptr);
+  g_resized.store(true);  // the first frame reads the width
+}
+
+LiveView::~LiveView() { std::signal(SIGWINCH, SIG_DFL); }
+
+int64_t LiveView::columns() {
+  if (fixed_columns_ > 0) return fixed_columns_;
+  if (g_resized.exchange(false)) {
+    struct winsize ws {};
+    if (::ioctl(::fileno(out_), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
+      columns_ = ws.ws_col;
+    } else if (const char* c = std::getenv("COLUMNS"); c && std::atoi(c) > 0) {
+      columns_ = std::atoi(c);
+    }
+  }
+  return columns_;
+}
 
 std::string LiveView::cell_text(int64_t id) const {
   if (id == mask_id_) return "\xE2\x96\x91";  // ░
-  std::string s = tok_.decode({id}, true);
-  std::string r;
-  for (char c : s) r += c == '\n' ? std::string("\xE2\x8F\x8E") : std::string(1, c);  // ⏎
-  return r;
+  return visible(tok_.decode({id}, true), false);
+}
+
+void LiveView::redraw(const std::string& region) {
+  // Back to the first row of what the region shows now (measured at today's width: a terminal that
+  // reflows on resize reflows the region with it), then clear everything below and draw.
+  std::string s = "\r";
+  if (int64_t up = cursor_row(region_, columns()); up > 0) s += "\033[" + std::to_string(up) + "A";
+  s += "\033[J";
+  s += region;
+  std::fputs(s.c_str(), out_);
+  std::fflush(out_);
 }
 
 void LiveView::print_final(const std::vector<int64_t>& generated) {
   // Cells still masked (a generation stopped early) are not text.
   std::vector<int64_t> ids = generated;
   ids.erase(std::remove(ids.begin(), ids.end(), mask_id_), ids.end());
-  std::string text = complete_utf8(decode_generated(tok_, ids.data(), int64_t(ids.size()), eos_id_));
-  if (live_line_) std::fputs(("\r\033[K" + current_line()).c_str(), out_);
-  live_line_ = false;
-  if (text.size() > printed_.size() && text.compare(0, printed_.size(), printed_) == 0) {
-    std::fputs(text.c_str() + printed_.size(), out_);
-    printed_ = text;
-  }
-  std::fflush(out_);
+  std::string text = visible(complete_utf8(decode_generated(tok_, ids.data(), int64_t(ids.size()), eos_id_)), true);
+  std::string added;
+  if (text.size() > printed_.size() && text.compare(0, printed_.size(), printed_) == 0)
+    added = text.substr(printed_.size());
+  redraw(current_line() + added);
+  printed_ += added;
+  region_ = current_line();  // the region now starts at the last line of the final text
 }
 
 void LiveView::attach(GenerateOptions& o) {
@@ -61,11 +172,10 @@ void LiveView::attach(GenerateOptions& o) {
       print_final(std::vector<int64_t>(row + prompt_length_, row + active_start));
       *last_window = W;
     }
-    std::string line = "\r\033[K" + current_line();
-    for (int64_t j = active_start; j < W; ++j) line += cell_text(row[j]);
-    std::fputs(line.c_str(), out_);
-    std::fflush(out_);
-    live_line_ = true;
+    std::string region = current_line();
+    for (int64_t j = active_start; j < W; ++j) region += cell_text(row[j]);
+    redraw(region);
+    region_ = region;
     if (frame_ms_ > 0) {
       const auto due = last_frame_ + std::chrono::milliseconds(frame_ms_);
       std::this_thread::sleep_until(due);
@@ -83,6 +193,8 @@ std::string LiveView::current_line() const {
 void LiveView::finish(const PipelineOutput& out) {
   if (out.sequences.rows > 0)
     print_final(std::vector<int64_t>(out.sequences.row(0), out.sequences.row(0) + out.sequences.cols));
+  else
+    redraw(current_line());
   std::fputs("\n", out_);
   std::fflush(out_);
 }
