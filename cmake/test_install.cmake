@@ -18,6 +18,19 @@ run("${work}/build/generate" "${SOURCE_DIR}/tests/data/golden/models/tiny-a-f32"
 if(NOT out MATCHES "^sequence: [0-9]+( [0-9]+)*\n")
   message(FATAL_ERROR "unexpected output of the example program:\n${out}")
 endif()
+# README's example: a clear error (exit 2, no abort) on a checkpoint without a tokenizer, and an answer
+# from the demo model when it is there.
+execute_process(COMMAND "${work}/build/readme" "${SOURCE_DIR}/tests/data/golden/models/tiny-a-f32"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 2 OR NOT err MATCHES "^error: ")
+  message(FATAL_ERROR "README's example on a checkpoint without a tokenizer: exit ${rc}\n${out}\n${err}")
+endif()
+if(EXISTS "${SOURCE_DIR}/models/llada2-demo/config.json")
+  run("${work}/build/readme" "${SOURCE_DIR}/models/llada2-demo")
+  if(NOT out MATCHES "forwards")
+    message(FATAL_ERROR "unexpected output of README's example:\n${out}")
+  endif()
+endif()
 # The program that only generates does not link the HTTP server.
 run(nm -C "${work}/build/generate")
 if(out MATCHES "httplib")

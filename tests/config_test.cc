@@ -161,7 +161,8 @@ TEST(Config, DeeplyNestedValuesAreReportedBriefly) {
     json j = golden("tiny-b-f32");
     j.erase(field);
     std::string text = j.dump();
-    text.insert(1, "\"" + std::string(field) + "\": " + deep + ",");
+    const std::string member = std::string("\"").append(field).append("\": ").append(deep).append(",");
+    text.insert(1, member);  // (built with append: GCC 12 warns -Wrestrict about "..." + std::string)
     try {
       ModelConfig::from_json_text(text, "cfg.json");
       ADD_FAILURE() << field;

@@ -1,6 +1,9 @@
 // Opt-in per-phase profiling of Model::forward (ModelProfile) and the step breakdown of `llada2 bench`.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <filesystem>
+
 #include <numeric>
 
 #include "test_util.h"
@@ -180,6 +183,33 @@ TEST(CliBench, JsonHasTheStepBreakdown) {
             "memory");  // 8-16-row products on a 20 GB/s, 1000 GFLOP/s roof
   EXPECT_EQ(j["roofline"]["bandwidth_gbs"].get<double>(), 20.0);
   EXPECT_EQ(j["roofline"]["peak_gflops"].get<double>(), 1000.0);
+}
+
+// Without --bandwidth-gbs / --peak-gflops, bench measures this machine once and caches the figures
+// under $XDG_CACHE_HOME; a prompt shorter than a block has no prefill to measure and says so.
+TEST(CliBench, MeasuresTheMachineOnceAndSaysWhatIsNotMeasured) {
+  const std::filesystem::path cache = fresh_temp_dir();
+  ::setenv("XDG_CACHE_HOME", cache.c_str(), 1);
+  const std::string bench = "bench -m " + golden_path("models/tiny-b-f32") +
+                            " --prompt-length 4 --gen-length 8 --block-length 8 --steps 2 -t 1";
+  std::string out, err;
+  ASSERT_EQ(run_cli(bench + " --json", &out, &err), 0) << err;
+  nlohmann::json first = nlohmann::json::parse(out);
+  EXPECT_GT(first["roofline"]["bandwidth_gbs"].get<double>(), 0.1);
+  EXPECT_GT(first["roofline"]["peak_gflops"].get<double>(), 0.1);
+  EXPECT_NE(first["roofline"]["limits"].get<std::string>().find("measured now"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(cache / "llada2" / "machine.json"));
+  EXPECT_TRUE(first["prefill_tokens_per_second"].is_null());
+  ASSERT_EQ(run_cli(bench + " --json", &out, &err), 0) << err;
+  nlohmann::json second = nlohmann::json::parse(out);
+  EXPECT_NE(second["roofline"]["limits"].get<std::string>().find("cached in"), std::string::npos);
+  EXPECT_EQ(second["roofline"]["bandwidth_gbs"], first["roofline"]["bandwidth_gbs"]);
+  EXPECT_EQ(second["roofline"]["peak_gflops"], first["roofline"]["peak_gflops"]);
+  ASSERT_EQ(run_cli(bench, &out, &err), 0) << err;
+  EXPECT_NE(out.find("prefill          not measured (the prompt is shorter than a block)"), std::string::npos) << out;
+  EXPECT_EQ(out.find("0.0 tokens/s"), std::string::npos) << out;
+  ::unsetenv("XDG_CACHE_HOME");
+  std::filesystem::remove_all(cache);
 }
 
 TEST(CliBench, RooflineFlagsMustBePositive) {

@@ -861,7 +861,8 @@ TEST(QuantizeCli, Int8ActivationsFlag) {
   std::string out, err;
   ASSERT_EQ(run_cli("quantize -m " + model + " --type q8 --out " + dir.str("q8") + " --quiet", &out, &err), 0) << err;
   const std::string bench =
-      "bench -m " + dir.str("q8") + " --prompt-length 8 --gen-length 8 --block-length 4 --steps 4 --json";
+      "bench -m " + dir.str("q8") +
+      " --prompt-length 8 --gen-length 8 --block-length 4 --steps 4 --bandwidth-gbs 20 --peak-gflops 100 --json";
   for (const char* mode : {"on", "off"}) {
     ASSERT_EQ(run_cli(bench + " --int8-activations " + mode, &out, &err), 0) << err;
     const double frac = nlohmann::json::parse(out).at("roofline").at("int8_flop_fraction").get<double>();

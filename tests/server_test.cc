@@ -16,11 +16,14 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "llada2/pipeline.h"
+#include "llada2/runtime.h"
 #include "llada2/server.h"
 #include "llada2/test_model.h"
+#include "llada2/version.h"
 #include "server_test_util.h"
 #include "test_util.h"
 
@@ -124,6 +127,10 @@ TEST(Server, HealthAndModels) {
   EXPECT_EQ(health["status"], "ok");
   for (const char* k : {"requests", "rejected", "cancelled", "running", "queued", "batches", "batched"})
     EXPECT_TRUE(health[k].is_number_integer()) << k;
+  EXPECT_EQ(health["version"], version());
+  EXPECT_EQ(health["revision"], git_revision());
+  EXPECT_EQ(health["kernels"], runtime::isa());
+  EXPECT_FALSE(git_revision().empty());
   auto m = c.Get("/v1/models");
   ASSERT_TRUE(m);
   EXPECT_EQ(m->status, 200);
@@ -365,6 +372,65 @@ TEST(Server, BadRequests) {
   expect_error(post(*s, chat, big), 413, "request_too_large");
   // The server is still fine.
   EXPECT_EQ(post(*s, chat, chat_body()).status, 200);
+}
+
+// A known route asked with another method: 405 with the methods it takes.
+TEST(Server, WrongMethodGets405WithAllow) {
+  auto s = start_server();
+  auto c = client(*s);
+  auto g = c.Get("/v1/chat/completions");
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->status, 405);
+  EXPECT_EQ(g->get_header_value("Allow"), "POST");
+  EXPECT_EQ(json::parse(g->body)["error"]["code"], "method_not_allowed");
+  expect_error(post(*s, "/health", chat_body()), 405, "method_not_allowed");
+  expect_error(post(*s, "/v1/models/tiny-chat", chat_body()), 405, "method_not_allowed");
+  auto d = c.Delete("/v1/completions");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->status, 405);
+}
+
+// One access-log line per request: method, path, status, tokens, seconds; the prompt only when asked.
+TEST(Server, AccessLogLinesWithoutPromptsUnlessAsked) {
+  for (bool as_json : {false, true}) {
+    for (bool prompts : {false, true}) {
+      auto lines = std::make_shared<std::vector<std::string>>();
+      auto mu = std::make_shared<std::mutex>();
+      ServerOptions o;
+      o.access_log = [lines, mu](const std::string& l) {
+        std::lock_guard<std::mutex> lock(*mu);
+        lines->push_back(l);
+      };
+      o.log_json = as_json;
+      o.log_prompts = prompts;
+      auto s = start_server(o);
+      json body = chat_body();
+      body["messages"][0]["content"] = "secret-prompt-text";
+      const Reply r = post(*s, "/v1/chat/completions", body);
+      ASSERT_EQ(r.status, 200);
+      const int64_t tokens = r.body["usage"]["completion_tokens"].get<int64_t>();
+      ASSERT_TRUE(client(*s).Get("/health"));
+      s->stop();
+      std::lock_guard<std::mutex> lock(*mu);
+      ASSERT_EQ(lines->size(), 2u);
+      // A line is written once its response went out, so the two may come in either order.
+      if ((*lines)[0].find("/health") != std::string::npos) std::swap((*lines)[0], (*lines)[1]);
+      const std::string& gen = (*lines)[0];
+      EXPECT_EQ(gen.find("secret-prompt-text") != std::string::npos, prompts) << gen;
+      if (as_json) {
+        json j = json::parse(gen);
+        EXPECT_EQ(j["method"], "POST");
+        EXPECT_EQ(j["path"], "/v1/chat/completions");
+        EXPECT_EQ(j["status"], 200);
+        EXPECT_EQ(j["tokens"], tokens);
+        EXPECT_GT(j["seconds"].get<double>(), 0.0);
+        EXPECT_TRUE(json::parse((*lines)[1])["tokens"].is_null());
+      } else {
+        EXPECT_EQ(gen.rfind("POST /v1/chat/completions 200 " + std::to_string(tokens) + " tokens ", 0), 0u) << gen;
+        EXPECT_EQ((*lines)[1].rfind("GET /health 200 ", 0), 0u) << (*lines)[1];
+      }
+    }
+  }
 }
 
 TEST(Server, ContextLimitAndContentParts) {

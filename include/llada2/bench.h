@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "llada2/model.h"
 
@@ -14,5 +15,16 @@ namespace llada2 {
 // experts; the same seed gives the same draws for the same sequence of forwards. 0 restores the
 // router.
 void set_uniform_routing(const Model& model, uint64_t seed);
+
+// This machine's limits as the kernels meet them, for a roofline: memory read bandwidth (GB/s) with
+// every worker thread reading, and the float32 FMA peak (GFLOP/s) of the kernel tier in use (isa)
+// on every worker. Takes about `seconds` plus a 512 MiB buffer's reads.
+struct MachineLimits {
+  double read_gbs = 0;
+  double fma_gflops = 0;
+  std::string isa;
+  int threads = 0;
+};
+MachineLimits measure_machine(double seconds = 1.0);
 
 }  // namespace llada2

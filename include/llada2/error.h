@@ -22,4 +22,10 @@ class FileError : public InputError {
   std::string path_;
 };
 
+// A forward pass produced NaN or Inf (a checkpoint with broken weights): the message names where.
+class NumericError : public InputError {
+ public:
+  explicit NumericError(const std::string& what) : InputError(what) {}
+};
+
 }  // namespace llada2

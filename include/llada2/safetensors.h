@@ -85,6 +85,9 @@ class Checkpoint {
   // on the disk; `progress(done, total)` (optional) is called every 64 MiB and at the end.
   // Tensors that were released (release()) are skipped and not counted.
   void prefault(const std::function<void(uint64_t done, uint64_t total)>& progress = nullptr) const;
+  // Bytes of the tensors prefault() would read that are in the page cache already (mincore), i.e.
+  // that reading them costs no disk access.
+  uint64_t resident_bytes() const;
   // The tensor's data is no longer needed from the file (the model keeps its own copy, e.g. repacked):
   // its pages leave this process and prefault() skips it. The view stays valid (reads fault it back in).
   void release(const TensorView& t) const;

@@ -25,6 +25,12 @@ struct ServerOptions {
   int64_t max_n = 8;                 // largest `n` (rows per prompt)
   int64_t max_batch_rows = 8;        // rows of compatible requests generated together (1: no batching)
   std::function<void()> step_hook;   // optional: called by a worker after each refinement step (tests, tracing)
+  // Access log: one line per request (method, path, status, completion tokens, seconds) handed to
+  // this function (no trailing newline), as text or as a JSON object; the prompt (the request's
+  // `messages` or `prompt`) only with log_prompts. Unset: no log.
+  std::function<void(const std::string&)> access_log;
+  bool log_json = false;
+  bool log_prompts = false;
 };
 
 struct ServerCounters {

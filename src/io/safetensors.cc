@@ -236,6 +236,24 @@ void Checkpoint::release(const TensorView& t) const {
   released_.insert(t.name);
 }
 
+uint64_t Checkpoint::resident_bytes() const {
+  const uintptr_t page = page_size();
+  uint64_t resident = 0;
+  std::vector<unsigned char> vec;
+  for (const auto& [name, t] : tensors_) {
+    if (released_.count(name) || t.nbytes == 0) continue;
+    const uintptr_t a = reinterpret_cast<uintptr_t>(t.data) & ~(page - 1),
+                    b = reinterpret_cast<uintptr_t>(t.data) + t.nbytes;
+    const size_t pages = (b - a + page - 1) / page;
+    vec.assign(pages, 0);
+    if (mincore(reinterpret_cast<void*>(a), b - a, vec.data()) != 0) continue;
+    size_t in = 0;
+    for (unsigned char v : vec) in += v & 1;
+    resident += uint64_t(double(t.nbytes) * double(in) / double(pages));
+  }
+  return resident;
+}
+
 void Checkpoint::prefault(const std::function<void(uint64_t done, uint64_t total)>& progress) const {
   std::vector<const TensorView*> views;
   uint64_t total = 0;

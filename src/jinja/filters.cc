@@ -42,12 +42,17 @@ std::string indent(const std::string& s, const Value& width, bool first, bool bl
   std::string rv;
   if (blank) {
     for (size_t k = 0; k < lines.size(); ++k) {
-      if (k) rv += "\n" + ind;
+      if (k) rv.append("\n").append(ind);
       rv += to_utf8(lines[k]);
     }
   } else {
     rv = lines.empty() ? "" : to_utf8(lines[0]);
-    for (size_t k = 1; k < lines.size(); ++k) rv += "\n" + (lines[k].empty() ? "" : ind + to_utf8(lines[k]));
+    // Appended piece by piece: `"\n" + std::string` makes GCC 12 warn (-Wrestrict) about an overlap
+    // that cannot happen.
+    for (size_t k = 1; k < lines.size(); ++k) {
+      rv += '\n';
+      if (!lines[k].empty()) rv.append(ind).append(to_utf8(lines[k]));
+    }
   }
   return first ? ind + rv : rv;
 }

@@ -331,6 +331,22 @@ void check_batch(const ModelConfig& c, const ForwardBatch& fb, const KvCache* ca
 
 }  // namespace
 
+namespace {
+
+// NaN or Inf anywhere in x? (x - x is 0 for every finite value; the sum stays 0 unless one is not.)
+// One subtraction and add per value: a small part of the layer that wrote them.
+void check_finite(const float* x, int64_t count, const std::string& where) {
+  float s = 0.0f;
+  for (int64_t i = 0; i < count; ++i) s += x[i] - x[i];
+  if (s != s)
+    throw NumericError("the model computed NaN or Inf values in " + where +
+                       ": the checkpoint's weights there are probably broken (non-finite or overflowing)");
+}
+
+std::string layer_part(int64_t l, const char* part) { return "model.layers." + std::to_string(l) + " (" + part + ")"; }
+
+}  // namespace
+
 void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace, KvCache* cache) const {
   prepare();
   const Impl& m = *impl_;
@@ -352,6 +368,7 @@ void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace, 
     for (int64_t i = 0; i < n; ++i)
       kernels::to_f32(m.weights.embed.dtype, m.weights.embed.data, fb.input_ids[b * W + start + i] * H, H,
                       h.data() + (b * n + i) * H);
+  check_finite(h.data(), N * H, "the word embeddings");
   if (trace) {
     trace->hidden.clear();
     trace->hidden.push_back(h);
@@ -368,6 +385,7 @@ void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace, 
                   o.data());
     }
     for (int64_t i = 0; i < N * H; ++i) h[size_t(i)] += o[size_t(i)];
+    check_finite(h.data(), N * H, layer_part(l, "attention"));
     a = h;
     kernels::rms_norm(a.data(), N, H, L.post_norm, eps);
     if (L.moe) {
@@ -386,6 +404,7 @@ void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace, 
       m.mlp(L.mlp, a.data(), N, o.data());
     }
     for (int64_t i = 0; i < N * H; ++i) h[size_t(i)] += o[size_t(i)];
+    check_finite(h.data(), N * H, layer_part(l, L.moe ? "MoE" : "MLP"));
     if (trace && l + 1 < c.num_hidden_layers) trace->hidden.push_back(h);
   }
   if (cache != &scratch) cache->length = fb.commit_to;
@@ -416,12 +435,15 @@ void Model::Impl::head(const ForwardBatch& fb, int64_t start, std::vector<float>
     std::copy_n(h.data() + (b * n + fb.logits_from - start + r) * H, H, sel.data() + int64_t(i) * H);
   }
   if (!trace) kernels::rms_norm(sel.data(), int64_t(picked.size()), H, weights.final_norm, eps);
+  check_finite(sel.data(), int64_t(picked.size()) * H, "the final norm (model.norm)");
   if (int64_t(picked.size()) == B * rows) {
     linear(sel.data(), B * rows, H, weights.lm_head, nullptr, logits, V);
+    check_finite(logits, B * rows * V, "the LM head (lm_head)");
     return;
   }
   std::vector<float> out(picked.size() * size_t(V));
   linear(sel.data(), int64_t(picked.size()), H, weights.lm_head, nullptr, out.data(), V);
+  check_finite(out.data(), int64_t(out.size()), "the LM head (lm_head)");
   for (size_t i = 0; i < picked.size(); ++i) std::copy_n(out.data() + int64_t(i) * V, V, logits + picked[i] * V);
 }
 

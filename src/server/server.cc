@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <ctime>
 #include <mutex>
@@ -13,6 +14,8 @@
 
 #include "llada2/crash.h"
 #include "llada2/error.h"
+#include "llada2/runtime.h"
+#include "llada2/version.h"
 #include "server/batcher.h"
 #include "server/connection.h"
 #include "server/request.h"
@@ -36,6 +39,21 @@ void send_error(httplib::Response& res, const ApiError& e) {
 }
 
 int64_t unix_time() { return int64_t(std::time(nullptr)); }
+
+// What the access log line of the request on this thread needs (httplib runs a request, its streamed
+// body included, on one worker thread).
+struct RequestLog {
+  std::chrono::steady_clock::time_point start;
+  int64_t tokens = -1;  // completion tokens, when the request generated
+};
+thread_local RequestLog t_request;
+
+// The methods each route answers, for 405 replies.
+const char* allowed_methods(const std::string& path) {
+  if (path == "/health" || path == "/v1/models" || path.rfind("/v1/models/", 0) == 0) return "GET";
+  if (path == "/v1/completions" || path == "/v1/chat/completions") return "POST";
+  return nullptr;
+}
 
 }  // namespace
 
@@ -74,6 +92,7 @@ namespace {
 json usage_json(const Job& g) {
   int64_t completion = 0;
   for (const auto& c : g.choices()) completion += c.completion_tokens;
+  t_request.tokens = completion;  // for the access log
   return json{{"prompt_tokens", g.prompt_tokens()},
               {"completion_tokens", completion},
               {"total_tokens", g.prompt_tokens() + completion}};
@@ -92,6 +111,8 @@ ApiError shutting_down() { return ApiError(503, "The server is shutting down.", 
 ApiError job_error(std::exception_ptr ep) {
   try {
     std::rethrow_exception(ep);
+  } catch (const NumericError& e) {  // the model's fault, not the request's
+    return ApiError(500, e.what(), "server_error");
   } catch (const InputError& e) {
     return server::invalid_request(e.what());
   } catch (const std::exception& e) {
@@ -260,6 +281,7 @@ void Server::Impl::set_routes() {
   http.set_keep_alive_timeout(2);
 
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    t_request = RequestLog{std::chrono::steady_clock::now(), -1};
     if (opt.api_key.empty() || req.path.rfind("/v1/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
     if (req.get_header_value("Authorization") == "Bearer " + opt.api_key)
       return httplib::Server::HandlerResponse::Unhandled;
@@ -271,8 +293,14 @@ void Server::Impl::set_routes() {
   http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req,
                                                                      httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    const int status = res.status;
-    if (status == 404)
+    int status = res.status;
+    const char* allow = status == 404 ? allowed_methods(req.path) : nullptr;
+    if (allow) {
+      status = 405;
+      res.set_header("Allow", allow);
+      send_error(res, ApiError(405, "Method " + req.method + " is not allowed on " + req.path + "; use " + allow + ".",
+                               "invalid_request_error", "", "method_not_allowed"));
+    } else if (status == 404)
       send_error(res, ApiError(404, "Unknown route " + req.method + " " + req.path, "invalid_request_error", "",
                                "unknown_route"));
     else if (status == 413)
@@ -300,9 +328,40 @@ void Server::Impl::set_routes() {
     }
   });
 
+  if (opt.access_log) {
+    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_request.start).count();
+      json prompt;
+      if (opt.log_prompts) {
+        json body = json::parse(req.body, nullptr, false);
+        if (body.is_object() && body.contains("messages"))
+          prompt = body["messages"];
+        else if (body.is_object() && body.contains("prompt"))
+          prompt = body["prompt"];
+      }
+      std::string line;
+      if (opt.log_json) {
+        json j = {{"time", unix_time()}, {"method", req.method}, {"path", req.path}, {"status", res.status}};
+        j["tokens"] = t_request.tokens >= 0 ? json(t_request.tokens) : json(nullptr);
+        j["seconds"] = std::round(secs * 1000.0) / 1000.0;
+        if (opt.log_prompts) j["prompt"] = prompt;
+        line = dump(j);
+      } else {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, " %.3f s", secs);
+        line = req.method + " " + req.path + " " + std::to_string(res.status) +
+               (t_request.tokens >= 0 ? " " + std::to_string(t_request.tokens) + " tokens" : std::string()) + buf;
+        if (opt.log_prompts && !prompt.is_null()) line += " prompt=" + dump(prompt);
+      }
+      opt.access_log(line);
+    });
+  }
   http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     const ServerCounters c = counters();
     res.set_content(dump(json{{"status", "ok"},
+                              {"version", version()},
+                              {"revision", git_revision()},
+                              {"kernels", runtime::isa()},
                               {"requests", c.requests},
                               {"rejected", c.rejected},
                               {"cancelled", c.cancelled},

@@ -195,7 +195,14 @@ void Bpe::tokenize_uncached(std::string_view w, std::vector<int64_t>& out) const
     int n = int(syms.size());
     syms.push_back({id, n - 1, n + 1, len});
   };
-  std::optional<std::pair<uint32_t, uint32_t>> unk;  // (id, byte length) waiting to be emitted
+  // An unknown-token symbol waiting to be emitted (id, byte length). Plain fields rather than a
+  // std::optional<std::pair>: GCC 12 wrongly warns that an engaged optional's pair may be uninitialized.
+  bool unk = false;
+  uint32_t unk_id = 0, unk_len = 0;
+  auto flush_unk = [&] {
+    if (unk) add(unk_id, unk_len);
+    unk = false;
+  };
   thread_local std::string s;
   for (size_t i = 0; i < w.size();) {
     size_t b = i;
@@ -210,10 +217,7 @@ void Bpe::tokenize_uncached(std::string_view w, std::vector<int64_t>& out) const
       size_t k = 0;
       int32_t id = char_ids_[next_cp(ch, k)];
       if (id >= 0) {
-        if (unk) {
-          add(unk->first, unk->second);
-          unk.reset();
-        }
+        flush_unk();
         add(uint32_t(id), byte_len);
         continue;
       }
@@ -226,10 +230,7 @@ void Bpe::tokenize_uncached(std::string_view w, std::vector<int64_t>& out) const
       key = s;
     }
     if (const uint32_t* id = vocab_.find(key)) {
-      if (unk) {
-        add(unk->first, unk->second);
-        unk.reset();
-      }
+      flush_unk();
       add(*id, byte_len);
       continue;
     }
@@ -258,16 +259,17 @@ void Bpe::tokenize_uncached(std::string_view w, std::vector<int64_t>& out) const
       }
     }
     if (unk_token_) {
-      uint32_t unk_id = *vocab_.find(*unk_token_);
       if (unk && fuse_unk_) {
-        unk->second += byte_len;
+        unk_len += byte_len;
       } else {
-        if (unk) add(unk->first, unk->second);
-        unk = std::make_pair(unk_id, byte_len);
+        flush_unk();
+        unk = true;
+        unk_id = *vocab_.find(*unk_token_);
+        unk_len = byte_len;
       }
     }
   }
-  if (unk) add(unk->first, unk->second);
+  flush_unk();
   if (syms.empty()) return;
   syms.back().next = -1;
 

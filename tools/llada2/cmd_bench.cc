@@ -1,9 +1,15 @@
 // llada2 bench: end-to-end throughput of the pipeline on a checkpoint with random prompt ids.
 #include <sys/resource.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -29,6 +35,67 @@ double percentile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
   size_t i = size_t(q * double(v.size() - 1) + 0.5);
   return v[std::min(i, v.size() - 1)];
+}
+
+// The cache of measured machine limits: $XDG_CACHE_HOME/llada2/machine.json (or ~/.cache/...), one
+// entry per CPU model, kernel tier and thread count.
+std::string machine_cache_path() {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  const char* home = std::getenv("HOME");
+  if (xdg && *xdg) return std::string(xdg) + "/llada2/machine.json";
+  if (home && *home) return std::string(home) + "/.cache/llada2/machine.json";
+  return "";
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) return line.substr(line.find(':') + 2);
+  return "unknown cpu";
+}
+
+struct Limits {
+  MachineLimits m;
+  std::string source;  // "measured now", "measured <date>, cached in PATH"
+};
+
+Limits machine_limits(bool remeasure) {
+  const std::string path = machine_cache_path();
+  const std::string key =
+      cpu_model() + " | " + runtime::isa() + " | " + std::to_string(runtime::threads()) + " threads";
+  nlohmann::json cache = nlohmann::json::object();
+  if (!path.empty()) {
+    std::ifstream in(path);
+    if (in) cache = nlohmann::json::parse(in, nullptr, false);
+    if (!cache.is_object()) cache = nlohmann::json::object();
+  }
+  if (!remeasure && cache.contains(key) && cache[key].is_object()) {
+    const auto& e = cache[key];
+    if (e.value("read_gbs", 0.0) > 0 && e.value("fma_gflops", 0.0) > 0) {
+      Limits l;
+      l.m.read_gbs = e["read_gbs"];
+      l.m.fma_gflops = e["fma_gflops"];
+      l.source = "measured " + e.value("date", std::string("earlier")) + ", cached in " + path;
+      return l;
+    }
+  }
+  std::fprintf(stderr, "measuring this machine's read bandwidth and FMA peak (once; cached)...\n");
+  Limits l;
+  l.m = measure_machine(1.0);
+  char date[32];
+  const std::time_t t = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&t));
+  l.source = "measured now";
+  if (!path.empty()) {
+    cache[key] = {{"read_gbs", l.m.read_gbs}, {"fma_gflops", l.m.fma_gflops}, {"date", date}};
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+    const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+    if (std::ofstream(tmp) << cache.dump(2) << "\n") std::filesystem::rename(tmp, path, ec);
+    if (!ec) l.source += ", cached in " + path;
+  }
+  return l;
 }
 
 double peak_rss_mb() {
@@ -100,7 +167,7 @@ int cmd_bench(int argc, char** argv) {
                "llada2 bench"};
   std::string model_dir, attention = "block_causal", editing = "none";
   int64_t prompt_length = 64, gen_length = 256, block_length = 32, steps = 32, batch = 1, seed = 1;
-  double threshold = 0.95, bandwidth_gbs = 34, peak_gflops = 0;
+  double threshold = 0.95, bandwidth_gbs = 0, peak_gflops = 0;
   int threads = 0;
   bool json_out = false, no_cache = false, uniform_routing = false;
   app.add_option("-m,--model", model_dir, "checkpoint folder")->required();
@@ -119,21 +186,33 @@ int cmd_bench(int argc, char** argv) {
                "block (random test checkpoints route most tokens to a few experts); the tokens are then not the "
                "model's");
   app.add_option("--seed", seed, "seed of the random prompt");
-  app.add_option("-t,--threads", threads, "worker threads (default: all cores)");
+  app.add_option("-t,--threads", threads, "worker threads (default: all cores)")->check(CLI::Range(1, 4096));
   ActivationFlags activations;
   activations.add(app);
+  bool remeasure = false;
   app.add_option("--bandwidth-gbs", bandwidth_gbs,
-                 "memory read bandwidth for the step breakdown's roofline, GB/s (default 34: this machine, 2 threads)");
+                 "memory read bandwidth for the step breakdown's roofline, GB/s (default: measured on this machine "
+                 "with the threads in use, once, and cached)");
   app.add_option("--peak-gflops", peak_gflops,
-                 "float32 peak for the step breakdown's roofline, GFLOP/s (default 117 x threads: Zen 4 FMA per core)");
+                 "float32 FMA peak for the step breakdown's roofline, GFLOP/s (default: measured with the kernel tier "
+                 "and threads in use, once, and cached)");
+  app.add_flag("--remeasure", remeasure,
+               "measure the bandwidth and FMA peak again instead of using the cached figures");
   app.add_flag("--json", json_out, "print one JSON object (the step breakdown under \"phases\")");
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
   if (prompt_length < 1 || gen_length < 1 || block_length < 1 || steps < 1 || batch < 1)
     throw InputError("bench: lengths, steps and batch must be >= 1");
-  if (!(bandwidth_gbs > 0) || peak_gflops < 0) throw InputError("bench: --bandwidth-gbs and --peak-gflops must be > 0");
+  if ((app.count("--bandwidth-gbs") && !(bandwidth_gbs > 0)) || (app.count("--peak-gflops") && !(peak_gflops > 0)))
+    throw InputError("bench: --bandwidth-gbs and --peak-gflops must be > 0");
   if (threads > 0) runtime::set_threads(threads);
   activations.apply(app);
-  if (peak_gflops == 0) peak_gflops = 117.0 * runtime::threads();
+  std::string limits_source = "given";
+  if (!(bandwidth_gbs > 0) || !(peak_gflops > 0)) {
+    const Limits l = machine_limits(remeasure);
+    if (!(bandwidth_gbs > 0)) bandwidth_gbs = l.m.read_gbs;
+    if (!(peak_gflops > 0)) peak_gflops = l.m.fma_gflops;
+    limits_source = l.source;
+  }
 
   double t0 = now_s();
   std::shared_ptr<const Model> model = Model::load(model_dir);
@@ -155,8 +234,12 @@ int cmd_bench(int argc, char** argv) {
   const AttentionMode mode = parse_attention_mode(attention);
 
   // Prefill: the block-aligned part of the prompt through a fresh cache.
-  double prefill_tps = 0;
+  double prefill_tps = 0;  // 0: not measured
   const int64_t aligned = (prompt_length / block_length) * block_length;
+  const char* no_prefill = mode != AttentionMode::BlockCausal
+                               ? "not measured (bidirectional attention has no prefix cache)"
+                           : aligned == 0 ? "not measured (the prompt is shorter than a block)"
+                                          : nullptr;
   if (aligned > 0 && mode == AttentionMode::BlockCausal) {
     KvCache cache = model->make_cache(batch, aligned);
     std::vector<int64_t> ids, km(size_t(batch * aligned), 1);
@@ -221,7 +304,7 @@ int cmd_bench(int argc, char** argv) {
       {"editing_threshold", o.editing_threshold ? nlohmann::json(*o.editing_threshold) : nlohmann::json(nullptr)},
       {"batch", batch},
       {"load_seconds", load_s},
-      {"prefill_tokens_per_second", prefill_tps},
+      {"prefill_tokens_per_second", no_prefill ? nlohmann::json(nullptr) : nlohmann::json(prefill_tps)},
       {"step_seconds_median", med},
       {"step_seconds_p90", p90},
       {"forwards", out.stats.forwards},
@@ -251,6 +334,7 @@ int cmd_bench(int argc, char** argv) {
   j["phases"] = jp;
   j["roofline"] = {{"bandwidth_gbs", bandwidth_gbs},
                    {"peak_gflops", peak_gflops},
+                   {"limits", limits_source},
                    {"steps", stamps.size()},
                    {"bf16_flop_fraction", double(tot.flops_bf16) / double(std::max<uint64_t>(tot.flops, 1))},
                    {"int8_flop_fraction", double(tot.flops_int8) / double(std::max<uint64_t>(tot.flops, 1))}};
@@ -263,7 +347,10 @@ int cmd_bench(int argc, char** argv) {
   std::printf("threads          %d\n", runtime::threads());
   if (uniform_routing) std::printf("routing          uniform (--uniform-routing: not the router's choice)\n");
   std::printf("load             %.3f s\n", load_s);
-  std::printf("prefill          %.1f tokens/s\n", prefill_tps);
+  if (no_prefill)
+    std::printf("prefill          %s\n", no_prefill);
+  else
+    std::printf("prefill          %.1f tokens/s\n", prefill_tps);
   std::printf("step latency     median %.2f ms, p90 %.2f ms\n", med * 1e3, p90 * 1e3);
   std::printf("forwards         %lld (%.2f tokens/forward)\n", (long long)out.stats.forwards,
               out.stats.tokens_per_forward());
@@ -274,6 +361,7 @@ int cmd_bench(int argc, char** argv) {
   std::printf("peak RSS         %.1f MB\n", peak_rss_mb());
   std::printf("\nstep breakdown   mean of %zu steps; roofline = max(weight bytes / %.1f GB/s, FLOPs / %.0f GFLOP/s)\n",
               stamps.size(), bandwidth_gbs, peak_gflops);
+  std::printf("                 (limits %s)\n", limits_source.c_str());
   if (tot.flops_bf16 + tot.flops_int8 > 0)
     std::printf(
         "                 (products over bf16 / int8 activations at 2x / 4x that rate: %.0f%% / %.0f%% of FLOPs)\n",

@@ -40,11 +40,24 @@ int cmd_serve(int argc, char** argv) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   app.add_option("--default-max-tokens", o.default_max_tokens, "max_tokens when a request has none (default 256)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
-  app.add_option("-t,--threads", threads, "worker threads of the model (default: all cores)");
+  app.add_option("-t,--threads", threads, "worker threads of the model (default: all cores)")
+      ->check(CLI::Range(1, 4096));
+  std::string log_format = "text";
+  bool no_access_log = false;
+  app.add_option("--log-format", log_format,
+                 "access log on stderr, one line per request (method, path, status, tokens, seconds): text (default) "
+                 "or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_flag("--log-prompts", o.log_prompts,
+               "add each request's messages / prompt to its access log line (off: "
+               "prompts are never logged)");
+  app.add_flag("--no-access-log", no_access_log, "no access log");
   ActivationFlags activations;
   activations.add(app);
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
   model_dir = resolve_model_dir(model_dir, "serve");
+  o.log_json = log_format == "json";
+  if (!no_access_log) o.access_log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   if (o.default_max_tokens > o.max_tokens_limit) o.default_max_tokens = o.max_tokens_limit;
   if (threads > 0) runtime::set_threads(threads);
   activations.apply(app);

@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "llada2/crash.h"
 #include "llada2/error.h"
+#include "llada2/version.h"
 
 namespace {
 
@@ -32,7 +33,8 @@ const Command kCommands[] = {
 void usage(FILE* out) {
   std::fprintf(out,
                "llada2 - LLaDA2 block-diffusion language models on the CPU\n\n"
-               "usage: llada2 <command> [options]   (llada2 <command> --help for details)\n\ncommands:\n");
+               "usage: llada2 <command> [options]   (llada2 <command> --help for details; llada2 --version)\n\n"
+               "commands:\n");
   for (const auto& c : kCommands) std::fprintf(out, "  %-16s %s\n", c.name, c.summary);
 }
 
@@ -43,6 +45,10 @@ int main(int argc, char** argv) {
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version") || !std::strcmp(argv[1], "-V") || !std::strcmp(argv[1], "version")) {
+    std::printf("%s\n", llada2::version_line().c_str());
+    return 0;
   }
   for (const auto& c : kCommands) {
     if (std::strcmp(argv[1], c.name) != 0) continue;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -89,15 +90,23 @@ void load_weights(const Model& model, const std::string& dir, bool quiet) {
                    dir.c_str(), bytes / 1e9, ram / 1e9);
     return;
   }
-  ByteProgress progress("loading " + dir, quiet);
-  uint64_t read = 0;  // without what Model::load repacked already
-  ck.prefault([&](uint64_t done, uint64_t total) {
-    progress(done, total);
-    read = total;
+  // Pages in the page cache already cost no disk read: a rate over them would be a memory copy's, so
+  // the progress and the summary count what comes from the disk.
+  const uint64_t cached = ck.resident_bytes();
+  uint64_t total = 0;  // without what Model::load repacked already
+  ByteProgress progress("loading " + dir + " from disk", quiet);
+  ck.prefault([&](uint64_t done, uint64_t all) {
+    total = all;
+    const uint64_t from_disk = all > cached ? all - cached : 0;
+    if (from_disk >= all / 10) progress(uint64_t(double(done) / double(all) * double(from_disk)), from_disk);
   });
-  if (progress.printed())
-    std::fprintf(stderr, "loaded %s: %.1f GB of weights in %.1f s\n", dir.c_str(), double(read) / 1e9,
-                 progress.seconds());
+  if (progress.printed()) {
+    const uint64_t from_disk = total > cached ? total - cached : 0;
+    std::fprintf(stderr,
+                 "loaded %s: %.1f GB of weights, %.1f GB read from disk in %.1f s (%.0f MB/s), %.1f GB cached\n",
+                 dir.c_str(), double(total) / 1e9, double(from_disk) / 1e9, progress.seconds(),
+                 double(from_disk) / 1e6 / std::max(progress.seconds(), 1e-3), double(cached) / 1e9);
+  }
 }
 
 }  // namespace llada2::cli
