@@ -101,7 +101,8 @@ void Screen::feed(const std::string& s) {
       if (op == 'C') col_ = std::min(columns_ - 1, col_ + k);
       if (op == 'D') col_ = std::max(0, col_ - k);
       if (op == 'J' || op == 'K') {
-        for (int x = col_; x < columns_; ++x) cells_[size_t(row_)][size_t(x)] = " ";
+        // assign(1, ' '), not = " ": GCC 12 warns (-Wrestrict) about the latter here, wrongly
+        for (int x = col_; x < columns_; ++x) cells_[size_t(row_)][size_t(x)].assign(1, ' ');
         if (op == 'J')
           for (int y = row_ + 1; y < rows_; ++y) cells_[size_t(y)].assign(size_t(columns_), " ");
       }
