@@ -67,7 +67,7 @@ std::string safetensors_header(const std::vector<TensorSpec>& tensors,
     h += "\"__metadata__\":{";
     bool first = true;
     for (const auto& [k, v] : metadata) {
-      h += (first ? "" : ",") + quoted(k) + ":" + quoted(v);
+      h.append(first ? "" : ",").append(quoted(k)).append(":").append(quoted(v));
       first = false;
     }
     h += "}";
@@ -76,7 +76,7 @@ std::string safetensors_header(const std::vector<TensorSpec>& tensors,
   for (const TensorSpec& t : tensors) {
     if (h.size() > 1) h += ",";
     h += quoted(t.name) + ":{\"dtype\":\"" + dtype_name(t.dtype) + "\",\"shape\":[";
-    for (size_t i = 0; i < t.shape.size(); ++i) h += (i ? "," : "") + std::to_string(t.shape[i]);
+    for (size_t i = 0; i < t.shape.size(); ++i) h.append(i ? "," : "").append(std::to_string(t.shape[i]));
     uint64_t end = offset + t.nbytes();
     h += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(end) + "]}";
     offset = end;

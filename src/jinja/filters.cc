@@ -511,7 +511,7 @@ Value filter_attr(Renderer& r, const std::string& name, const Value& v, CallArgs
     Value m = method_of(v, attr);
     if (!m.is_undefined()) return m;
   }
-  return Value::undefined("'" + type_name(v) + " object' has no attribute '" + attr + "'");
+  return Value::undefined(std::string("\'").append(type_name(v)) + " object' has no attribute '" + attr + "'");
 }
 
 using FilterFn = Value (*)(Renderer& r, const std::string& name, const Value& v, CallArgs& a);

@@ -224,9 +224,9 @@ Value slice(const Value& obj, const Value& start, const Value& stop, const Value
   } else if (obj.is_undefined()) {
     fail_undefined(obj);
   } else if (constant) {
-    return Value::undefined("'" + type_name(obj) + "' object is not subscriptable");
+    return Value::undefined(std::string("'").append(type_name(obj)).append("' object is not subscriptable"));
   } else {
-    fail("'" + type_name(obj) + "' object is not subscriptable");
+    fail(std::string("\'").append(type_name(obj)) + "' object is not subscriptable");
   }
   auto clamp = [&](std::optional<int64_t> v, int64_t dflt) {
     if (!v) return dflt;

@@ -255,7 +255,7 @@ std::string Renderer::render_body(const Body& body) {
 Value Renderer::call(const Value& callee, CallArgs& args) {
   if (callee.kind == Kind::Callable) return (*callee.fn)(*this, args);
   if (callee.is_undefined()) fail_undefined(callee);
-  fail("'" + type_name(callee) + "' object is not callable");
+  fail(std::string("'").append(type_name(callee)).append("' object is not callable"));
 }
 
 Value Renderer::get_attr(const Value& obj, const std::string& attr) {
@@ -280,12 +280,13 @@ Value Renderer::get_attr(const Value& obj, const std::string& attr) {
     }
     default: break;
   }
-  return Value::undefined("'" + type_name(obj) + " object' has no attribute '" + attr + "'");
+  return Value::undefined(
+      std::string("'").append(type_name(obj)).append(" object' has no attribute '").append(attr).append("'"));
 }
 
 Value Renderer::get_item(const Value& obj, const Value& key) {
   if (obj.lazy || obj.view != View::None)
-    return Value::undefined("'" + type_name(obj) + "' object is not subscriptable");
+    return Value::undefined(std::string("'").append(type_name(obj)).append("' object is not subscriptable"));
   switch (obj.kind) {
     case Kind::Undefined: fail_undefined(obj);
     case Kind::Dict:
@@ -306,13 +307,14 @@ Value Renderer::get_item(const Value& obj, const Value& key) {
           if (k < 0) k += n;
           if (k >= 0 && k < n) return obj.lv()[size_t(k)];
         }
-        return Value::undefined("'" + type_name(obj) + " object' has no element " + std::to_string(key.as_int()));
+        return Value::undefined(std::string("\'").append(type_name(obj)) + " object' has no element " +
+                                std::to_string(key.as_int()));
       }
       break;
     default: break;
   }
   if (key.kind == Kind::String) return get_attr(obj, key.sv());
-  return Value::undefined("'" + type_name(obj) + " object' has no element " + repr(key));
+  return Value::undefined(std::string("\'").append(type_name(obj)) + " object' has no element " + repr(key));
 }
 
 Value Renderer::eval(const Expr& e) {

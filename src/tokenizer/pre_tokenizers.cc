@@ -165,7 +165,7 @@ struct ByteLevelPre : PreTokenizer {
   void pre_tokenize(Pieces& pieces) const override {
     thread_local Spans spans;
     split_each(pieces, [&](Piece& p, Pieces& out) {
-      if (add_prefix_space && (p.text.empty() || p.text[0] != ' ')) p.text.insert(0, " ");
+      if (add_prefix_space && (p.text.empty() || p.text[0] != ' ')) p.text.insert(p.text.begin(), ' ');
       if (!use_regex) {
         if (!p.text.empty()) out.push_back(std::move(p));
         return;

@@ -1,4 +1,5 @@
 // llada2 chat: a multi-turn conversation in the terminal through the checkpoint's chat template.
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -86,8 +87,16 @@ int cmd_chat(int argc, char** argv) {
   std::string line;
   for (;;) {
     if (tty_in) std::fputs("> ", stdout), std::fflush(stdout);
-    g_interrupted.store(false);
-    if (!std::getline(std::cin, line)) {
+    // Wait for a line or for Ctrl-C. Polling (not a bare blocking read) also catches a Ctrl-C that lands
+    // just before the read would start, which the read itself would never see.
+    bool interrupted = false;
+    while (tty_in && !(interrupted = g_interrupted.load())) {
+      struct pollfd p {
+        0, POLLIN, 0
+      };
+      if (::poll(&p, 1, 100) > 0) break;
+    }
+    if (interrupted || !std::getline(std::cin, line)) {
       if (tty_in) std::fputs("\n", stdout);
       break;
     }
