@@ -71,6 +71,7 @@ set(LLADA2_SERVER_SOURCES
     src/server/request.cc
     src/server/server.cc
     src/server/text_stream.cc
+    src/server/tool_calls.cc
 )
 set(LLADA2_CLI_SOURCES
     tools/llada2/cmd_bench.cc
@@ -125,6 +126,7 @@ set(LLADA2_TEST_SOURCES
     tests/tokenizer_api_test.cc
     tests/tokenizer_components_test.cc
     tests/tokenizer_parity_test.cc
+    tests/tool_calls_test.cc
 )
 set(LLADA2_FUZZ_TARGETS
     fuzz_chat_template

@@ -198,6 +198,94 @@ TEST(Server, ChatWithTools) {
   expect_error(post(*s, "/v1/chat/completions", body), 400, "", "tools");
 }
 
+// The streamed content of choice 0, concatenated, and the finish reason.
+std::pair<std::string, std::string> streamed_content(const std::vector<SseEvent>& events) {
+  std::string content, finish;
+  for (const SseEvent& e : events) {
+    if (e.data.empty() || e.data == "[DONE]" || !e.event.empty()) continue;
+    json j = json::parse(e.data);
+    if (!j.contains("choices") || j["choices"].empty()) continue;
+    const json& c = j["choices"][0];
+    if (c.contains("delta") && c["delta"].contains("content") && c["delta"]["content"].is_string())
+      content += c["delta"]["content"].get<std::string>();
+    if (c.contains("finish_reason") && c["finish_reason"].is_string()) finish = c["finish_reason"];
+  }
+  return {content, finish};
+}
+
+// Tool calling on the request side: roles, tool_calls and tool messages rendered through the chat
+// template, tool_choice, and the errors. (The tiny random model never writes a valid call, so its
+// replies stay content; parsing is tested in tool_calls_test.cc.)
+TEST(Server, ToolCallingRequestsAndChoices) {
+  auto s = start_server();
+  const std::string chat = "/v1/chat/completions";
+  const json tools = {
+      {{"type", "function"},
+       {"function", {{"name", "get_time"}, {"description", "Current time"}, {"parameters", json::object()}}}}};
+  auto with = [](json body, const char* key, json value) {
+    body[key] = std::move(value);
+    return body;
+  };
+  expect_error(post(*s, chat, with(chat_body(), "messages", {{{"role", "wizard"}, {"content", "hi"}}})), 400, "",
+               "messages");
+  // developer is system
+  const Reply dev =
+      post(*s, chat,
+           with(chat_body(), "messages",
+                {{{"role", "developer"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "hi"}}}));
+  const Reply sys = post(*s, chat,
+                         with(chat_body(), "messages",
+                              {{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "hi"}}}));
+  ASSERT_EQ(dev.status, 200) << dev.body;
+  EXPECT_EQ(dev.body["usage"]["prompt_tokens"], sys.body["usage"]["prompt_tokens"]);
+  EXPECT_EQ(dev.body["choices"][0]["message"]["content"], sys.body["choices"][0]["message"]["content"]);
+  // A whole tool loop's history renders.
+  const json loop = {
+      {{"role", "user"}, {"content", "What time is it?"}},
+      {{"role", "assistant"},
+       {"content", nullptr},
+       {"tool_calls",
+        {{{"id", "call_1"}, {"type", "function"}, {"function", {{"name", "get_time"}, {"arguments", "{}"}}}}}}},
+      {{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "12:30"}}};
+  const Reply after = post(*s, chat, with(with(chat_body(), "messages", loop), "tools", tools));
+  ASSERT_EQ(after.status, 200) << after.body;
+  expect_error(post(*s, chat,
+                    with(chat_body(), "messages",
+                         {{{"role", "user"}, {"content", "hi"}}, {{"role", "assistant"}, {"tool_calls", "x"}}})),
+               400, "", "messages");
+  // tool_choice none: the tools are not offered (the prompt is as without them).
+  const Reply plain = post(*s, chat, chat_body());
+  const Reply none = post(*s, chat, with(with(chat_body(), "tools", tools), "tool_choice", "none"));
+  ASSERT_EQ(none.status, 200) << none.body;
+  EXPECT_EQ(none.body["usage"]["prompt_tokens"], plain.body["usage"]["prompt_tokens"]);
+  // A named function: the reply starts as that call.
+  const json named = {{"type", "function"}, {"function", {{"name", "get_time"}}}};
+  const Reply forced = post(*s, chat, with(with(chat_body(), "tools", tools), "tool_choice", named));
+  ASSERT_EQ(forced.status, 200) << forced.body;
+  const json& msg = forced.body["choices"][0]["message"];
+  if (!msg.contains("tool_calls"))
+    EXPECT_EQ(msg["content"].get<std::string>().rfind("<tool_call>\n{\"name\": \"get_time\", \"arguments\": ", 0), 0u)
+        << msg;
+  // Streaming gives the same text (what could start a call is held back, then released).
+  for (const json& choice : {json("auto"), named}) {
+    json body = with(with(chat_body(), "tools", tools), "tool_choice", choice);
+    const Reply whole = post(*s, chat, body);
+    const auto [content, finish] = streamed_content(stream(*s, chat, body));
+    if (!whole.body["choices"][0]["message"].contains("tool_calls")) {
+      EXPECT_EQ(content, whole.body["choices"][0]["message"]["content"]) << choice;
+      EXPECT_EQ(finish, whole.body["choices"][0]["finish_reason"]) << choice;
+    }
+  }
+  expect_error(post(*s, chat,
+                    with(with(chat_body(), "tools", tools), "tool_choice",
+                         json({{"type", "function"}, {"function", {{"name", "rm"}}}}))),
+               400, "", "tool_choice");
+  expect_error(post(*s, chat, with(chat_body(), "tool_choice", "required")), 400, "", "tool_choice");
+  expect_error(post(*s, chat, with(with(chat_body(), "tools", tools), "tool_choice", "always")), 400, "",
+               "tool_choice");
+  expect_error(post(*s, chat, with(chat_body(), "tools", {{{"type", "function"}}})), 400, "", "tools");
+}
+
 TEST(Server, CompletionsWithPromptListAndN) {
   auto s = start_server();
   json body = small({{"prompt", {"Once upon a time", "The answer is"}}, {"n", 2}, {"temperature", 0.8}});

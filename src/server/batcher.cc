@@ -254,7 +254,8 @@ void Batcher::run(std::vector<Unit> units) {
     const std::string delta = streams[size_t(b)].update(text, complete);
     const size_t u = unit_of[size_t(b)];
     Job& job = *units[u].job;
-    if (streaming(u) && !delta.empty() && !job.gone()) job.push_event(job.format_delta(index_of(b), delta));
+    if (streaming(u) && !delta.empty() && !job.gone())
+      if (std::string event = job.format_delta(index_of(b), delta); !event.empty()) job.push_event(std::move(event));
     return text;
   };
 

@@ -2,9 +2,11 @@
 
 #include <cmath>
 #include <limits>
+#include <set>
 
 #include "llada2/error.h"
 #include "llada2/json.h"
+#include "server/tool_calls.h"
 
 namespace llada2::server {
 
@@ -87,9 +89,11 @@ std::vector<std::string> string_or_list(const json& v, const char* key, size_t m
   return out;
 }
 
-// OpenAI content parts ([{"type": "text", "text": ...}, ...]) joined into the string templates expect.
+// OpenAI content parts ([{"type": "text", "text": ...}, ...]) joined into the string templates expect;
+// `developer` (OpenAI's newer name) is `system` to a chat template.
 json normalize_messages(json messages) {
   for (auto& m : messages) {
+    if (m.value("role", "") == "developer") m["role"] = "system";
     auto content = m.find("content");
     if (content == m.end() || !content->is_array()) continue;
     std::string text;
@@ -111,6 +115,19 @@ void check_messages(const json& messages) {
     if (!m.is_object()) throw invalid_request("each message must be an object", "messages");
     auto role = m.find("role");
     if (role == m.end() || !role->is_string()) throw invalid_request("each message needs a string `role`", "messages");
+    static const std::set<std::string> kRoles = {"system", "developer", "user", "assistant", "tool"};
+    if (!kRoles.count(role->get<std::string>()))
+      throw invalid_request("Invalid value for `role`: '" + role->get<std::string>() +
+                                "'. Supported values are: 'system', 'developer', 'user', 'assistant' and 'tool'.",
+                            "messages");
+    if (auto calls = m.find("tool_calls"); calls != m.end() && !calls->is_null()) {
+      if (role->get<std::string>() != "assistant" || !calls->is_array())
+        throw invalid_request("`tool_calls` must be a list, on an assistant message", "messages");
+      for (const auto& c : *calls)
+        if (!c.is_object() || !c.contains("function") || !c["function"].is_object() ||
+            !c["function"].contains("name") || !c["function"]["name"].is_string())
+          throw invalid_request("each tool call needs `function` with a string `name` (and `arguments`)", "messages");
+    }
     auto content = m.find("content");
     if (content != m.end() && !content->is_null() && !content->is_string() && !content->is_array())
       throw invalid_request("message `content` must be a string, a list of parts or null", "messages");
@@ -151,8 +168,6 @@ const Unsupported kUnsupported[] = {
     {"logit_bias", is_empty_object, "is not supported: only {} (no bias)"},
     {"response_format", is_text_format,
      "is not supported beyond {\"type\": \"text\"}: the output is not constrained to JSON"},
-    {"tool_choice", is_no_forced_call,
-     "is not supported beyond \"auto\" and \"none\": a tool call cannot be forced; the reply is plain text"},
     {"function_call", is_no_forced_call,
      "is not supported beyond \"auto\" and \"none\": a function call cannot be forced; the reply is plain text"},
     {"functions", is_empty_array, "is not supported: pass the functions as `tools`"},
@@ -276,14 +291,47 @@ CompletionRequest parse_completion_request(const json& body, bool chat, const Pi
       if (!messages) throw invalid_request("`messages` is required", "messages");
       check_messages(*messages);
       json tools = nullptr;
-      if (const json* v = field(body, "tools")) {
-        if (!v->is_array()) throw invalid_request("`tools` must be a list", "tools");
-        tools = *v;
+      if (const json* v = field(body, "tools"); v && !v->is_null()) {
+        r.tools = tool_names(*v);
+        if (!r.tools.empty()) tools = *v;
       }
+      // tool_choice: "auto" (the default with tools), "none" (the tools are not offered, nothing is
+      // parsed), "required" or {"type": "function", "function": {"name": ...}} (the reply starts as
+      // that call: the prompt ends with its opening).
+      std::string choice = r.tools.empty() ? "none" : "auto";
+      if (const json* v = field(body, "tool_choice"); v && !v->is_null()) {
+        if (v->is_string() && (*v == "none" || *v == "auto" || *v == "required")) {
+          choice = v->get<std::string>();
+        } else if (v->is_object() && v->value("type", "") == "function" && v->contains("function") &&
+                   (*v)["function"].is_object() && (*v)["function"].contains("name") &&
+                   (*v)["function"]["name"].is_string()) {
+          choice = "name:" + (*v)["function"]["name"].get<std::string>();
+        } else {
+          throw invalid_request(
+              "`tool_choice` must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": "
+              "{\"name\": ...}}",
+              "tool_choice");
+        }
+        if (choice == "auto" && r.tools.empty()) choice = "none";  // what clients send by default: no effect
+        if (choice != "none" && r.tools.empty())
+          throw invalid_request("`tool_choice` " + v->dump() + " needs `tools`", "tool_choice");
+        if (choice.rfind("name:", 0) == 0 && !r.tools.count(choice.substr(5)))
+          throw invalid_request("`tool_choice` names `" + choice.substr(5) + "`, which is not in `tools`",
+                                "tool_choice");
+      }
+      if (choice == "none") tools = nullptr;
+      r.parse_tool_calls = choice != "none";
+      if (choice == "required") r.forced_prefix = "<tool_call>\n{\"name\": \"";
+      if (choice.rfind("name:", 0) == 0)
+        r.forced_prefix = "<tool_call>\n{\"name\": " + json(choice.substr(5)).dump() + ", \"arguments\": ";
       if (!pipe.chat_template()) throw invalid_request("the model has no chat template; use /v1/completions");
-      const std::string rendered = pipe.apply_chat_template(normalize_messages(*messages), tools, true);
+      const std::string rendered =
+          pipe.apply_chat_template(normalize_messages(*messages), tools, true) + r.forced_prefix;
       r.prompts.push_back(tok->encode(rendered, false));
     } else {
+      if (const json* v = field(body, "tool_choice"); v && !v->is_null() && *v != "none" && *v != "auto")
+        throw invalid_request("`tool_choice` beyond \"auto\" and \"none\" needs /v1/chat/completions with `tools`",
+                              "tool_choice");
       const json* prompt = field(body, "prompt");
       if (!prompt) throw invalid_request("`prompt` is required", "prompt");
       for (const auto& p : string_or_list(*prompt, "prompt", 64)) r.prompts.push_back(tok->encode(p, true));

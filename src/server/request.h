@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -38,6 +39,12 @@ struct CompletionRequest {
   bool usage_chunk = false;  // stream_options.include_usage: usage in a chunk of its own
   std::vector<std::string> stop;
   GenerateOptions gen;  // everything but input_ids and the callback
+  // Tool calling (chat): the offered functions, whether the reply is parsed for <tool_call> blocks
+  // (tools offered and tool_choice not "none"), and the text a forced call starts with (tool_choice
+  // "required" or a named function), appended to the prompt and counted as the reply's beginning.
+  std::set<std::string> tools;
+  bool parse_tool_calls = false;
+  std::string forced_prefix;
 };
 
 // The JSON of a request body; throws ApiError 400 when it is not JSON or nests deeper than kMaxJsonDepth.

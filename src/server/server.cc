@@ -20,6 +20,7 @@
 #include "server/connection.h"
 #include "server/request.h"
 #include "server/text_stream.h"
+#include "server/tool_calls.h"
 
 namespace llada2 {
 
@@ -124,6 +125,20 @@ ApiError job_error(std::exception_ptr ep) {
 
 std::string sse(const json& j) { return "data: " + dump(j) + "\n\n"; }
 
+// message.tool_calls, or (streaming) the delta.tool_calls entries with their index.
+json tool_calls_json(const std::vector<server::ToolCall>& calls, bool with_index) {
+  json out = json::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    json c;
+    if (with_index) c["index"] = i;
+    c["id"] = calls[i].id;
+    c["type"] = "function";
+    c["function"] = json{{"name", calls[i].name}, {"arguments", calls[i].arguments}};
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
 }  // namespace
 
 void Server::Impl::handle_completion(const httplib::Request& req, httplib::Response& res, bool chat) {
@@ -141,8 +156,31 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
                 {"model", opt.model_id},
                 {"choices", std::move(choices)}};
   };
+  // Streamed replies that may hold tool calls: per choice, the reply so far (a forced call's opening
+  // first) and how much of it went out as content; text from a "<tool_call>" on waits for the end.
+  struct ToolStream {
+    std::vector<std::string> reply;
+    std::vector<size_t> sent;
+  };
+  auto tool_stream = std::make_shared<ToolStream>();
+  const bool hold_calls = stream && chat && job->request().parse_tool_calls;
+  if (hold_calls) {
+    const size_t rows = job->request().prompts.size() * size_t(job->request().n);
+    tool_stream->reply.assign(rows, job->request().forced_prefix);
+    tool_stream->sent.assign(rows, 0);
+  }
   if (stream) {
-    job->format_delta = [chunk, chat](int64_t index, const std::string& text) {
+    job->format_delta = [chunk, chat, hold_calls, tool_stream](int64_t index, const std::string& delta) {
+      std::string text = delta;
+      if (hold_calls) {
+        std::string& reply = tool_stream->reply[size_t(index)];
+        size_t& sent = tool_stream->sent[size_t(index)];
+        reply += delta;
+        const size_t ready = server::content_before_tool_call(reply);
+        text = ready > sent ? reply.substr(sent, ready - sent) : std::string();
+        sent = std::max(sent, ready);
+        if (text.empty()) return std::string();
+      }
       json c = {{"index", index}};
       if (chat)
         c["delta"] = json{{"content", text}};
@@ -189,11 +227,22 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
     for (size_t i = 0; i < job->choices().size(); ++i) {
       const Choice& c = job->choices()[i];
       json choice = {{"index", i}};
-      if (chat)
-        choice["message"] = json{{"role", "assistant"}, {"content", c.text}};
-      else
-        choice["text"] = c.text, choice["logprobs"] = nullptr;
       choice["finish_reason"] = c.finish_reason;
+      if (chat) {
+        choice["message"] = json{{"role", "assistant"}, {"content", c.text}};
+        if (job->request().parse_tool_calls) {
+          const std::string reply = job->request().forced_prefix + c.text;
+          if (auto parsed = server::parse_tool_calls(reply, job->request().tools, server::new_tool_call_id)) {
+            choice["message"]["content"] = parsed->content ? json(*parsed->content) : json(nullptr);
+            choice["message"]["tool_calls"] = tool_calls_json(parsed->calls, false);
+            choice["finish_reason"] = "tool_calls";
+          } else {
+            choice["message"]["content"] = reply;
+          }
+        }
+      } else {
+        choice["text"] = c.text, choice["logprobs"] = nullptr;
+      }
       choices.push_back(std::move(choice));
     }
     json out = {{"id", id},
@@ -211,7 +260,7 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider(
       "text/event-stream",
-      [this, job, chunk, chat](size_t, httplib::DataSink& sink) {
+      [this, job, chunk, chat, hold_calls, tool_stream](size_t, httplib::DataSink& sink) {
         bool gone = false;
         auto write = [&](const std::string& s) {
           if (!gone && !sink.write(s.data(), s.size())) gone = true;
@@ -249,6 +298,19 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
             else
               c["text"] = "", c["logprobs"] = nullptr;
             c["finish_reason"] = job->choices()[i].finish_reason;
+            if (hold_calls) {
+              // What was held back: the calls, or (when they do not parse) the rest of the text.
+              const std::string& reply = tool_stream->reply[i];
+              auto parsed = server::parse_tool_calls(reply, job->request().tools, server::new_tool_call_id);
+              json held = {{"index", i}, {"finish_reason", nullptr}};
+              if (parsed) {
+                held["delta"] = json{{"tool_calls", tool_calls_json(parsed->calls, true)}};
+                c["finish_reason"] = "tool_calls";
+              } else {
+                held["delta"] = json{{"content", reply.substr(tool_stream->sent[i])}};
+              }
+              if (parsed || tool_stream->sent[i] < reply.size()) write(sse(chunk(json::array({held}))));
+            }
             json ch = chunk(json::array({c}));
             if (i + 1 == job->choices().size() && !r.usage_chunk) {
               ch["usage"] = usage_json(*job);

@@ -186,6 +186,31 @@ test("chat.completions streaming equals non-streaming", TEST_TIMEOUT, async () =
   assert.equal(deltas, ref.chat.choices[0].message.content);
 });
 
+test("tools, tool_choice and a tool loop's messages through the client", TEST_TIMEOUT, async () => {
+  const tools = [{ type: "function", function: { name: "get_time", description: "Current time",
+                                                 parameters: { type: "object", properties: {} } } }];
+  const r = await client.chat.completions.create(chatParams({ tools }));
+  assert.equal(r.choices[0].message.role, "assistant");
+  assert.ok(["stop", "length", "tool_calls"].includes(r.choices[0].finish_reason), r.choices[0].finish_reason);
+  const loop = [
+    { role: "user", content: "What time is it?" },
+    { role: "assistant", content: null,
+      tool_calls: [{ id: "call_1", type: "function", function: { name: "get_time", arguments: "{}" } }] },
+    { role: "tool", tool_call_id: "call_1", content: "12:30" },
+  ];
+  const after = await client.chat.completions.create(chatParams({ tools, messages: loop }));
+  assert.ok(after.usage.prompt_tokens > r.usage.prompt_tokens, "the call and its result are in the prompt");
+  // Streamed, the client's helper assembles the same message.
+  const final = await client.chat.completions.stream(chatParams({ tools, messages: loop })).finalChatCompletion();
+  assert.equal(final.choices[0].message.content, after.choices[0].message.content);
+  assert.equal(final.choices[0].finish_reason, after.choices[0].finish_reason);
+  await expectApiError(client.chat.completions.create(chatParams({ messages: [{ role: "wizard", content: "hi" }] })),
+                       OpenAI.BadRequestError, 400, { param: "messages" });
+  await expectApiError(
+    client.chat.completions.create(chatParams({ tools, tool_choice: { type: "function", function: { name: "nope" } } })),
+    OpenAI.BadRequestError, 400, { param: "tool_choice" });
+});
+
 test("completions non-streaming and streaming", TEST_TIMEOUT, async () => {
   const r = await client.completions.create(completionParams());
   assert.equal(r.object, "text_completion");
