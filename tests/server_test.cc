@@ -263,9 +263,10 @@ TEST(Server, ToolCallingRequestsAndChoices) {
   const Reply forced = post(*s, chat, with(with(chat_body(), "tools", tools), "tool_choice", named));
   ASSERT_EQ(forced.status, 200) << forced.body;
   const json& msg = forced.body["choices"][0]["message"];
-  if (!msg.contains("tool_calls"))
+  if (!msg.contains("tool_calls")) {
     EXPECT_EQ(msg["content"].get<std::string>().rfind("<tool_call>\n{\"name\": \"get_time\", \"arguments\": ", 0), 0u)
         << msg;
+  }
   // Streaming gives the same text (what could start a call is held back, then released).
   for (const json& choice : {json("auto"), named}) {
     json body = with(with(chat_body(), "tools", tools), "tool_choice", choice);
@@ -284,6 +285,13 @@ TEST(Server, ToolCallingRequestsAndChoices) {
   expect_error(post(*s, chat, with(with(chat_body(), "tools", tools), "tool_choice", "always")), 400, "",
                "tool_choice");
   expect_error(post(*s, chat, with(chat_body(), "tools", {{{"type", "function"}}})), 400, "", "tools");
+  // Fields of the wrong type are 400s too (a lookup with a string default would throw on them).
+  expect_error(post(*s, chat, with(chat_body(), "tools", {{{"type", 5}}})), 400, "", "tools");
+  expect_error(post(*s, chat, with(with(chat_body(), "tools", tools), "tool_choice", json({{"type", 5}}))), 400, "",
+               "tool_choice");
+  expect_error(post(*s, chat, with(chat_body(), "response_format", json({{"type", 2}}))), 400, "", "response_format");
+  expect_error(post(*s, chat, with(chat_body(), "messages", {{{"role", "user"}, {"content", {{{"type", 1}}}}}})), 400,
+               "", "messages");
 }
 
 TEST(Server, CompletionsWithPromptListAndN) {

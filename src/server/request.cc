@@ -93,12 +93,12 @@ std::vector<std::string> string_or_list(const json& v, const char* key, size_t m
 // `developer` (OpenAI's newer name) is `system` to a chat template.
 json normalize_messages(json messages) {
   for (auto& m : messages) {
-    if (m.value("role", "") == "developer") m["role"] = "system";
+    if (has_string(m, "role", "developer")) m["role"] = "system";
     auto content = m.find("content");
     if (content == m.end() || !content->is_array()) continue;
     std::string text;
     for (const auto& part : *content) {
-      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+      if (!part.is_object() || !has_string(part, "type", "text") || !part.contains("text") || !part["text"].is_string())
         throw invalid_request("only text content parts ({\"type\": \"text\", \"text\": ...}) are supported",
                               "messages");
       text += part["text"].get<std::string>();
@@ -149,7 +149,7 @@ bool is_zero(const json& v) { return v.is_number() && v.get<double>() == 0.0; }
 bool is_one(const json& v) { return v.is_number() && v.get<double>() == 1.0; }
 bool is_empty_object(const json& v) { return v.is_object() && v.empty(); }
 bool is_never(const json&) { return false; }
-bool is_text_format(const json& v) { return v.is_object() && v.size() == 1 && v.value("type", "") == "text"; }
+bool is_text_format(const json& v) { return v.is_object() && v.size() == 1 && has_string(v, "type", "text"); }
 bool is_text_modality(const json& v) { return v == json::array({"text"}); }
 bool is_no_forced_call(const json& v) { return v == "none" || v == "auto"; }
 bool is_default_tier(const json& v) { return v == "auto" || v == "default"; }
@@ -302,7 +302,7 @@ CompletionRequest parse_completion_request(const json& body, bool chat, const Pi
       if (const json* v = field(body, "tool_choice"); v && !v->is_null()) {
         if (v->is_string() && (*v == "none" || *v == "auto" || *v == "required")) {
           choice = v->get<std::string>();
-        } else if (v->is_object() && v->value("type", "") == "function" && v->contains("function") &&
+        } else if (v->is_object() && has_string(*v, "type", "function") && v->contains("function") &&
                    (*v)["function"].is_object() && (*v)["function"].contains("name") &&
                    (*v)["function"]["name"].is_string()) {
           choice = "name:" + (*v)["function"]["name"].get<std::string>();

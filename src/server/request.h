@@ -28,6 +28,13 @@ class ApiError : public std::runtime_error {
 };
 
 ApiError invalid_request(const std::string& message, const std::string& param = "", const std::string& code = "");
+
+// Whether object `o` has `key` holding the string `value` (false for another type: json::value() with a
+// string default would throw on a number there).
+inline bool has_string(const nlohmann::ordered_json& o, const char* key, const char* value) {
+  auto it = o.find(key);
+  return it != o.end() && it->is_string() && it->get_ref<const std::string&>() == value;
+}
 nlohmann::ordered_json error_body(const ApiError& e);
 
 struct CompletionRequest {

@@ -79,7 +79,7 @@ std::set<std::string> tool_names(const nlohmann::ordered_json& tools) {
   if (!tools.is_array()) throw invalid_request("`tools` must be a list of {\"type\": \"function\", ...}", "tools");
   std::set<std::string> names;
   for (const auto& tool : tools) {
-    if (!tool.is_object() || tool.value("type", "") != "function" || !tool.contains("function") ||
+    if (!tool.is_object() || !has_string(tool, "type", "function") || !tool.contains("function") ||
         !tool["function"].is_object())
       throw invalid_request("each tool must be {\"type\": \"function\", \"function\": {\"name\": ...}}", "tools");
     const auto& f = tool["function"];
