@@ -2,7 +2,10 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "llada2/error.h"
 #include "llada2/runtime.h"
@@ -32,6 +35,26 @@ struct ActivationFlags {
     if (app.count("--int8-activations")) runtime::set_int8_activations(int8 == "on");
   }
 };
+
+// "12,7,99" -> {12, 7, 99}; an item that is not an integer is an InputError naming `what` and the item.
+inline std::vector<int64_t> parse_id_list(const std::string& list, const std::string& what) {
+  std::vector<int64_t> ids;
+  std::stringstream ss(list);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t pos = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(item, &pos);
+    } catch (const std::exception&) {
+      pos = 0;
+    }
+    if (pos == 0 || pos != item.size())
+      throw InputError(what + ": '" + item + "' is not a token id (expected e.g. 12,7,99)");
+    ids.push_back(v);
+  }
+  return ids;
+}
 
 // Parses argv with CLI11. Returns -1 when the caller should continue, otherwise
 // the exit code (0 after --help, 2 after a usage error, with the message printed).

@@ -3,7 +3,6 @@
 
 #include <cstdio>
 #include <iostream>
-#include <sstream>
 
 #include "cli_util.h"
 #include "commands.h"
@@ -19,23 +18,6 @@
 namespace llada2::cli {
 
 namespace {
-
-std::vector<int64_t> parse_id_list(const std::string& s) {
-  std::vector<int64_t> ids;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    try {
-      size_t pos = 0;
-      long long v = std::stoll(item, &pos);
-      if (pos != item.size()) throw std::invalid_argument(item);
-      ids.push_back(v);
-    } catch (const std::exception&) {
-      throw InputError("--input-ids: '" + item + "' is not a token id (expected e.g. 12,7,99)");
-    }
-  }
-  return ids;
-}
 
 void print_stats(const PipelineOutput& out) {
   std::fprintf(stderr, "%lld forwards, %lld tokens in %.2f s (%.2f tokens/s, %.2f tokens/forward)\n",
@@ -93,7 +75,7 @@ int cmd_generate(int argc, char** argv) {
       throw InputError(messages_file + ": `messages` must be a non-empty list of {role, content} objects");
     call["messages"] = std::move(m);
   }
-  if (has_ids) call["input_ids"] = nlohmann::ordered_json::array({parse_id_list(input_ids)});
+  if (has_ids) call["input_ids"] = nlohmann::ordered_json::array({parse_id_list(input_ids, "--input-ids")});
   flags.apply(app, call);
 
   CallSpec spec = parse_call_json(call);

@@ -3,7 +3,6 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 
 #include "cli_util.h"
@@ -106,22 +105,8 @@ int cmd_detokenize(int argc, char** argv) {
   Tokenizer tok = Tokenizer::from_dir(model);
   if (*ids_opt) {
     std::vector<int64_t> ids;
-    for (const auto& arg : id_args) {
-      std::stringstream ss(arg);
-      std::string item;
-      while (std::getline(ss, item, ',')) {
-        if (item.empty()) continue;
-        size_t pos = 0;
-        long long v = 0;
-        try {
-          v = std::stoll(item, &pos);
-        } catch (const std::exception&) {
-          pos = 0;
-        }
-        if (pos == 0 || pos != item.size()) throw InputError("detokenize: '" + item + "' is not a token id");
-        ids.push_back(v);
-      }
-    }
+    for (const auto& arg : id_args)
+      for (int64_t id : parse_id_list(arg, "detokenize")) ids.push_back(id);
     print_line(json{{"text", tok.decode(ids, skip_special)}});
     return 0;
   }
