@@ -111,11 +111,11 @@ LiveView::LiveView(const Tokenizer& tok, const ResolvedCall& call, std::FILE* ou
   sa.sa_handler = on_winch;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
-  ::sigaction(SIGWINCH, &sa, nullptr);
+  ::sigaction(SIGWINCH, &sa, &previous_winch_);
   g_resized.store(true);  // the first frame reads the width
 }
 
-LiveView::~LiveView() { std::signal(SIGWINCH, SIG_DFL); }
+LiveView::~LiveView() { ::sigaction(SIGWINCH, &previous_winch_, nullptr); }
 
 int64_t LiveView::columns() {
   if (fixed_columns_ > 0) return fixed_columns_;

@@ -8,6 +8,8 @@
 // read from the terminal again after a resize (SIGWINCH).
 #pragma once
 
+#include <signal.h>
+
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -23,7 +25,7 @@ int cell_width(char32_t cp);
 // wide (a line exactly as wide as the terminal leaves the cursor on its own row, as terminals do).
 int64_t cursor_row(const std::string& text, int64_t columns);
 
-// Whether the live view can draw on `f` (a terminal) and, if not, why (for a note on stderr).
+// Whether `f` is a terminal (the only place the live view draws).
 bool is_terminal(std::FILE* f);
 
 class LiveView {
@@ -55,6 +57,7 @@ class LiveView {
   std::string region_;   // what the region shows now
   int64_t fixed_columns_ = 0, columns_ = 80;
   int frame_ms_ = 0;
+  struct sigaction previous_winch_ {};  // restored when the view ends
   std::chrono::steady_clock::time_point last_frame_{};
 };
 
