@@ -181,20 +181,50 @@ TEST(CliGenerate, HelpExplainsTheFlags) {
 namespace llada2::testing {
 namespace {
 
-// --bf16-activations: an opt-in engine setting on generate, chat, serve and bench.
-TEST(CliGenerate, Bf16ActivationsFlag) {
-  for (const char* cmd : {"generate", "chat", "serve", "bench"}) {
+// SPEC A6's two modes on the command line: --exact (and "exact": true in a call file) reproduce the
+// float32 goldens of a BF16 checkpoint token for token; the fast default is held to its floors in
+// fast_mode_test.cc. The switches are on every command that runs a model.
+TEST(CliGenerate, ExactModeReproducesTheF32ComputeGoldens) {
+  for (const char* cmd : {"generate", "chat", "serve", "bench", "eval"}) {
     std::string out;
     EXPECT_EQ(run_cli(std::string(cmd) + " --help", &out), 0);
+    EXPECT_NE(out.find("--exact"), std::string::npos) << cmd;
     EXPECT_NE(out.find("--bf16-activations"), std::string::npos) << cmd;
   }
-  const std::string args = "generate --model " + golden_path("models/tiny-a-bf16") +
-                           " --input-ids 35,55,4,256 --gen-length 8 --block-length 4 --mask-token-id 319 --json";
-  std::string exact, fast;
-  ASSERT_EQ(run_cli(args, &exact), 0);
-  ASSERT_EQ(run_cli(args + " --bf16-activations", &fast), 0);
-  const auto a = nlohmann::json::parse(exact), b = nlohmann::json::parse(fast);
-  EXPECT_EQ(b["sequences"][0].size(), a["sequences"][0].size());
+  int cases = 0;
+  for (const char* name : {"a_edit_b16_post16_onbf16", "a_trace_onbf16", "b_b16_s8_thr09_onbf16"}) {
+    const nlohmann::json cj =
+        read_json(golden_path(std::string("v0.40.0+blockcausal+f32compute/") + name + "/case.json"));
+    nlohmann::json call = cj["call"];
+    call["scheduler"] = cj["scheduler_config"];
+    const std::string model = " --model " + golden_path(cj["model_dir"]);
+    const std::string plain = write_temp(call.dump());
+    call["exact"] = true;
+    const std::string in_file = write_temp(call.dump());
+    std::string by_flag, by_file, err;
+    ASSERT_EQ(run_cli("generate" + model + " --call " + plain + " --exact --json", &by_flag, &err), 0) << err;
+    ASSERT_EQ(run_cli("generate" + model + " --call " + in_file + " --json", &by_file, &err), 0) << err;
+    EXPECT_EQ(nlohmann::json::parse(by_flag)["sequences"], cj["expected"]["sequences"]) << name << ": --exact";
+    EXPECT_EQ(nlohmann::json::parse(by_file)["sequences"], cj["expected"]["sequences"]) << name << ": \"exact\": true";
+    unlink(plain.c_str());
+    unlink(in_file.c_str());
+    ++cases;
+  }
+  EXPECT_EQ(cases, 3);
+  // --exact turns the fast mode's switches off, so it cannot be combined with turning one on.
+  std::string out, err;
+  EXPECT_EQ(run_cli("generate --model " + golden_path("models/tiny-a-bf16") +
+                        " --input-ids 35,55 --gen-length 4 --mask-token-id 319 --exact --bf16-activations on",
+                    &out, &err),
+            2);
+  EXPECT_NE(err.find("--exact"), std::string::npos) << err;
+  const std::string bad = write_temp(R"({"input_ids": [[35, 55]], "gen_length": 4, "exact": "yes"})");
+  EXPECT_EQ(run_cli("generate --model " + golden_path("models/tiny-a-bf16") + " --call " + bad +
+                        " --mask-token-id 319 --json",
+                    &out, &err),
+            2);
+  EXPECT_NE(err.find("exact"), std::string::npos) << err;
+  unlink(bad.c_str());
 }
 
 }  // namespace

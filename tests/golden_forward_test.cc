@@ -53,6 +53,7 @@ double max_rel_err(const std::vector<float>& a, const std::vector<float>& ref) {
 class GoldenForward : public ::testing::TestWithParam<ForwardCase> {};
 
 TEST_P(GoldenForward, MatchesReference) {
+  const ArithmeticMode exact(true);
   const ForwardCase& fc = GetParam();
   auto model = golden_model("models/" + fc.model);
   SafetensorsFile f(golden_path("models/" + fc.model + "/" + fc.file));

@@ -76,7 +76,11 @@ PipelineOutput run_case(const nlohmann::json& cj, const std::string& attention, 
 
 class GoldenPipeline : public ::testing::TestWithParam<GoldenCase> {};
 
+// The goldens are float32 computations (of the F32 models, and of the BF16 models' weights widened to
+// float32 in the +f32compute sets): SPEC A6's exact mode reproduces them. The fast mode is held to its
+// own floors against them (fast_mode_test.cc).
 TEST_P(GoldenPipeline, Reproduces) {
+  const ArithmeticMode exact(true);
   const GoldenCase& gc = GetParam();
   const nlohmann::json cj = read_json(golden_path(gc.path + "/case.json"));
   Recorded rec;

@@ -100,6 +100,7 @@ TEST_P(GoldenTrace, SchedulerOnRecordedLogits) {
 }
 
 TEST_P(GoldenTrace, ModelOnRecordedWindows) {
+  const ArithmeticMode exact(true);  // the traces are float32 computations
   auto model = golden_model(cj_["model_dir"]);
   const int64_t K = cj_["call"]["block_length"];
   for (int64_t g = 0; g < num_steps_; ++g) {
@@ -118,6 +119,7 @@ TEST_P(GoldenTrace, ModelOnRecordedWindows) {
 }
 
 TEST_P(GoldenTrace, PipelineCallbackTensors) {
+  const ArithmeticMode exact(true);  // the traces are float32 computations
   CallSpec spec = parse_call_json(cj_["call"]);
   spec.options.attention = parse_attention_mode(GetParam().attention);
   spec.options.callback_on_step_end_tensor_inputs = cj_["trace_callback_keys"].get<std::vector<std::string>>();

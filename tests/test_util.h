@@ -12,6 +12,7 @@
 
 #include "kernels/kernels.h"
 #include "llada2/model.h"
+#include "llada2/runtime.h"
 #include "llada2/safetensors.h"
 
 namespace llada2::testing {
@@ -20,6 +21,24 @@ inline std::string data_path(const std::string& rel) { return std::string(LLADA2
 inline std::string golden_path(const std::string& rel) { return data_path("golden/" + rel); }
 
 nlohmann::json read_json(const std::string& path);
+
+// SPEC A6's arithmetic mode for a scope (exact: float32 compute; otherwise the fast default), restoring
+// the previous mode after it.
+class ArithmeticMode {
+ public:
+  explicit ArithmeticMode(bool exact) : bf16_(runtime::bf16_activations()), int8_(runtime::int8_activations()) {
+    runtime::set_exact(exact);
+  }
+  ~ArithmeticMode() {
+    runtime::set_bf16_activations(bf16_);
+    runtime::set_int8_activations(int8_);
+  }
+  ArithmeticMode(const ArithmeticMode&) = delete;
+  ArithmeticMode& operator=(const ArithmeticMode&) = delete;
+
+ private:
+  bool bf16_, int8_;
+};
 
 // Loads each golden model once per process.
 std::shared_ptr<const Model> golden_model(const std::string& model_dir_rel);

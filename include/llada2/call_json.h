@@ -12,6 +12,9 @@ namespace llada2 {
 struct CallSpec {
   GenerateOptions options;
   std::optional<SchedulerConfig> scheduler;  // from the optional "scheduler" object
+  // "exact": true / false: SPEC A6's arithmetic mode for the call (runtime::set_exact); a process-wide
+  // setting, so the caller applies it, not the pipeline.
+  std::optional<bool> exact;
 };
 
 // Parses a call object; `base` supplies the scheduler config fields the object leaves out.

@@ -83,7 +83,8 @@ struct RunResult {
 nlohmann::ordered_json call_for(const nlohmann::ordered_json& base_call, const nlohmann::ordered_json& settings);
 
 // Runs every item with the base call arguments + `settings` (settings keys are pipeline arguments, or
-// "bf16_activations" = true/false for the arithmetic mode). `progress(done, total)` after each item.
+// "bf16_activations" = true/false for the fast mode's bf16 products; "exact" = true/false, a pipeline call
+// key, selects SPEC A6's mode for the run). `progress(done, total)` after each item.
 RunResult run(const Pipeline& pipe, const std::vector<Item>& items, const nlohmann::ordered_json& base_call,
               const nlohmann::ordered_json& settings, const std::function<void(int64_t, int64_t)>& progress = {});
 

@@ -21,8 +21,20 @@ std::string isa();                          // the tier in use
 // name is an InputError that lists the supported ones.
 void set_isa(const std::string& name);
 
-// BF16 / F16 checkpoints on CPUs with AVX512-BF16: activations rounded to bf16 and multiplied with
-// vdpbf16ps (about 1.6x faster, logits move by ~1e-3). Default off, or LLADA2_BF16_DOT=1.
+// The two arithmetic modes (SPEC A6).
+// - Fast, the default: the precision a diffusers user gets by loading a checkpoint in its own dtype.
+//   BF16 checkpoints multiply bf16 activations by bf16 weights with float32 accumulation on CPUs with
+//   AVX512-BF16; Q8 / Q4 checkpoints multiply int8 activations on CPUs with AVX512-VNNI. Norms, RoPE,
+//   attention, the router, softmax and sampling stay float32; F32 checkpoints compute in float32.
+// - Exact: float32 compute whatever the weight dtype. It reproduces the reference's float32 results
+//   token for token (the golden parity tests run in it), at about half the speed on BF16 checkpoints.
+// set_exact(true) turns both activation modes below off, set_exact(false) turns both on; exact() is
+// true when both are off.
+bool exact();
+void set_exact(bool on);
+
+// BF16 checkpoints on CPUs with AVX512-BF16: activations rounded to bf16 and multiplied with
+// vdpbf16ps (about 1.6x faster, logits move by ~1e-3). Default on, or LLADA2_BF16_DOT=0.
 bool bf16_activations();
 void set_bf16_activations(bool on);
 

@@ -154,6 +154,6 @@ void set_int8_activations(bool on) { g_int8.store(on ? 1 : 0, std::memory_order_
 bool int8_activations() { return env_switch(g_int8, "LLADA2_INT8_ACT", true); }
 
 void set_bf16_activations(bool on) { g_bf16.store(on ? 1 : 0, std::memory_order_release); }
-bool bf16_activations() { return env_switch(g_bf16, "LLADA2_BF16_DOT", false); }
+bool bf16_activations() { return env_switch(g_bf16, "LLADA2_BF16_DOT", true); }
 
 }  // namespace llada2::kernels

@@ -88,11 +88,12 @@ const char* active_isa();
 // Selects a tier for the whole process; returns false and changes nothing if unsupported.
 bool set_isa(Isa isa);
 
-// Opt-in, numerics-changing: with BF16 weights on the avx512bf16 tier, linear() rounds the
-// activations to bf16 (round to nearest even) and multiplies with vdpbf16ps, accumulating in
-// float32. About twice the FMA throughput, but results differ from float32 compute by ~1e-3
-// relative, so the float32 goldens are not reproduced. Off by default; LLADA2_BF16_DOT=1 turns
-// it on at first use. Has no effect on other tiers or weight dtypes.
+// The fast mode's BF16 products (SPEC A6): with BF16 weights on the avx512bf16 tier, linear()
+// rounds the activations to bf16 (round to nearest even) and multiplies with vdpbf16ps,
+// accumulating in float32, as torch's bf16 GEMMs do. About twice the FMA throughput; results
+// differ from float32 compute by ~1e-3 relative, so the float32 goldens need the exact mode
+// (off). On by default; LLADA2_BF16_DOT=0 turns it off at first use. Has no effect on other tiers
+// or weight dtypes.
 void set_bf16_activations(bool on);
 bool bf16_activations();
 

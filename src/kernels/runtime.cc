@@ -39,6 +39,12 @@ void set_isa(const std::string& name) {
   }
 }
 
+bool exact() { return !kernels::bf16_activations() && !kernels::int8_activations(); }
+void set_exact(bool on) {
+  kernels::set_bf16_activations(!on);
+  kernels::set_int8_activations(!on);
+}
+
 bool bf16_activations() { return kernels::bf16_activations(); }
 void set_bf16_activations(bool on) { kernels::set_bf16_activations(on); }
 bool int8_activations() { return kernels::int8_activations(); }

@@ -177,6 +177,8 @@ CallSpec parse_call_json(const json& call, const SchedulerConfig& base) {
         int64_t s = as_int(v, k);
         o.seed = uint64_t(s);
       }
+    } else if (k == "exact") {
+      if (!null) spec.exact = as_bool(v, k);
     } else if (k == "attention") {
       o.attention = parse_attention_mode(as_string(v, k));
     } else if (k == "callback_on_step_end_tensor_inputs") {

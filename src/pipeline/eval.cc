@@ -326,21 +326,27 @@ ordered_json call_for(const ordered_json& base_call, const ordered_json& setting
 
 namespace {
 
-// Sets the process-wide arithmetic mode for a run and puts back the previous one after it.
-class Bf16Scope {
+// Sets the process-wide arithmetic mode for a run (the call's "exact", then the settings'
+// "bf16_activations") and puts back the previous one after it.
+class ArithmeticScope {
  public:
-  explicit Bf16Scope(const ordered_json& settings) : before_(runtime::bf16_activations()) {
+  ArithmeticScope(const ordered_json& call, const ordered_json& settings)
+      : bf16_(runtime::bf16_activations()), int8_(runtime::int8_activations()) {
+    if (auto exact = parse_call_json(call).exact) runtime::set_exact(*exact);
     auto it = settings.find("bf16_activations");
     if (it == settings.end()) return;
     if (!it->is_boolean()) throw InputError("--sweep bf16_activations: expected on/off or true/false");
     runtime::set_bf16_activations(it->get<bool>());
   }
-  ~Bf16Scope() { runtime::set_bf16_activations(before_); }
-  Bf16Scope(const Bf16Scope&) = delete;
-  Bf16Scope& operator=(const Bf16Scope&) = delete;
+  ~ArithmeticScope() {
+    runtime::set_bf16_activations(bf16_);
+    runtime::set_int8_activations(int8_);
+  }
+  ArithmeticScope(const ArithmeticScope&) = delete;
+  ArithmeticScope& operator=(const ArithmeticScope&) = delete;
 
  private:
-  bool before_;
+  bool bf16_, int8_;
 };
 
 }  // namespace
@@ -350,7 +356,7 @@ RunResult run(const Pipeline& pipe, const std::vector<Item>& items, const ordere
   RunResult r;
   r.settings = settings;
   const ordered_json call = call_for(base_call, settings);
-  const Bf16Scope arithmetic(settings);
+  const ArithmeticScope arithmetic(call, settings);
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < items.size(); ++i) {
     const Item& it = items[i];

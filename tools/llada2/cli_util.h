@@ -12,26 +12,37 @@
 
 namespace llada2::cli {
 
-// The arithmetic switches of generate, chat, serve and bench: --bf16-activations and
-// --int8-activations on|off.
+// The arithmetic switches of generate, chat, serve, bench and eval (SPEC A6): the fast mode by default,
+// --exact for float32 compute, and the two activation modes of the fast mode one by one.
 struct ActivationFlags {
-  bool bf16 = false;
+  bool exact = false;
+  std::string bf16 = "on";
   std::string int8 = "on";
 
   void add(CLI::App& app) {
-    app.add_flag("--bf16-activations", bf16,
-                 "bf16 checkpoints on CPUs with AVX512-BF16: round activations to bf16 and multiply with vdpbf16ps "
-                 "(~1.6x faster; not float32-exact: logits move by ~1e-3, so tokens may differ from the reference; "
-                 "the same as LLADA2_BF16_DOT=1)");
-    app.add_option("--int8-activations", int8,
-                   "q8 / q4 checkpoints on CPUs with AVX512-VNNI (and the scalar reference tier): quantize activations "
-                   "to int8 per group and multiply with vpdpbusd (on, the default: 2-4x faster products; off: "
-                   "float32 activations, the same as LLADA2_INT8_ACT=0)")
-        ->check(CLI::IsMember({"on", "off"}));
+    auto* e = app.add_flag("--exact", exact,
+                           "float32 compute whatever the weight dtype: reproduces the reference's float32 results "
+                           "token for token (about half the speed on bf16 checkpoints). Default: the fast mode, "
+                           "bf16 activations for bf16 checkpoints and int8 activations for q8 / q4, as a diffusers "
+                           "user running the checkpoint in its own dtype gets");
+    auto* b = app.add_option("--bf16-activations", bf16,
+                             "fast mode, bf16 checkpoints on CPUs with AVX512-BF16: round activations to bf16 and "
+                             "multiply with vdpbf16ps (on, the default: ~1.6x faster, logits move by ~1e-3; off: "
+                             "float32 activations, the same as LLADA2_BF16_DOT=0)")
+                  ->check(CLI::IsMember({"on", "off"}))
+                  ->expected(0, 1)
+                  ->default_str("on");
+    auto* i = app.add_option("--int8-activations", int8,
+                             "fast mode, q8 / q4 checkpoints on CPUs with AVX512-VNNI (and the scalar reference "
+                             "tier): quantize activations to int8 per group and multiply with vpdpbusd (on, the "
+                             "default: 2-4x faster products; off: float32 activations, the same as LLADA2_INT8_ACT=0)")
+                  ->check(CLI::IsMember({"on", "off"}));
+    e->excludes(b)->excludes(i);
   }
   // Sets the process-wide kernel modes (flags given explicitly win over the environment).
   void apply(const CLI::App& app) const {
-    if (bf16) runtime::set_bf16_activations(true);
+    if (exact) runtime::set_exact(true);
+    if (app.count("--bf16-activations")) runtime::set_bf16_activations(bf16 != "off");
     if (app.count("--int8-activations")) runtime::set_int8_activations(int8 == "on");
   }
 };

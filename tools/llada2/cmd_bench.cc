@@ -345,6 +345,10 @@ int cmd_bench(int argc, char** argv) {
   std::printf("model            %s (%lld layers, hidden %lld, %lld experts)\n", model_dir.c_str(),
               (long long)cfg.num_hidden_layers, (long long)cfg.hidden_size, (long long)cfg.num_experts);
   std::printf("threads          %d\n", runtime::threads());
+  std::printf("arithmetic       %s\n", runtime::exact()
+                                           ? "exact (float32 compute; --exact)"
+                                           : "fast (bf16 / int8 activations where the weights and CPU have them; "
+                                             "--exact for float32)");
   if (uniform_routing) std::printf("routing          uniform (--uniform-routing: not the router's choice)\n");
   std::printf("load             %.3f s\n", load_s);
   if (no_prefill)

@@ -57,7 +57,8 @@ int cmd_eval(int argc, char** argv) {
       "Reports accuracy per task with a 95% Wilson interval, forwards, tokens per forward and tokens/s.\n"
       "--sweep runs every combination of the listed values of pipeline arguments, e.g.\n"
       "  --sweep threshold=0.5,0.7,0.95 editing_threshold=none,0.5 block_length=8,32\n"
-      "(bf16_activations=off,on switches the arithmetic). Generation flags set the base arguments.",
+      "(exact=off,on or bf16_activations=off,on switch the arithmetic, SPEC A6). Generation flags, --exact\n"
+      "included, set the base arguments.",
       "llada2 eval"};
   std::string model_dir, tasks_file;
   std::vector<std::string> sweeps;

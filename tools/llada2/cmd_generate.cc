@@ -79,6 +79,7 @@ int cmd_generate(int argc, char** argv) {
   flags.apply(app, call);
 
   CallSpec spec = parse_call_json(call);
+  if (spec.exact) runtime::set_exact(*spec.exact);
   Pipeline pipe = Pipeline::from_pretrained(model_dir, spec.scheduler.value_or(SchedulerConfig{}));
   // Argument errors come before the weights are read (minutes for a large model).
   ResolvedCall run = pipe.resolve(spec.options);

@@ -69,6 +69,7 @@ void GenerationFlags::apply(const CLI::App& app, nlohmann::ordered_json& call) c
   if (app.count("--mask-token-id")) call["mask_token_id"] = mask_id;
   if (app.count("--seed")) call["seed"] = seed;
   if (!output_type.empty()) call["output_type"] = output_type;
+  if (activations.exact) call["exact"] = true;
   if (threads > 0) runtime::set_threads(threads);
   activations.apply(app);
 }
