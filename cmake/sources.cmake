@@ -101,7 +101,9 @@ set(LLADA2_TEST_SOURCES
     tests/cli_visual_test.cc
     tests/config_test.cc
     tests/crash_test.cc
+    tests/demo_model_test.cc
     tests/eval_test.cc
+    tests/fast_mode_test.cc
     tests/golden_forward_test.cc
     tests/golden_pipeline_test.cc
     tests/golden_trace_test.cc

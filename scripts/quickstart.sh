@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Installs the build dependencies, builds llada2 (Release) and runs one generation on the
-# tiny random-weight checkpoint that ships with the tests.
+# Installs the build dependencies, builds llada2 (Release) and asks the bundled demo model
+# (models/llada2-demo, trained from scratch by train/) a question.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 ninja -C build llada2
-echo "== llada2 generate on tests/data/golden/models/tiny-a-f32 (random weights: the ids are noise)"
-./build/llada2 generate --model tests/data/golden/models/tiny-a-f32 --input-ids 35,55,4,256,60,52 \
-  --gen-length 24 --block-length 8 --num-inference-steps 8 --threshold 0.9 --editing-threshold none \
-  --mask-token-id 319 --eos-token-id 311 --output-type seq
+echo
+echo "== ./build/llada2 generate -p 'What is 4821 + 739?'"
+./build/llada2 generate -p "What is 4821 + 739?"
+cat <<'TIP'
+
+Watch a sudoku fill in out of order (masked cells ░ are committed by confidence, not left to right):
+  ./build/llada2 generate --visual -p $'Solve this 4x4 sudoku (0 marks an empty cell):\n1000\n0003\n0200\n0040'
+Chat with it:                 ./build/llada2 chat
+Measure it:                   ./build/llada2 eval --tasks models/llada2-demo/eval.jsonl --limit 50
+TIP

@@ -212,8 +212,12 @@ TEST_F(RenderChatCli, MissingTemplateAndHelp) {
   r = run("--help");
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("--model"), std::string::npos);
-  r = run("");
-  EXPECT_EQ(r.code, 2);
+  // Without --model (and $LLADA2_MODEL) the bundled demo model's template renders the conversation.
+  input = "{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}\n";
+  r = run("", &input);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("demo model"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("<role>HUMAN</role>hi"), std::string::npos) << r.out;
 }
 
 }  // namespace

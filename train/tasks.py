@@ -2,12 +2,17 @@
 
 Each example is a conversation (messages, optional tools) whose last turn the model must produce, the
 expected answer and the matcher that checks it (the matchers of `llada2 eval`):
-  add_sub      "What is 4821 + 739?"                -> "4821 + 739 = 5560."          (number)
-  multiply     "What is 52 * 17?"                   -> "52 * 17 = 52 * 7 + 52 * 10 = 364 + 520 = 884." (number)
+  add_sub      "What is 4821 + 739?"   -> "4821 + 0739 = 05560, so 4821 + 739 = 5560."             (number)
+  multiply     "What is 52 * 17?"      -> "52 * 7 = 364, 52 * 1 = 052, 0364 + 0520 = 0884, so 52 * 17 = 884." (number)
   sort         "Sort these numbers: 42, 7, 913"     -> "7, 42, 913"                  (exact)
   sudoku       a 4x4 grid, 0 = empty                -> the solved grid               (sudoku: expected = the puzzle)
   tool_call    a calculator tool is offered         -> <tool_call>...</tool_call>    (json: the call's JSON)
   tool_answer  after the tool's <tool_response>     -> "48213 * 7391 = 356342283."   (number)
+
+The arithmetic answers first work the problem in fixed-width, zero-padded columns: every digit of the
+work then sits at the same distance from the digits it depends on, whatever the lengths of the numbers,
+so the model learns one local rule per column instead of locating digits by counting. The answer ends
+with the plain sentence (the `number` matcher reads the last number).
 
 Held-out problems are chosen by a hash of the problem itself (about 1 in 20 of each task's problem space),
 so training never sees a problem of the held-out sets, whatever seed it runs with.
@@ -69,17 +74,16 @@ def add_sub(rng):
         a, b = b, a
     c = a + b if op == "+" else a - b
     form = rng.choice(ADD_FORMS if op == "+" else SUB_FORMS)
-    return f"{a}{op}{b}", [{"role": "user", "content": form.format(a=a, b=b)}], f"{a} {op} {b} = {c}.", str(c)
+    work = f"{a:04d} {op} {b:04d} = {c:05d}, so {a} {op} {b} = {c}."
+    return f"{a}{op}{b}", [{"role": "user", "content": form.format(a=a, b=b)}], work, str(c)
 
 
 def multiply(rng):
     a, b = rng.randint(10, 99), rng.randint(10, 99)
     c = a * b
-    tens, units = b // 10 * 10, b % 10
-    if units == 0:
-        work = f"{a} * {b} = {c}."
-    else:
-        work = f"{a} * {b} = {a} * {units} + {a} * {tens} = {a * units} + {a * tens} = {c}."
+    tens, units = b // 10, b % 10
+    work = (f"{a} * {units} = {a * units:03d}, {a} * {tens} = {a * tens:03d}, "
+            f"{a * units:04d} + {a * tens:03d}0 = {c:04d}, so {a} * {b} = {c}.")
     return f"{a}*{b}", [{"role": "user", "content": rng.choice(MUL_FORMS).format(a=a, b=b)}], work, str(c)
 
 

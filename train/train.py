@@ -30,6 +30,7 @@ import tasks  # noqa: E402
 
 BLOCK_CHOICES = ([8, 16, 32], [0.15, 0.2, 0.65])
 LONG_TASKS = {"tool_call", "tool_answer"}
+EOS_FILL_WEIGHT = 0.25
 
 
 def layout(ids, p, blk, eos, mask_id, rng, pool):
@@ -61,6 +62,7 @@ def layout(ids, p, blk, eos, mask_id, rng, pool):
         label_w[changed] = 1.0
         visible = visible & ~changed
     label_w[visible] = 0.1  # kept tokens: keep them (so editing has a calibrated "no change")
+    label_w[pos_t > len(ids)] *= EOS_FILL_WEIGHT  # the EOS fill after the first EOS is easy: weigh it less
     clean = n - blk  # clean copies of all blocks but the last
     ids_row = np.concatenate([x0[:clean], xt])
     pos_row = np.concatenate([np.arange(clean), pos_t])
@@ -168,7 +170,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="model folder to write (config, weights, tokenizer)")
     ap.add_argument("--engine", default="build/llada2", help="the llada2 binary (renders and tokenizes the data)")
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=2100)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--examples", type=int, default=400000, help="training examples generated")
     ap.add_argument("--short-rows", type=int, default=64, help="rows of short tasks per step")
