@@ -28,13 +28,7 @@ struct CaseRun {
 CaseRun run_case(const nlohmann::json& cj, const std::string& attention, bool exact) {
   const ArithmeticMode mode(exact);
   CallSpec spec = parse_call_json(cj["call"], SchedulerConfig{});
-  SchedulerConfig sc;
-  const auto& s = cj["scheduler_config"];
-  sc.block_length = s["block_length"];
-  sc.num_inference_steps = s["num_inference_steps"];
-  sc.threshold = s["threshold"];
-  if (!s["editing_threshold"].is_null()) sc.editing_threshold = s["editing_threshold"].get<double>();
-  sc.minimal_topk = s["minimal_topk"];
+  const SchedulerConfig sc = golden_scheduler(cj);
   spec.options.attention = parse_attention_mode(attention);
   const int64_t K = spec.options.block_length.value_or(sc.block_length);
   CaseRun r;

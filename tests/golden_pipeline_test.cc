@@ -29,13 +29,7 @@ struct Recorded {
 // rec == nullptr: no callback, so the LM head only runs for the cells the scheduler needs.
 PipelineOutput run_case(const nlohmann::json& cj, const std::string& attention, Recorded* rec) {
   CallSpec spec = parse_call_json(cj["call"], SchedulerConfig{});
-  SchedulerConfig sc;
-  const auto& s = cj["scheduler_config"];
-  sc.block_length = s["block_length"];
-  sc.num_inference_steps = s["num_inference_steps"];
-  sc.threshold = s["threshold"];
-  if (!s["editing_threshold"].is_null()) sc.editing_threshold = s["editing_threshold"].get<double>();
-  sc.minimal_topk = s["minimal_topk"];
+  const SchedulerConfig sc = golden_scheduler(cj);
   spec.options.attention = parse_attention_mode(attention);
   if (!rec) return Pipeline(golden_model(cj["model_dir"]), sc)(spec.options);
   spec.options.callback_on_step_end_tensor_inputs =

@@ -43,16 +43,7 @@ class GoldenTrace : public ::testing::TestWithParam<TraceCase> {
     if (it == file_->tensors().end()) throw std::runtime_error("trace lacks " + std::string(pre) + key);
     return it->second;
   }
-  SchedulerConfig scheduler_config() const {
-    SchedulerConfig sc;
-    const auto& s = cj_["scheduler_config"];
-    sc.block_length = s["block_length"];
-    sc.num_inference_steps = s["num_inference_steps"];
-    sc.threshold = s["threshold"];
-    if (!s["editing_threshold"].is_null()) sc.editing_threshold = s["editing_threshold"].get<double>();
-    sc.minimal_topk = s["minimal_topk"];
-    return sc;
-  }
+  SchedulerConfig scheduler_config() const { return golden_scheduler(cj_); }
   nlohmann::json cj_;
   std::unique_ptr<SafetensorsFile> file_;
   int64_t num_steps_ = 0;

@@ -22,6 +22,17 @@ nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
+SchedulerConfig golden_scheduler(const nlohmann::json& case_json) {
+  SchedulerConfig sc;
+  const auto& s = case_json["scheduler_config"];
+  sc.block_length = s["block_length"];
+  sc.num_inference_steps = s["num_inference_steps"];
+  sc.threshold = s["threshold"];
+  if (!s["editing_threshold"].is_null()) sc.editing_threshold = s["editing_threshold"].get<double>();
+  sc.minimal_topk = s["minimal_topk"];
+  return sc;
+}
+
 std::shared_ptr<const Model> golden_model(const std::string& model_dir_rel) {
   static std::mutex mu;
   static std::map<std::string, std::shared_ptr<const Model>> cache;

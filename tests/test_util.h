@@ -14,6 +14,7 @@
 #include "llada2/model.h"
 #include "llada2/runtime.h"
 #include "llada2/safetensors.h"
+#include "llada2/scheduler.h"
 
 namespace llada2::testing {
 
@@ -39,6 +40,9 @@ class ArithmeticMode {
  private:
   bool bf16_, int8_;
 };
+
+// The scheduler config a golden case ran with (its case.json's "scheduler_config").
+SchedulerConfig golden_scheduler(const nlohmann::json& case_json);
 
 // Loads each golden model once per process.
 std::shared_ptr<const Model> golden_model(const std::string& model_dir_rel);
