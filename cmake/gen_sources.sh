@@ -18,6 +18,7 @@ list() {  # name, then globs
   list LLADA2_PIPELINE_SOURCES src/pipeline/*.cc
   list LLADA2_SERVER_SOURCES src/server/*.cc
   list LLADA2_CLI_SOURCES tools/llada2/*.cc
+  list LLADA2_WEB_FILES web/*
   list LLADA2_TEST_SOURCES tests/*.cc
   echo "set(LLADA2_FUZZ_TARGETS"
   for f in fuzz/*.cc; do echo "    $(basename "$f" .cc)"; done

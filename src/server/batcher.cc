@@ -296,7 +296,7 @@ void Batcher::run(std::vector<Unit> units) {
       Job& job = *units[unit_of[size_t(b)]].job;
       if (!job.request().canvas || !job.request().stream || job.gone()) continue;
       std::vector<int64_t> cells(bx.ints.begin() + b * W + from, bx.ints.begin() + (b + 1) * W);
-      job.push_event(job.format_canvas(index_of(b), block, cells));
+      job.push_event(job.format_canvas(index_of(b), block, cells, call.mask_token_id));
     }
     bool all_stopped = true;
     for (int64_t b = 0; b < B && all_stopped; ++b)

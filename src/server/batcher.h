@@ -63,7 +63,8 @@ class Job {
 
   // Set by the server for streaming jobs: formats a text delta / a canvas event as SSE text.
   std::function<std::string(int64_t index, const std::string& delta)> format_delta;
-  std::function<std::string(int64_t index, int64_t block, const std::vector<int64_t>& tokens)> format_canvas;
+  std::function<std::string(int64_t index, int64_t block, const std::vector<int64_t>& tokens, int64_t mask_token_id)>
+      format_canvas;
 
  private:
   friend class Batcher;

@@ -21,6 +21,7 @@
 #include "server/request.h"
 #include "server/text_stream.h"
 #include "server/tool_calls.h"
+#include "server/web_page.h"
 
 namespace llada2 {
 
@@ -52,6 +53,7 @@ thread_local RequestLog t_request;
 // The methods each route answers, for 405 replies.
 const char* allowed_methods(const std::string& path) {
   if (path == "/health" || path == "/v1/models" || path.rfind("/v1/models/", 0) == 0) return "GET";
+  if (path == "/" || path.rfind("/static/", 0) == 0) return "GET";
   if (path == "/v1/completions" || path == "/v1/chat/completions") return "POST";
   return nullptr;
 }
@@ -84,7 +86,10 @@ struct Server::Impl {
     return ServerCounters{requests.load(), rejected.load(), cancelled.load(), b.running,
                           b.queued,        b.batches,       b.batched};
   }
+  std::unique_ptr<server::WebPage> web_page;  // made by set_routes
+
   void set_routes();
+  nlohmann::ordered_json web_config() const;
   void handle_completion(const httplib::Request& req, httplib::Response& res, bool chat);
 };
 
@@ -190,8 +195,15 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
       return sse(chunk(json::array({std::move(c)})));
     };
     const Tokenizer* tok = pipe->tokenizer();
-    job->format_canvas = [tok](int64_t index, int64_t block, const std::vector<int64_t>& tokens) {
-      json ev = {{"index", index}, {"block", block}, {"tokens", tokens}, {"text", tok->decode(tokens, false)}};
+    job->format_canvas = [tok](int64_t index, int64_t block, const std::vector<int64_t>& tokens, int64_t mask_id) {
+      // Each cell decoded alone (null: still masked), so a client can draw the cells one by one.
+      json cells = json::array();
+      for (int64_t t : tokens) cells.push_back(t == mask_id ? json(nullptr) : json(tok->decode({t}, false)));
+      json ev = {{"index", index},
+                 {"block", block},
+                 {"tokens", tokens},
+                 {"text", tok->decode(tokens, false)},
+                 {"cells", std::move(cells)}};
       return "event: canvas\ndata: " + dump(ev) + "\n\n";
     };
   }
@@ -334,6 +346,21 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
       [this, job](bool) { batcher.withdraw(job); });
 }
 
+// What the chat page shows as the settings a request without them gets.
+json Server::Impl::web_config() const {
+  const GenerateOptions g;
+  return json{{"defaults",
+               {{"max_tokens", opt.default_max_tokens},
+                {"block_length", g.block_length.value_or(pipe->scheduler_config().block_length)},
+                {"steps", g.num_inference_steps.value_or(pipe->scheduler_config().num_inference_steps)},
+                {"threshold", g.threshold.value_or(pipe->scheduler_config().threshold)},
+                {"editing_threshold", g.editing_threshold ? json(*g.editing_threshold) : json(nullptr)},
+                {"temperature", g.temperature},
+                {"attention", attention_mode_name(g.attention)}}},
+              {"limits", {{"max_tokens", opt.max_tokens_limit}}},
+              {"api_key", !opt.api_key.empty()}};
+}
+
 void Server::Impl::set_routes() {
   if (routes_set) return;
   routes_set = true;
@@ -445,6 +472,11 @@ void Server::Impl::set_routes() {
                      "model", "model_not_found");
     res.set_content(dump(model_json()), "application/json");
   });
+  // The chat page (web/): outside /v1/, so it never needs the API key.
+  web_page = std::make_unique<server::WebPage>(web_config());
+  auto page = [this](const httplib::Request& req, httplib::Response& res) { web_page->serve(req, res); };
+  http.Get("/", page);
+  http.Get("/static/.*", page);
   http.Post("/v1/completions",
             [this](const httplib::Request& req, httplib::Response& res) { handle_completion(req, res, false); });
   http.Post("/v1/chat/completions",

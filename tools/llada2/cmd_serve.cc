@@ -78,6 +78,8 @@ int cmd_serve(int argc, char** argv) {
   server.bind();
   std::fprintf(stderr, "llada2 serve: model '%s' on http://%s:%d/v1 (parallel %d, queue %d, batch %lld rows)\n",
                o.model_id.c_str(), o.host.c_str(), server.port(), o.parallel, o.queue, (long long)o.max_batch_rows);
+  std::fprintf(stderr, "llada2 serve: chat page on http://%s:%d/ (open it in a browser)\n", o.host.c_str(),
+               server.port());
   std::atomic<bool> signalled{false};
   std::thread stopper([&] {
     int sig = 0;
