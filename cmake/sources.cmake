@@ -59,6 +59,7 @@ set(LLADA2_PIPELINE_SOURCES
     src/pipeline/call_json.cc
     src/pipeline/eval.cc
     src/pipeline/pipeline.cc
+    src/pipeline/prefix_cache.cc
     src/pipeline/prompt.cc
     src/pipeline/resolve.cc
     src/pipeline/sampling.cc
@@ -126,6 +127,7 @@ set(LLADA2_TEST_SOURCES
     tests/openai_client_test.cc
     tests/pipeline_test.cc
     tests/pipeline_text_test.cc
+    tests/prefix_reuse_test.cc
     tests/pty_util.cc
     tests/quantize_test.cc
     tests/readme_test.cc

@@ -22,6 +22,22 @@ TEST(CliChat, UnknownCommandsAreNotSentToTheModel) {
   EXPECT_NE(err.find("--output-type is not a chat option"), std::string::npos) << err;
 }
 
+// Every turn of `llada2 chat` starts from the conversation's cached keys and values; the demo model's
+// answers over four turns (and after /reset) are the ones it gives with --no-prefix-reuse.
+TEST(CliChat, PrefixReuseGivesTheSameAnswers) {
+  const std::string input = (fresh_temp_dir() / "in.txt").string();
+  std::ofstream(input) << "What is 4821 + 739?\nWhat is 52 * 17?\nSort these numbers: 42, 7, 19, 88, 3, 56\n"
+                          "/reset\nWhat is 4821 + 739?\nWhat is 31 * 64?\n/quit\n";
+  const std::string demo = data_path("../../models/llada2-demo");
+  std::string reused, plain, err;
+  ASSERT_EQ(run_cli("chat -m " + demo + " --gen-length 64 --block-length 16 < " + input, &reused, &err), 0) << err;
+  ASSERT_EQ(
+      run_cli("chat -m " + demo + " --gen-length 64 --block-length 16 --no-prefix-reuse < " + input, &plain, &err), 0)
+      << err;
+  EXPECT_EQ(reused, plain);
+  EXPECT_NE(reused.find("\n(conversation cleared)\n4821 + "), std::string::npos) << reused;
+}
+
 TEST(CliChat, CtrlCStopsTheAnswerThenLeaves) {
   int stage = 0;
   size_t stopped_at = 0;

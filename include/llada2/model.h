@@ -36,7 +36,7 @@ struct KvCache {
   int64_t capacity = 0;                  // positions
   int64_t length = 0;                    // positions [0, length) hold final keys/values
   int64_t row = 0;                       // floats per position: num_key_value_heads * head_dim
-  std::vector<std::vector<float>> k, v;  // per layer: [batch, capacity, row]
+  std::vector<std::vector<float>> k, v;  // per layer: [batch, num_key_value_heads, capacity, head_dim]
 
   void reset(int64_t batch, int64_t capacity, int64_t layers, int64_t row);
   size_t bytes() const;

@@ -14,6 +14,7 @@
 
 #include "llada2/chat_template.h"
 #include "llada2/model.h"
+#include "llada2/prefix_cache.h"
 #include "llada2/scheduler.h"
 #include "llada2/tokenizer.h"
 #include "llada2/types.h"
@@ -84,6 +85,12 @@ struct GenerateOptions {
   // row ends its block when it would alone and is then left as it is, so every row computes what
   // it computes in a batch of its own. The server sets it when it batches unrelated requests.
   bool independent_rows = false;
+  // Not a diffusers argument. Exact reuse of earlier calls' keys and values (llada2/prefix_cache.h,
+  // block_causal with use_kv_cache): one entry per row, or null; the call starts from the longest
+  // block-aligned prefix that every row shares with its entry, and computes only the rest.
+  std::vector<std::shared_ptr<const CachedPrefix>> reuse_prefixes;
+  // Not a diffusers argument: return each row's final keys and values (PipelineOutput::prefixes).
+  bool keep_prefixes = false;
   StepCallback callback_on_step_end;
   std::optional<std::vector<std::string>> callback_on_step_end_tensor_inputs;  // None: ["block_x"]
 };
@@ -92,6 +99,7 @@ struct GenerationStats {
   bool stopped = false;  // a callback ended the generation early
   int64_t forwards = 0;
   int64_t generated_tokens = 0;  // non-mask cells of `sequences`
+  int64_t reused_positions = 0;  // per row: leading positions whose keys/values came from reuse_prefixes
   double seconds = 0.0;
   double tokens_per_second() const { return seconds > 0 ? double(generated_tokens) / seconds : 0.0; }
   double tokens_per_forward() const { return forwards > 0 ? double(generated_tokens) / double(forwards) : 0.0; }
@@ -101,6 +109,9 @@ struct PipelineOutput {
   Matrix<int64_t> sequences;                      // [B, gen_length]
   std::optional<std::vector<std::string>> texts;  // None for output_type "seq" or without a tokenizer
   GenerationStats stats;
+  // keep_prefixes: per row, the final keys and values of the canvas (null for a row with padding or
+  // when nothing was cached: bidirectional attention, use_kv_cache off).
+  std::vector<std::shared_ptr<const CachedPrefix>> prefixes;
 };
 
 // A call's arguments resolved once (Pipeline::resolve): validated in the original's order, defaults

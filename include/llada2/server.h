@@ -9,6 +9,7 @@
 #include <string>
 
 #include "llada2/pipeline.h"
+#include "llada2/prefix_cache.h"
 
 namespace llada2 {
 
@@ -24,7 +25,10 @@ struct ServerOptions {
   int64_t default_max_tokens = 256;  // max_tokens when the request has none
   int64_t max_n = 8;                 // largest `n` (rows per prompt)
   int64_t max_batch_rows = 8;        // rows of compatible requests generated together (1: no batching)
-  std::function<void()> step_hook;   // optional: called by a worker after each refinement step (tests, tracing)
+  // The cache of conversations' keys and values (exact prefix reuse, llada2/prefix_cache.h): at most
+  // this many bytes, least recently used out first; 0 turns it off.
+  size_t prefix_cache_bytes = size_t(1) << 30;
+  std::function<void()> step_hook;  // optional: called by a worker after each refinement step (tests, tracing)
   // Access log: one line per request (method, path, status, completion tokens, seconds) handed to
   // this function (no trailing newline), as text or as a JSON object; the prompt (the request's
   // `messages` or `prompt`) only with log_prompts. Unset: no log.
@@ -34,13 +38,14 @@ struct ServerOptions {
 };
 
 struct ServerCounters {
-  int64_t requests = 0;   // generation requests accepted
-  int64_t rejected = 0;   // turned away because the queue was full
-  int64_t cancelled = 0;  // generations stopped early because the client went away or the server stopped
-  int64_t running = 0;    // prompts being generated now
-  int64_t queued = 0;     // requests waiting for a worker
-  int64_t batches = 0;    // pipeline runs made
-  int64_t batched = 0;    // prompts that shared their pipeline run with another one
+  int64_t requests = 0;           // generation requests accepted
+  int64_t rejected = 0;           // turned away because the queue was full
+  int64_t cancelled = 0;          // generations stopped early because the client went away or the server stopped
+  int64_t running = 0;            // prompts being generated now
+  int64_t queued = 0;             // requests waiting for a worker
+  int64_t batches = 0;            // pipeline runs made
+  int64_t batched = 0;            // prompts that shared their pipeline run with another one
+  PrefixCacheStats prefix_cache;  // all zero when the cache is off
 };
 
 class Server {

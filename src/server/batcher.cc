@@ -108,12 +108,13 @@ void Job::fail(std::exception_ptr e, bool cancelled) {
 // ------------------------------------------------------------------------------------------ Batcher
 
 Batcher::Batcher(std::shared_ptr<const Pipeline> pipeline, int parallel, int queue, int64_t max_batch_rows,
-                 std::function<void()> step_hook)
+                 std::function<void()> step_hook, std::shared_ptr<PrefixCache> prefix_cache)
     : pipe_(std::move(pipeline)),
       parallel_(std::max(1, parallel)),
       queue_(std::max(0, queue)),
       max_rows_(std::max<int64_t>(1, max_batch_rows)),
-      step_hook_(std::move(step_hook)) {
+      step_hook_(std::move(step_hook)),
+      prefix_cache_(std::move(prefix_cache)) {
   for (int i = 0; i < parallel_; ++i) workers_.emplace_back([this] { work(); });
 }
 
@@ -312,6 +313,11 @@ void Batcher::run(std::vector<Unit> units) {
     P = call.prompt_length();
     K = call.block_length;
     call.options.callback_on_step_end = on_step;
+    if (prefix_cache_ && o.attention == AttentionMode::BlockCausal && o.use_kv_cache) {
+      call.options.keep_prefixes = true;
+      for (int64_t b = 0; b < B; ++b)
+        call.options.reuse_prefixes.push_back(prefix_cache_->lookup(pipe.model(), K, call.prompt_ids.row(b), P));
+    }
     out = pipe(call);
   } catch (...) {
     if (units.size() > 1 && !cancelled) {
@@ -322,6 +328,12 @@ void Batcher::run(std::vector<Unit> units) {
     }
     for (const Unit& u : units) u.job->fail(std::current_exception(), false);
     return;
+  }
+  if (prefix_cache_ && call.options.keep_prefixes) {
+    const int64_t hits = out.stats.reused_positions > 0 ? B : 0;
+    prefix_cache_->count(B, hits, hits * out.stats.reused_positions);
+    if (!cancelled)
+      for (const auto& p : out.prefixes) prefix_cache_->insert(p);
   }
   if (cancelled) {
     for (const Unit& u : units) u.job->fail(nullptr, true);

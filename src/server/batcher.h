@@ -101,8 +101,10 @@ class Batcher {
   // `parallel` workers; at most `queue` jobs wait beyond the idle workers; batches of up to
   // `max_batch_rows` rows (1: every unit alone).
   // `step_hook` (optional) runs on the worker after every refinement step.
+  // `prefix_cache` (optional): rows start from cached keys and values of earlier conversations, and
+  // leave theirs there.
   Batcher(std::shared_ptr<const Pipeline> pipeline, int parallel, int queue, int64_t max_batch_rows,
-          std::function<void()> step_hook = nullptr);
+          std::function<void()> step_hook = nullptr, std::shared_ptr<PrefixCache> prefix_cache = nullptr);
   ~Batcher();
 
   Submit submit(const std::shared_ptr<Job>& job);
@@ -131,6 +133,7 @@ class Batcher {
   int parallel_, queue_;
   int64_t max_rows_;
   std::function<void()> step_hook_;
+  std::shared_ptr<PrefixCache> prefix_cache_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Unit> waiting_;

@@ -64,11 +64,13 @@ struct Server::Impl {
   Impl(std::shared_ptr<const Pipeline> p, ServerOptions o)
       : pipe(std::move(p)),
         opt(std::move(o)),
-        batcher(pipe, opt.parallel, opt.queue, opt.max_batch_rows, opt.step_hook) {}
+        prefix_cache(opt.prefix_cache_bytes > 0 ? std::make_shared<PrefixCache>(opt.prefix_cache_bytes) : nullptr),
+        batcher(pipe, opt.parallel, opt.queue, opt.max_batch_rows, opt.step_hook, prefix_cache) {}
 
   std::shared_ptr<const Pipeline> pipe;
   ServerOptions opt;
   httplib::Server http;
+  std::shared_ptr<PrefixCache> prefix_cache;
   server::Batcher batcher;
   std::atomic<bool> stopping{false}, in_listen{false};
   std::atomic<int64_t> requests{0}, rejected{0}, cancelled{0}, next_id{0};
@@ -83,8 +85,16 @@ struct Server::Impl {
 
   ServerCounters counters() const {
     const server::BatcherCounters b = batcher.counters();
-    return ServerCounters{requests.load(), rejected.load(), cancelled.load(), b.running,
-                          b.queued,        b.batches,       b.batched};
+    ServerCounters c;
+    c.requests = requests.load();
+    c.rejected = rejected.load();
+    c.cancelled = cancelled.load();
+    c.running = b.running;
+    c.queued = b.queued;
+    c.batches = b.batches;
+    c.batched = b.batched;
+    if (prefix_cache) c.prefix_cache = prefix_cache->stats();
+    return c;
   }
   std::unique_ptr<server::WebPage> web_page;  // made by set_routes
 
@@ -457,7 +467,16 @@ void Server::Impl::set_routes() {
                               {"running", c.running},
                               {"queued", c.queued},
                               {"batches", c.batches},
-                              {"batched", c.batched}}),
+                              {"batched", c.batched},
+                              {"prefix_cache",
+                               {{"enabled", prefix_cache != nullptr},
+                                {"entries", c.prefix_cache.entries},
+                                {"bytes", c.prefix_cache.bytes},
+                                {"max_bytes", c.prefix_cache.max_bytes},
+                                {"lookups", c.prefix_cache.lookups},
+                                {"hits", c.prefix_cache.hits},
+                                {"reused_tokens", c.prefix_cache.reused_tokens},
+                                {"evictions", c.prefix_cache.evictions}}}}),
                     "application/json");
   });
   auto model_json = [this] {

@@ -160,6 +160,50 @@ void print_phase(const PhaseRow& r, double step_s, double bw_gbs, double peak_gf
   }
 }
 
+// One simulated conversation for --turns: each turn's prompt is the previous turn's prompt and
+// generated cells plus `turn_tokens` new random ids. Returns, per turn, {prompt length, positions
+// reused, seconds to the first final block, seconds of the whole call}.
+struct TurnTiming {
+  int64_t prompt = 0, reused = 0;
+  double first_block_s = 0, call_s = 0;
+};
+
+std::vector<TurnTiming> conversation(const std::shared_ptr<const Model>& model, const GenerateOptions& base,
+                                     int64_t turns, int64_t turn_tokens, bool reuse, uint64_t seed) {
+  const int64_t V = model->config().vocab_size, mask = *base.mask_token_id;
+  Rng rng{seed};
+  std::vector<int64_t> history;
+  std::shared_ptr<const CachedPrefix> prefix;
+  std::vector<TurnTiming> out;
+  const Pipeline pipe(model);
+  for (int64_t t = 0; t < turns; ++t) {
+    for (int64_t i = 0; i < turn_tokens; ++i) {
+      int64_t id = int64_t(rng.next() % uint64_t(V));
+      history.push_back(id == mask ? (id + 1) % V : id);
+    }
+    GenerateOptions o = base;
+    o.input_ids = IdTensor::from_rows({history});
+    o.keep_prefixes = reuse;
+    if (reuse && prefix) o.reuse_prefixes = {prefix};
+    double first_block = 0;
+    int64_t first_w = 0;
+    const double t0 = now_s();
+    o.callback_on_step_end_tensor_inputs = std::vector<std::string>{"block_x"};
+    o.callback_on_step_end = [&](int64_t, int64_t, const std::map<std::string, CallbackTensor>& x) {
+      const int64_t w = x.at("block_x").shape[1];
+      if (first_w == 0) first_w = w;
+      if (w == first_w) first_block = now_s() - t0;  // the first block's steps (its last one ends it)
+      return CallbackResult{};
+    };
+    PipelineOutput r = pipe(o);
+    const double call_s = now_s() - t0;
+    out.push_back({int64_t(history.size()), r.stats.reused_positions, first_block, call_s});
+    if (reuse && !r.prefixes.empty() && r.prefixes[0]) prefix = r.prefixes[0];
+    history.insert(history.end(), r.sequences.row(0), r.sequences.row(0) + r.sequences.cols);
+  }
+  return out;
+}
+
 }  // namespace
 
 int cmd_bench(int argc, char** argv) {
@@ -186,6 +230,14 @@ int cmd_bench(int argc, char** argv) {
                "block (random test checkpoints route most tokens to a few experts); the tokens are then not the "
                "model's");
   app.add_option("--seed", seed, "seed of the random prompt");
+  int64_t turns = 0, turn_tokens = 160;
+  app.add_option("--turns", turns,
+                 "instead: a simulated conversation of this many turns, each adding --turn-tokens random ids and "
+                 "its --gen-length generated cells to the prompt; prints the time to the first final block of "
+                 "every turn with the conversation's cached keys and values reused and without")
+      ->check(CLI::Range(int64_t(1), int64_t(1000)));
+  app.add_option("--turn-tokens", turn_tokens, "new prompt ids per turn for --turns (default 160)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   app.add_option("-t,--threads", threads, "worker threads (default: all cores)")->check(CLI::Range(1, 4096));
   ActivationFlags activations;
   activations.add(app);
@@ -232,6 +284,60 @@ int cmd_bench(int argc, char** argv) {
       r.push_back(id == mask_id ? (id + 1) % V : id);
     }
   const AttentionMode mode = parse_attention_mode(attention);
+  // The generation settings of both modes (greedy, no EOS stop: every block is generated).
+  GenerateOptions o;
+  o.gen_length = gen_length;
+  o.block_length = block_length;
+  o.num_inference_steps = steps;
+  o.threshold = threshold;
+  o.editing_threshold =
+      (editing == "none" || editing == "None") ? std::nullopt : std::optional<double>(std::stod(editing));
+  o.mask_token_id = mask_id;
+  o.eos_early_stop = false;
+  o.output_type = "seq";
+  if (turns > 0) {
+    if (mode != AttentionMode::BlockCausal || no_cache || batch != 1)
+      throw InputError("bench --turns: needs block_causal attention with the cache and --batch 1");
+    conversation(model, o, 1, turn_tokens, false, uint64_t(seed) + 1);  // warm-up: first-call costs are not a turn's
+    const auto with = conversation(model, o, turns, turn_tokens, true, uint64_t(seed));
+    const auto without = conversation(model, o, turns, turn_tokens, false, uint64_t(seed));
+    nlohmann::json jt = nlohmann::json::array();
+    for (size_t t = 0; t < with.size(); ++t)
+      jt.push_back({{"turn", t + 1},
+                    {"prompt_tokens", with[t].prompt},
+                    {"reused_tokens", with[t].reused},
+                    {"first_block_seconds_reuse", with[t].first_block_s},
+                    {"first_block_seconds_no_reuse", without[t].first_block_s},
+                    {"call_seconds_reuse", with[t].call_s},
+                    {"call_seconds_no_reuse", without[t].call_s}});
+    const double last_over_first = with.back().first_block_s / with.front().first_block_s;
+    if (json_out) {
+      std::cout << nlohmann::json{{"model", model_dir},
+                                  {"threads", runtime::threads()},
+                                  {"turn_tokens", turn_tokens},
+                                  {"gen_length", gen_length},
+                                  {"block_length", block_length},
+                                  {"turns", jt},
+                                  {"last_turn_over_first_reuse", last_over_first},
+                                  {"last_turn_over_first_no_reuse",
+                                   without.back().first_block_s / without.front().first_block_s}}
+                       .dump()
+                << "\n";
+      return 0;
+    }
+    std::printf("conversation     %lld turns of %lld new ids + %lld generated, block %lld (%s)\n", (long long)turns,
+                (long long)turn_tokens, (long long)gen_length, (long long)block_length,
+                runtime::exact() ? "exact" : "fast");
+    std::printf("  %4s %8s %8s %16s %16s %9s\n", "turn", "prompt", "reused", "1st block reuse", "1st block none",
+                "speedup");
+    for (size_t t = 0; t < with.size(); ++t)
+      std::printf("  %4zu %8lld %8lld %14.1f ms %14.1f ms %8.2fx\n", t + 1, (long long)with[t].prompt,
+                  (long long)with[t].reused, with[t].first_block_s * 1e3, without[t].first_block_s * 1e3,
+                  without[t].first_block_s / with[t].first_block_s);
+    std::printf("turn %lld / turn 1, time to the first final block: %.2fx with reuse, %.2fx without\n",
+                (long long)turns, last_over_first, without.back().first_block_s / without.front().first_block_s);
+    return 0;
+  }
 
   // Prefill: the block-aligned part of the prompt through a fresh cache.
   double prefill_tps = 0;  // 0: not measured
@@ -258,17 +364,7 @@ int cmd_bench(int argc, char** argv) {
     prefill_tps = double(batch * aligned) / (now_s() - tp);
   }
 
-  GenerateOptions o;
   o.input_ids = IdTensor::from_rows(rows);
-  o.gen_length = gen_length;
-  o.block_length = block_length;
-  o.num_inference_steps = steps;
-  o.threshold = threshold;
-  o.editing_threshold =
-      (editing == "none" || editing == "None") ? std::nullopt : std::optional<double>(std::stod(editing));
-  o.mask_token_id = mask_id;
-  o.eos_early_stop = false;
-  o.output_type = "seq";
   o.attention = mode;
   o.use_kv_cache = !no_cache;
   o.callback_on_step_end_tensor_inputs = std::vector<std::string>{"active_block"};

@@ -52,6 +52,10 @@ int cmd_chat(int argc, char** argv) {
                  "checkpoint folder with tokenizer.json and a chat template (default: the bundled demo model)");
   app.add_option("--system", system, "a system message placed before the conversation");
   app.add_flag("--no-visual", no_visual, "print each answer when it is done instead of the live view");
+  bool no_reuse = false;
+  app.add_flag("--no-prefix-reuse", no_reuse,
+               "compute every turn's whole prompt; by default a turn starts from the conversation's cached "
+               "keys and values (block_causal attention; the answers are the same, token for token)");
   app.add_option("--frame-ms", frame_ms,
                  "live view: show each refinement step at least this long (default 60; 0: full speed)")
       ->check(CLI::Range(0, 10000));
@@ -79,7 +83,9 @@ int cmd_chat(int argc, char** argv) {
   ::sigaction(SIGINT, &sa, nullptr);
 
   nlohmann::ordered_json history = nlohmann::ordered_json::array();
+  std::shared_ptr<const CachedPrefix> prefix;  // the keys and values of the conversation so far
   auto reset = [&] {
+    prefix.reset();
     history = nlohmann::ordered_json::array();
     if (!system.empty()) history.push_back({{"role", "system"}, {"content", system}});
   };
@@ -120,6 +126,10 @@ int cmd_chat(int argc, char** argv) {
     history.push_back({{"role", "user"}, {"content", line}});
     CallSpec spec = parse_call_json(call);
     spec.options.messages = history;
+    if (!no_reuse) {
+      spec.options.keep_prefixes = true;
+      if (prefix) spec.options.reuse_prefixes = {prefix};
+    }
     std::unique_ptr<LiveView> view;
     const bool status = !(tty_out && !no_visual) && ::isatty(2);
     PipelineOutput out;
@@ -154,9 +164,14 @@ int cmd_chat(int argc, char** argv) {
     std::fflush(stdout);
     if (g_interrupted.exchange(false)) std::fprintf(stderr, "(stopped)\n");
     history.push_back({{"role", "assistant"}, {"content", answer}});
-    if (tty_out)
-      std::fprintf(stderr, "[%lld forwards, %.2f s, %.2f tokens/s]\n", (long long)out.stats.forwards, out.stats.seconds,
+    if (!out.prefixes.empty() && out.prefixes[0]) prefix = out.prefixes[0];
+    if (tty_out) {
+      std::fprintf(stderr, "[%lld forwards, %.2f s, %.2f tokens/s", (long long)out.stats.forwards, out.stats.seconds,
                    out.stats.tokens_per_second());
+      if (out.stats.reused_positions > 0)
+        std::fprintf(stderr, ", %lld prompt tokens reused", (long long)out.stats.reused_positions);
+      std::fputs("]\n", stderr);
+    }
   }
   return 0;
 }

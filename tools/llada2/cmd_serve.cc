@@ -42,6 +42,12 @@ int cmd_serve(int argc, char** argv) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   app.add_option("-t,--threads", threads, "worker threads of the model (default: all cores)")
       ->check(CLI::Range(1, 4096));
+  int64_t prefix_cache_mb = int64_t(o.prefix_cache_bytes >> 20);
+  app.add_option("--prefix-cache-mb", prefix_cache_mb,
+                 "memory for the keys and values of recent conversations (default 1024; 0 = off): a request whose "
+                 "prompt starts with a cached conversation computes only what is new, with the same answer token "
+                 "for token (block_causal attention). Least recently used conversations go first.")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 30));
   std::string log_format = "text";
   bool no_access_log = false;
   app.add_option("--log-format", log_format,
@@ -57,6 +63,7 @@ int cmd_serve(int argc, char** argv) {
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
   model_dir = resolve_model_dir(model_dir, "serve");
   o.log_json = log_format == "json";
+  o.prefix_cache_bytes = size_t(prefix_cache_mb) << 20;
   if (!no_access_log) o.access_log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   if (o.default_max_tokens > o.max_tokens_limit) o.default_max_tokens = o.max_tokens_limit;
   if (threads > 0) runtime::set_threads(threads);
