@@ -42,7 +42,9 @@ TEST(CliChat, CtrlCStopsTheAnswerThenLeaves) {
   int stage = 0;
   size_t stopped_at = 0;
   PtyRun run = run_cli_pty(
-      "chat -m " + chat_model_dir() + " --gen-length 4096 --block-length 8 --frame-ms 20 --no-eos-early-stop", 80, 40,
+      "chat -m " + chat_model_dir() +
+          " --gen-length 480 --block-length 8 --num-inference-steps 8 --threshold 2 --frame-ms 20 --no-eos-early-stop",
+      80, 40,
       [&](const std::string& out) -> std::string {
         if (stage == 0 && out.find("> ") != std::string::npos) {
           stage = 1;

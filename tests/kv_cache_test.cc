@@ -1,6 +1,9 @@
 // The exact prefix KV cache of block_causal mode gives the same tokens as recomputing the window.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "llada2/call_json.h"
 #include "llada2/pipeline.h"
 #include "test_util.h"
@@ -14,7 +17,7 @@ struct CacheRun {
   std::vector<std::vector<int64_t>> blocks;  // block_x after every step
 };
 
-CacheRun run(GenerateOptions o, const std::string& model, bool use_cache, SchedulerConfig sc = {}) {
+CacheRun run(GenerateOptions o, std::shared_ptr<const Model> model, bool use_cache, SchedulerConfig sc = {}) {
   o.use_kv_cache = use_cache;
   CacheRun r;
   auto user_cb = o.callback_on_step_end;
@@ -23,10 +26,14 @@ CacheRun run(GenerateOptions o, const std::string& model, bool use_cache, Schedu
     r.blocks.push_back(t.at("block_x").ints);
     return user_cb ? user_cb(step, ts, t) : CallbackResult{};
   };
-  PipelineOutput out = Pipeline(golden_model(model), sc)(o);
+  PipelineOutput out = Pipeline(std::move(model), sc)(o);
   r.sequences = out.sequences.data;
   r.forwards = out.stats.forwards;
   return r;
+}
+
+CacheRun run(GenerateOptions o, const std::string& model, bool use_cache, SchedulerConfig sc = {}) {
+  return run(std::move(o), golden_model(model), use_cache, sc);
 }
 
 void expect_same(const CacheRun& a, const CacheRun& b, const std::string& what) {
@@ -96,7 +103,14 @@ TEST(KvCache, LongPromptIsPrefilledInChunks) {
   o.mask_token_id = 319;
   o.editing_threshold = std::nullopt;
   o.output_type = "seq";
-  expect_same(run(o, "models/tiny-a-f32", true), run(o, "models/tiny-a-f32", false), "1100-token prompt");
+  // tiny-a-f32 with 2048 positions instead of 512 (RoPE has no table to outgrow).
+  const std::filesystem::path dir = fresh_temp_dir();
+  std::filesystem::copy(golden_path("models/tiny-a-f32"), dir, std::filesystem::copy_options::recursive);
+  nlohmann::json config = read_json((dir / "config.json").string());
+  config["max_position_embeddings"] = 2048;
+  std::ofstream(dir / "config.json") << config.dump(2);
+  const std::shared_ptr<const Model> model = Model::load(dir.string());
+  expect_same(run(o, model, true), run(o, model, false), "1100-token prompt");
 }
 
 // A callback that rewrites a committed block makes its cached keys stale: the result must still equal

@@ -145,6 +145,18 @@ TEST(Validation, OutOfVocabularyIdsAreInputErrors) {
   EXPECT_ERROR_CONTAINS(o, "outside the vocabulary");
 }
 
+// The golden models have 512 positions: prompt + gen_length may use all of them, not one more.
+TEST(Validation, MorePositionsThanTheModelHasIsAnError) {
+  GenerateOptions o = base_options();
+  o.input_ids = IdTensor::from_rows({std::vector<int64_t>(500, 5)});
+  o.gen_length = 13;
+  EXPECT_ERROR_CONTAINS(o, "the prompt (500 tokens) and gen_length (13) need 513 positions, but the model has 512");
+  o.gen_length = 12;
+  o.num_inference_steps = 4;
+  o.block_length = 4;
+  EXPECT_EQ(error_of(o), "");
+}
+
 TEST(CallJson, RejectsUnknownKeysAndWrongTypes) {
   EXPECT_THROW(parse_call_json({{"input_ids", {{1, 2}}}, {"gen_lenght", 4}}), InputError);
   EXPECT_THROW(parse_call_json({{"gen_length", "12"}}), InputError);

@@ -122,6 +122,13 @@ ResolvedCall Pipeline::resolve(const GenerateOptions& o) const {
       throw InputError("`input_ids` contains " + std::to_string(v) + ", outside the vocabulary [0, " +
                        std::to_string(V) + ")");
 
+  // Positions beyond the model's were never trained: refuse instead of answering with noise.
+  if (cfg.max_position_embeddings > 0 && call.prompt_length() + o.gen_length > cfg.max_position_embeddings)
+    throw InputError("the prompt (" + std::to_string(call.prompt_length()) + " tokens) and gen_length (" +
+                     std::to_string(o.gen_length) + ") need " + std::to_string(call.prompt_length() + o.gen_length) +
+                     " positions, but the model has " + std::to_string(cfg.max_position_embeddings) +
+                     " (max_position_embeddings in config.json): shorten the prompt or generate less");
+
   call.steps = std::min(steps, o.gen_length / minimal_topk);
   BlockRefinementScheduler(scheduler_).set_timesteps(call.steps, call.block_length);  // rejects 0 steps
   call.editing_threshold = o.editing_threshold ? o.editing_threshold : scheduler_.editing_threshold;
