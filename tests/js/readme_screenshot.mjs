@@ -23,22 +23,19 @@ try {
   await page.setViewport({ width: 1100, height: 760, deviceScaleFactor: 1 });
   await page.goto(url, { waitUntil: "load" });
   await page.waitForFunction(() => !/connecting/.test(document.getElementById("model-name").textContent));
-  for (const text of [question]) {
-    const n = await page.$$eval(".msg.assistant", (a) => a.length);
-    await page.focus("#prompt");
-    const lines = text.split("\n");
-    for (let i = 0; i < lines.length; i++) {
-      if (i > 0) {
-        await page.keyboard.down("Shift");
-        await page.keyboard.press("Enter");
-        await page.keyboard.up("Shift");
-      }
-      await page.keyboard.type(lines[i]);
+  // The question (Shift+Enter between its lines), then its answer's end.
+  await page.focus("#prompt");
+  const lines = question.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    if (i > 0) {
+      await page.keyboard.down("Shift");
+      await page.keyboard.press("Enter");
+      await page.keyboard.up("Shift");
     }
-    await page.keyboard.press("Enter");
-    await page.waitForFunction((k) => document.querySelectorAll(".msg.assistant")[k]?.dataset.outcome,
-                               { timeout: 60_000 }, n);
+    await page.keyboard.type(lines[i]);
   }
+  await page.keyboard.press("Enter");
+  await page.waitForFunction(() => document.querySelector(".msg.assistant")?.dataset.outcome, { timeout: 60_000 });
   // Replay the last answer and hold it on the first step that has masked, new and earlier cells: the
   // replay's timers wait while window.holdReplay is set.
   await page.evaluate(() => {
