@@ -19,6 +19,7 @@ set(LLADA2_CORE_SOURCES
     src/kernels/machine.cc
     src/kernels/panels.cc
     src/kernels/runtime.cc
+    src/model/block_routing.cc
     src/model/kv_cache.cc
     src/model/llada2_moe.cc
     src/model/profile.cc
@@ -58,6 +59,8 @@ set(LLADA2_TEXT_SOURCES
 set(LLADA2_PIPELINE_SOURCES
     src/pipeline/call_json.cc
     src/pipeline/eval.cc
+    src/pipeline/levenshtein.cc
+    src/pipeline/levenshtein_loop.cc
     src/pipeline/pipeline.cc
     src/pipeline/prefix_cache.cc
     src/pipeline/prompt.cc
@@ -121,6 +124,10 @@ set(LLADA2_TEST_SOURCES
     tests/json_depth_test.cc
     tests/kernels_test.cc
     tests/kv_cache_test.cc
+    tests/llada22_checkpoint_test.cc
+    tests/llada22_levenshtein_test.cc
+    tests/llada22_pipeline_test.cc
+    tests/llada22_routing_test.cc
     tests/make_test_model_test.cc
     tests/model_profile_test.cc
     tests/node_util.cc

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace llada2 {
 
@@ -36,11 +37,24 @@ struct ModelConfig {
   std::optional<int64_t> mask_token_id;
   std::optional<int64_t> eos_token_id;
   std::string torch_dtype;
+  // LLaDA2.2 (docs/llada22.md). expert_capacity > 0 turns block routing on: the tokens of a chunk of
+  // at most block_size positions choose their experts within a pool of expert_capacity experts.
+  int64_t expert_capacity = 0;
+  int64_t block_size = 0;
+  std::optional<int64_t> delete_token_id;  // a pick that drops its cell
+  std::optional<int64_t> split_token_id;   // a pick that puts a new mask before its cell
+  // Every id of eos_token_id in config.json and in generation_config.json beside it (when present).
+  std::vector<int64_t> stop_token_ids;
+  // Derived: config.json has a LLaDA2.2 field (expert_capacity, block_size, delete_token_id or
+  // split_token_id); the pipeline then decodes with LLaDA2.2's Levenshtein editing by default.
+  bool llada22 = false;
 
   bool is_moe_layer(int64_t layer) const { return num_experts > 0 && layer >= first_k_dense_replace; }
+  bool block_routing() const { return expert_capacity > 0; }
 
   // Parses and validates; errors name the file and the field.
   static ModelConfig from_json_text(const std::string& text, const std::string& label);
+  // config.json at `path`, with the stop ids of the generation_config.json in its folder if there is one.
   static ModelConfig from_file(const std::string& path);
 };
 

@@ -52,6 +52,26 @@ using StepCallback =
 // The v0.39+ callback tensor names, then the v0.38 aliases (x0, x0_p, confidence).
 const std::vector<std::string>& allowed_callback_tensor_names();
 
+// The decoding rules a call runs (docs/llada22.md).
+enum class Decoding {
+  Auto,     // LLaDA2.2's when the checkpoint's config.json has the LLaDA2.2 fields, else LLaDA2.1's
+  Llada21,  // diffusers' LLaDA2Pipeline + BlockRefinementScheduler (LLaDA2.0 / LLaDA2.1)
+  Llada22,  // LLaDA2.2's Levenshtein editing: fill, substitute, delete and split cells
+};
+// "auto" | "llada2.1" | "llada2.2"; throws InputError otherwise.
+Decoding parse_decoding(const std::string& s);
+const char* decoding_name(Decoding d);
+
+// The arguments of the LLaDA2.2 decoding that differ from the LLaDA2.1 rules'; the others
+// (num_inference_steps, max_post_steps, temperature, top_p, top_k, sampling_method, eos_early_stop,
+// the ids) are GenerateOptions' own. Defaults: the model's own generate().
+struct LevenshteinOptions {
+  double threshold = 0.5;                         // masks whose confidence is above it are filled
+  std::optional<double> editing_threshold = 0.0;  // cells whose argmax confidence is above it take it; None: never
+  int64_t max_iterations = 1000;                  // forwards of one block at most
+  bool mask_in_argmax = true;                     // picks range over every id, the mask id included
+};
+
 // Keyword arguments of LLaDA2Pipeline.__call__; std::nullopt plays Python's None.
 struct GenerateOptions {
   std::optional<std::variant<std::string, std::vector<std::string>>> prompt;
@@ -93,6 +113,10 @@ struct GenerateOptions {
   bool keep_prefixes = false;
   StepCallback callback_on_step_end;
   std::optional<std::vector<std::string>> callback_on_step_end_tensor_inputs;  // None: ["block_x"]
+  // Not diffusers arguments: the decoding rules, and the LLaDA2.2 rules' own arguments (a call
+  // object's `threshold` and `editing_threshold` set both theirs and these).
+  Decoding decoding = Decoding::Auto;
+  LevenshteinOptions levenshtein;
 };
 
 struct GenerationStats {
@@ -129,6 +153,11 @@ struct ResolvedCall {
   int64_t mask_token_id = 0;
   std::optional<int64_t> eos_token_id;
   SamplingParams sampling;
+  Decoding decoding = Decoding::Llada21;  // Auto resolved
+  // Llada22: the edit ids (config.json; absent: no deletions or insertions) and the stop ids: the
+  // EOS id above and generation_config.json's.
+  std::optional<int64_t> delete_token_id, split_token_id;
+  std::vector<int64_t> stop_token_ids;
 
   int64_t batch() const { return prompt_ids.rows; }
   int64_t prompt_length() const { return prompt_ids.cols; }

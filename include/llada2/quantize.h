@@ -3,8 +3,10 @@
 // Linear weights W [N, K] become `<name>` I8 [N, K] (q8) or U8 [N, K/2] (q4: two signed 4-bit
 // values per byte, low nibble first) plus `<name>.qscale` F32 [N, K/G]: symmetric per-group
 // absmax scales over G consecutive elements of a row (q = round(w / s), s = absmax / 127 or 7).
-// Embeddings, norms, the router (mlp.gate.weight) and expert_bias keep their dtype, as does a
-// linear weight whose K is not a multiple of G.
+// Routed experts packed in one tensor [E, N, K] are quantized expert by expert and keep E as their
+// leading dimension (weights [E, ...], scales [E, ...]). Embeddings, norms, the router
+// (mlp.gate.weight) and expert_bias keep their dtype, as does a linear weight whose K is not a
+// multiple of G.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,8 @@
 #include "llada2/config.h"
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -118,6 +120,21 @@ std::optional<int64_t> first_id(const json& j, const char* key, const std::strin
   throw FileError(label, "field '" + std::string(key) + "' must be a token id");
 }
 
+// Every id of an id field: one integer or a list of integers (as generation configs write eos_token_id).
+std::vector<int64_t> all_ids(const json& j, const char* key, const std::string& label) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return {};
+  std::vector<int64_t> ids;
+  const bool list = it->is_array();
+  for (const json& v : list ? *it : json::array({*it})) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0)
+      throw FileError(label,
+                      "field '" + std::string(key) + "' must be a token id or a list of token ids, got " + brief(*it));
+    if (std::find(ids.begin(), ids.end(), v.get<int64_t>()) == ids.end()) ids.push_back(v.get<int64_t>());
+  }
+  return ids;
+}
+
 }  // namespace
 
 ModelConfig ModelConfig::from_json_text(const std::string& text, const std::string& label) {
@@ -129,7 +146,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
     if (!mt->is_string()) r.bad("model_type", "must be a string");
     std::string m = mt->get<std::string>();
     if (m.rfind("llada2_moe", 0) != 0)
-      r.bad("model_type", "is '" + m + "'; this engine runs llada2_moe checkpoints (LLaDA2.0 / LLaDA2.1)");
+      r.bad("model_type", "is '" + m + "'; this engine runs llada2_moe checkpoints (LLaDA2.0 / LLaDA2.1 / LLaDA2.2)");
   }
   c.vocab_size = r.integer("vocab_size", 1);
   c.hidden_size = r.integer("hidden_size", 1);
@@ -146,6 +163,14 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
   c.num_experts = r.opt_integer("num_experts", 1).value_or(0);
+  // LLaDA2.2: block routing (expert_capacity, block_size) and the Levenshtein edit ids.
+  for (const char* k : {"expert_capacity", "block_size", "delete_token_id", "split_token_id"})
+    if (r.find(k)) c.llada22 = true;
+  c.expert_capacity = r.opt_integer("expert_capacity", 0).value_or(0);
+  c.block_size = r.opt_integer("block_size", 1).value_or(0);
+  if (c.expert_capacity > 0 && c.num_experts == 0) r.bad("expert_capacity", "needs num_experts (an MoE model)");
+  if (c.expert_capacity > 0 && c.block_size == 0)
+    r.bad("block_size", "is missing: block routing (expert_capacity > 0) routes chunks of block_size positions");
   c.first_k_dense_replace = r.opt_integer("first_k_dense_replace", 0).value_or(0);
   bool any_dense = c.num_experts == 0 || c.first_k_dense_replace > 0;
   if (any_dense) c.intermediate_size = r.integer("intermediate_size", 1);
@@ -155,14 +180,22 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
     if (c.num_experts_per_tok > c.num_experts)
       r.bad("num_experts_per_tok", "must be <= num_experts (" + std::to_string(c.num_experts) + ")");
     c.num_shared_experts = r.opt_integer("num_shared_experts", 0).value_or(0);
-    c.n_group = r.integer("n_group", 1);
-    c.topk_group = r.integer("topk_group", 1);
-    if (c.num_experts % c.n_group != 0) r.bad("n_group", "must divide num_experts");
-    if (c.topk_group > c.n_group) r.bad("topk_group", "must be <= n_group");
-    if (c.num_experts / c.n_group < 2)
-      r.bad("n_group", "leaves fewer than 2 experts per group (the router sums each group's top 2)");
-    if (c.num_experts_per_tok > c.topk_group * (c.num_experts / c.n_group))
-      r.bad("num_experts_per_tok", "exceeds the experts available in topk_group groups");
+    if (c.expert_capacity > 0) {
+      // Block routing applies no group limit: n_group / topk_group are read but unused.
+      if (c.expert_capacity < c.num_experts_per_tok)
+        r.bad("expert_capacity", "must be >= num_experts_per_tok (" + std::to_string(c.num_experts_per_tok) + ")");
+      c.n_group = r.opt_integer("n_group", 1).value_or(1);
+      c.topk_group = r.opt_integer("topk_group", 1).value_or(1);
+    } else {
+      c.n_group = r.integer("n_group", 1);
+      c.topk_group = r.integer("topk_group", 1);
+      if (c.num_experts % c.n_group != 0) r.bad("n_group", "must divide num_experts");
+      if (c.topk_group > c.n_group) r.bad("topk_group", "must be <= n_group");
+      if (c.num_experts / c.n_group < 2)
+        r.bad("n_group", "leaves fewer than 2 experts per group (the router sums each group's top 2)");
+      if (c.num_experts_per_tok > c.topk_group * (c.num_experts / c.n_group))
+        r.bad("num_experts_per_tok", "exceeds the experts available in topk_group groups");
+    }
     c.routed_scaling_factor = r.number("routed_scaling_factor");
     if (const json* sf = r.find("score_function")) {
       if (!sf->is_string() || sf->get<std::string>() != "sigmoid")
@@ -200,6 +233,16 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   c.pad_token_id = r.opt_integer("pad_token_id", 0);
   c.mask_token_id = first_id(j, "mask_token_id", label);
   c.eos_token_id = first_id(j, "eos_token_id", label);
+  c.stop_token_ids = all_ids(j, "eos_token_id", label);
+  c.delete_token_id = r.opt_integer("delete_token_id", 0);
+  c.split_token_id = r.opt_integer("split_token_id", 0);
+  for (const char* k : {"delete_token_id", "split_token_id"}) {
+    const std::optional<int64_t>& id = k[0] == 'd' ? c.delete_token_id : c.split_token_id;
+    if (id && *id >= c.vocab_size)
+      r.bad(k, "is " + std::to_string(*id) + ", outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
+  }
+  if (c.delete_token_id && c.delete_token_id == c.split_token_id)
+    r.bad("split_token_id", "must differ from delete_token_id");
   if (const json* d = r.find("torch_dtype"))
     c.torch_dtype = d->is_string() ? d->get<std::string>() : "";
   else if (const json* d2 = r.find("dtype"))
@@ -212,7 +255,18 @@ ModelConfig ModelConfig::from_file(const std::string& path) {
   if (!in) throw FileError(path, "cannot open (a checkpoint folder needs config.json)");
   std::stringstream ss;
   ss << in.rdbuf();
-  return from_json_text(ss.str(), path);
+  ModelConfig c = from_json_text(ss.str(), path);
+  const std::string gen = (std::filesystem::path(path).parent_path() / "generation_config.json").string();
+  std::ifstream gin(gen, std::ios::binary);
+  if (!gin) return c;
+  std::stringstream gs;
+  gs << gin.rdbuf();
+  const json g = parse_json(gs.str(), gen);
+  if (!g.is_object()) throw FileError(gen, "must be a JSON object");
+  for (int64_t id : all_ids(g, "eos_token_id", gen))
+    if (std::find(c.stop_token_ids.begin(), c.stop_token_ids.end(), id) == c.stop_token_ids.end())
+      c.stop_token_ids.push_back(id);
+  return c;
 }
 
 }  // namespace llada2

@@ -146,16 +146,25 @@ QuantizeStats quantize_checkpoint(const std::string& in_dir, const std::string& 
       throw FileError(in_dir, "tensor " + name + ": the checkpoint is already quantized");
     stats.in_bytes += t.nbytes;
     const bool fl = t.dtype == DType::F32 || t.dtype == DType::BF16 || t.dtype == DType::F16;
-    if (is_quantizable_linear(name) && fl && t.shape.size() == 2 && t.shape[1] % G == 0 && t.shape[0] > 0) {
-      const int64_t N = t.shape[0], K = t.shape[1];
+    // Routed experts packed in one tensor [E, N, K] (transformers 5) are E matrices [N, K]: each is
+    // quantized as a matrix of its own, and the expert stays the leading dimension.
+    const bool stacked = t.shape.size() == 3 && name.find(".mlp.experts.") != std::string::npos;
+    if (is_quantizable_linear(name) && fl && (t.shape.size() == 2 || stacked) && t.shape.back() % G == 0 &&
+        t.numel() > 0) {
+      const int64_t N = t.shape[t.shape.size() - 2], K = t.shape.back();
+      const std::vector<int64_t> lead = stacked ? std::vector<int64_t>{t.shape[0]} : std::vector<int64_t>{};
+      auto shape = [&](std::vector<int64_t> dims) {
+        dims.insert(dims.begin(), lead.begin(), lead.end());
+        return dims;
+      };
       // Panels only where the int8 kernels would read them (their groups: q8 64-4096, q4 32-4096).
       const bool panels = o.panels && N % 16 == 0 && K % 64 == 0 && G >= (q8 ? 64 : 32) && G <= 4096;
       if (panels) {
-        specs.push_back({name, DType::U8, {N / 16, q8 ? K / 4 : K / 8, 16, 4}});
-        specs.push_back({name + ".qscale", DType::F32, {N / 16, K / G, 16}});
+        specs.push_back({name, DType::U8, shape({N / 16, q8 ? K / 4 : K / 8, 16, 4})});
+        specs.push_back({name + ".qscale", DType::F32, shape({N / 16, K / G, 16})});
       } else {
-        specs.push_back({name, q8 ? DType::I8 : DType::U8, {N, q8 ? K : K / 2}});
-        specs.push_back({name + ".qscale", DType::F32, {N, K / G}});
+        specs.push_back({name, q8 ? DType::I8 : DType::U8, shape({N, q8 ? K : K / 2})});
+        specs.push_back({name + ".qscale", DType::F32, shape({N, K / G})});
       }
       plan[name] = {&t, true, false, panels};
       plan[name + ".qscale"] = {&t, true, true, panels};
@@ -222,7 +231,7 @@ QuantizeStats quantize_checkpoint(const std::string& in_dir, const std::string& 
         pending_scales.erase(it);
         continue;
       }
-      const int64_t N = t.shape[0], K = t.shape[1];
+      const int64_t K = t.shape.back(), N = t.numel() / K;  // a packed tensor's experts one after another
       const size_t row_out = size_t(q8 ? K : K / 2), row_in = size_t(K) * dtype_size(t.dtype);
       std::vector<float>& scales = pending_scales[t.name];
       scales.resize(size_t(N * (K / G)));

@@ -16,6 +16,7 @@
 #include "llada2/error.h"
 #include "llada2/model.h"
 #include "llada2/safetensors.h"
+#include "model/block_routing.h"
 #include "model/profile.h"
 #include "model/trace.h"
 #include "model/uniform_routing.h"
@@ -44,8 +45,10 @@ struct Model::Impl {
   void attend(const ForwardBatch& fb, int64_t start, const float* qkv, const float* kc, const float* vc, int64_t cap,
               float* ctx) const;
   void mlp(const Mlp& m, const float* x, int64_t n, float* out) const;
-  // The routed experts only (out = their weighted sum); the caller adds the shared expert.
-  void moe(const Layer& L, int64_t layer_index, const float* x, int64_t n, float* out, ForwardTrace* trace) const;
+  // The routed experts only (out = their weighted sum); the caller adds the shared expert. With
+  // `chunks` (routing_chunks) the tokens are block-routed.
+  void moe(const Layer& L, int64_t layer_index, const float* x, int64_t n, const std::vector<int64_t>* chunks,
+           float* out, ForwardTrace* trace) const;
   void head(const ForwardBatch& fb, int64_t start, std::vector<float>& h, float* logits, ForwardTrace* trace) const;
 };
 
@@ -243,15 +246,18 @@ void Model::Impl::mlp(const Mlp& m, const float* x, int64_t n, float* out) const
 }
 
 // The routed experts of an MoE layer (LLaDA2MoeSparseMoeBlock without its shared expert).
-void Model::Impl::moe(const Layer& L, int64_t layer_index, const float* x, int64_t n, float* out,
-                      ForwardTrace* trace) const {
+void Model::Impl::moe(const Layer& L, int64_t layer_index, const float* x, int64_t n,
+                      const std::vector<int64_t>* chunks, float* out, ForwardTrace* trace) const {
   const ModelConfig& c = cfg;
   const int64_t H = c.hidden_size, E = c.num_experts, TK = c.num_experts_per_tok;
   std::vector<float> logits(n * E);
   linear(x, n, H, L.router, nullptr, logits.data(), E);
   std::vector<int32_t> chosen(n * TK);
   std::vector<float> weight(n * TK);
-  route(c, logits.data(), L.expert_bias, n, chosen.data(), weight.data());
+  if (chunks)
+    block_route(c, logits.data(), L.expert_bias.data(), *chunks, chosen.data(), weight.data());
+  else
+    route(c, logits.data(), L.expert_bias, n, chosen.data(), weight.data());
   if (routing.on()) routing.draw(n, TK, E, chosen.data(), weight.data());
   if (trace) {
     trace->moe_layers.push_back(layer_index);
@@ -261,6 +267,7 @@ void Model::Impl::moe(const Layer& L, int64_t layer_index, const float* x, int64
 
   // Group tokens by expert; each selected expert runs once on all of its tokens, and the
   // experts are spread over the threads (each expert's products then run inline on one thread).
+  // Only chosen experts are read: with block routing, at most expert_capacity per chunk.
   std::vector<std::vector<int64_t>> rows_of(E);
   for (int64_t t = 0; t < n; ++t)
     for (int64_t k = 0; k < TK; ++k) rows_of[size_t(chosen[size_t(t * TK + k)])].push_back(t * TK + k);
@@ -362,6 +369,9 @@ void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace, 
     cache = &scratch;
   }
   const int64_t n = W - start, N = B * n;
+  // Block routing (LLaDA2.2) routes chunks of the block-aligned positions together.
+  std::vector<int64_t> chunks;
+  if (c.block_routing()) chunks = routing_chunks(B, start, n, fb.block_length, c.block_size);
 
   std::vector<float> h(N * H);
   for (int64_t b = 0; b < B; ++b)
@@ -391,7 +401,7 @@ void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace, 
     if (L.moe) {
       {
         ProfileZone zone(prof, ModelProfile::Moe);
-        m.moe(L, l, a.data(), N, o.data(), trace);
+        m.moe(L, l, a.data(), N, c.block_routing() ? &chunks : nullptr, o.data(), trace);
       }
       if (L.has_shared) {
         ProfileZone zone(prof, ModelProfile::Mlp);

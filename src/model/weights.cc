@@ -34,8 +34,47 @@ class WeightBinder {
   // I8 [rows, cols] (q8) or U8 [rows, cols / 2] (q4) with F32 scales `name.qscale` [rows, cols / G].
   Weight linear(const std::string& name, int64_t rows, int64_t cols) {
     if (!ck_.has(name + ".qscale") || !ck_.has(name)) return matrix(name, rows, cols);
+    return quantized(name, ck_.get(name), ck_.get(name + ".qscale"), rows, cols);
+  }
+  // The routed experts' matrices of one projection packed in one tensor (as transformers 5 writes
+  // them): `name` [E, rows, cols], or quantized like linear() with the expert as a leading dimension
+  // of the weight and its scales. One view per expert.
+  std::vector<Weight> packed(const std::string& name, int64_t E, int64_t rows, int64_t cols) {
+    std::vector<Weight> out(static_cast<size_t>(E));
+    if (!ck_.has(name + ".qscale")) {
+      const TensorView* t = find(name, {E, rows, cols});
+      if (!t) return out;
+      const size_t bytes = t->nbytes / size_t(E);
+      for (int64_t e = 0; e < E; ++e) out[size_t(e)] = Weight{t->data + size_t(e) * bytes, t->dtype, rows, cols};
+      return out;
+    }
+    if (!ck_.has(name)) {
+      problems_.push_back("missing " + name);
+      return out;
+    }
     const TensorView& t = ck_.get(name);
     const TensorView& s = ck_.get(name + ".qscale");
+    if (t.shape.empty() || t.shape[0] != E || s.shape.empty() || s.shape[0] != E) {
+      problems_.push_back(name + " has shape " + t.shape_str() + " and scales " + s.shape_str() +
+                          ", expected one quantized matrix per expert (leading dimension " + std::to_string(E) + ")");
+      return out;
+    }
+    // One expert's slice of a packed tensor.
+    auto slice = [E](const TensorView& v, int64_t e) {
+      TensorView x = v;
+      x.shape.erase(x.shape.begin());
+      x.nbytes = v.nbytes / size_t(E);
+      x.data = v.data + size_t(e) * x.nbytes;
+      return x;
+    };
+    for (int64_t e = 0; e < E; ++e) {
+      out[size_t(e)] = quantized(name, slice(t, e), slice(s, e), rows, cols);
+      if (!out[size_t(e)].data) break;  // the same problem in every slice: reported once
+    }
+    return out;
+  }
+  // A quantized linear weight: I8 / U8 in rows, or U8 in panel order, with its scales s.
+  Weight quantized(const std::string& name, const TensorView& t, const TensorView& s, int64_t rows, int64_t cols) {
     if (t.shape.size() == 4) return panels(name, t, s, rows, cols);
     const kernels::Quant kind = t.dtype == DType::I8 ? kernels::Quant::Q8 : kernels::Quant::Q4;
     const int64_t stored = kind == kernels::Quant::Q8 ? cols : cols / 2;
@@ -190,8 +229,17 @@ void Weights::bind(const ModelConfig& c, const Checkpoint& ck) {
     } else {
       L.expert_bias.assign(size_t(c.num_experts), 0.f);  // a zero buffer in the original when absent
     }
-    for (int64_t e = 0; e < c.num_experts; ++e)
-      L.experts.push_back(bind_mlp(p + "mlp.experts." + std::to_string(e) + ".", c.moe_intermediate_size));
+    // The routed experts: one tensor per expert and projection, or each projection packed.
+    const std::string ex = p + "mlp.experts.";
+    const int64_t E = c.num_experts, I = c.moe_intermediate_size;
+    if (ck.has(ex + "gate_proj.weight") || ck.has(ex + "up_proj.weight") || ck.has(ex + "down_proj.weight")) {
+      const std::vector<Weight> gate = b.packed(ex + "gate_proj.weight", E, I, H),
+                                up = b.packed(ex + "up_proj.weight", E, I, H),
+                                down = b.packed(ex + "down_proj.weight", E, H, I);
+      for (int64_t e = 0; e < E; ++e) L.experts.push_back(Mlp{gate[size_t(e)], up[size_t(e)], down[size_t(e)]});
+    } else {
+      for (int64_t e = 0; e < E; ++e) L.experts.push_back(bind_mlp(ex + std::to_string(e) + ".", I));
+    }
     if (c.num_shared_experts > 0) {
       L.has_shared = true;
       L.shared = bind_mlp(p + "mlp.shared_experts.", c.moe_intermediate_size * c.num_shared_experts);
@@ -221,8 +269,11 @@ void Weights::pack(const Checkpoint& ck, const Model::LoadProgress& progress) {
   // In file order: reading a large checkpoint from disk in its name order seeks all over it.
   std::sort(ws.begin(), ws.end(),
             [](const Weight* a, const Weight* b) { return std::less<const void*>()(a->data, b->data); });
-  std::unordered_map<const void*, const TensorView*> by_data;
-  for (const auto& [name, t] : ck.tensors()) by_data[t.data] = &t;
+  // A tensor leaves the process once its last weight is packed: weights are views that end where
+  // their tensor ends (a whole tensor, or the last expert's slice of a packed one).
+  std::unordered_map<const void*, const TensorView*> by_end;
+  for (const auto& [name, t] : ck.tensors())
+    if (t.nbytes > 0) by_end[t.data + t.nbytes] = &t;
   auto rounded = [](uint64_t bytes) { return (bytes + 63) / 64 * 64; };
   uint64_t need = 0;
   for (const Weight* w : ws) need += rounded(kernels::panel_bytes(*w)) + rounded(kernels::panel_scales(*w) * 4);
@@ -257,10 +308,13 @@ void Weights::pack(const Checkpoint& ck, const Model::LoadProgress& progress) {
       ahead += kernels::weight_bytes(u);
     }
     const uint64_t bytes = kernels::weight_bytes(w);
+    const uint64_t scale_bytes = w.scales ? uint64_t(w.rows * (w.cols / w.group)) * 4 : 0;
     const Weight packed = kernels::pack_panels(w, static_cast<uint8_t*>(aligned(kernels::panel_bytes(w))),
                                                static_cast<float*>(aligned(kernels::panel_scales(w) * 4)));
-    for (const void* p : {w.data, static_cast<const void*>(w.scales)})
-      if (auto it = by_data.find(p); p && it != by_data.end()) ck.release(*it->second);
+    const uint8_t* data_end = static_cast<const uint8_t*>(w.data) + (bytes - scale_bytes);
+    const uint8_t* scales_end = reinterpret_cast<const uint8_t*>(w.scales) + scale_bytes;
+    if (auto it = by_end.find(data_end); it != by_end.end()) ck.release(*it->second);
+    if (auto it = by_end.find(scales_end); w.scales && it != by_end.end()) ck.release(*it->second);
     w = packed;
     done += bytes;
     if (progress && (done - last >= kAhead || i + 1 == ws.size())) {

@@ -156,8 +156,10 @@ CallSpec parse_call_json(const json& call, const SchedulerConfig& base) {
       o.sampling_method = as_string(v, k);
     } else if (k == "threshold") {
       o.threshold = opt_double();
+      o.levenshtein.threshold = o.threshold.value_or(LevenshteinOptions{}.threshold);
     } else if (k == "editing_threshold") {
       o.editing_threshold = opt_double();
+      o.levenshtein.editing_threshold = o.editing_threshold;
     } else if (k == "max_post_steps") {
       o.max_post_steps = as_int(v, k);
     } else if (k == "minimal_topk") {
@@ -181,6 +183,8 @@ CallSpec parse_call_json(const json& call, const SchedulerConfig& base) {
       if (!null) spec.exact = as_bool(v, k);
     } else if (k == "attention") {
       o.attention = parse_attention_mode(as_string(v, k));
+    } else if (k == "decoding") {
+      o.decoding = parse_decoding(as_string(v, k));
     } else if (k == "callback_on_step_end_tensor_inputs") {
       if (null) continue;
       if (!v.is_array()) bad(k, "must be a list of tensor names");

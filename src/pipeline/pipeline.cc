@@ -9,6 +9,8 @@
 #include <map>
 
 #include "llada2/error.h"
+#include "pipeline/levenshtein.h"
+#include "pipeline/loop_util.h"
 
 namespace llada2 {
 
@@ -29,39 +31,27 @@ IdTensor IdTensor::from_row(const std::vector<int64_t>& row) {
   return t;
 }
 
+Decoding parse_decoding(const std::string& s) {
+  if (s == "auto") return Decoding::Auto;
+  if (s == "llada2.1") return Decoding::Llada21;
+  if (s == "llada2.2") return Decoding::Llada22;
+  throw InputError("`decoding` must be one of 'auto', 'llada2.1', 'llada2.2', got '" + s + "'.");
+}
+
+const char* decoding_name(Decoding d) {
+  switch (d) {
+    case Decoding::Llada21: return "llada2.1";
+    case Decoding::Llada22: return "llada2.2";
+    default: return "auto";
+  }
+}
+
 const std::vector<std::string>& allowed_callback_tensor_names() {
   static const std::vector<std::string> names = {
       "block_x", "transfer_index", "editing_transfer_index", "sampled_tokens", "sampled_probs", "active_block", "x0",
       "x0_p",    "confidence"};
   return names;
 }
-
-namespace {
-
-CallbackTensor bool_tensor(const Matrix<uint8_t>& m) {
-  CallbackTensor t;
-  t.shape = {m.rows, m.cols};
-  t.ints.assign(m.data.begin(), m.data.end());
-  t.is_bool = true;
-  return t;
-}
-
-CallbackTensor int_tensor(const Matrix<int64_t>& m) {
-  CallbackTensor t;
-  t.shape = {m.rows, m.cols};
-  t.ints = m.data;
-  return t;
-}
-
-CallbackTensor float_tensor(const Matrix<float>& m) {
-  CallbackTensor t;
-  t.shape = {m.rows, m.cols};
-  t.floats = m.data;
-  t.is_float = true;
-  return t;
-}
-
-}  // namespace
 
 namespace {
 
@@ -91,13 +81,6 @@ std::map<std::string, CallbackTensor> callback_tensors(const std::vector<std::st
     }
   }
   return kw;
-}
-
-// Copies the first `cols` columns of every row.
-Matrix<int64_t> left_columns(const Matrix<int64_t>& m, int64_t cols) {
-  Matrix<int64_t> out(m.rows, cols);
-  for (int64_t b = 0; b < m.rows; ++b) std::copy_n(m.row(b), cols, out.row(b));
-  return out;
 }
 
 // One call in progress: the canvas [B, T] (prompt, then mask ids up to whole blocks), its key mask,
@@ -422,9 +405,15 @@ PipelineOutput Pipeline::operator()(const GenerateOptions& options) const { retu
 
 PipelineOutput Pipeline::operator()(const ResolvedCall& call) const {
   const auto start = std::chrono::steady_clock::now();
-  BlockLoop loop(*model_, scheduler_, call);
-  for (int64_t n = call.first_block(); n < call.num_blocks() && !loop.done(); ++n) loop.denoise_block(n);
-  PipelineOutput out = loop.finish(call.options.output_type == "text" ? tokenizer_.get() : nullptr);
+  const Tokenizer* tokenizer = call.options.output_type == "text" ? tokenizer_.get() : nullptr;
+  PipelineOutput out;
+  if (call.decoding == Decoding::Llada22) {
+    out = run_levenshtein(*model_, call, tokenizer);
+  } else {
+    BlockLoop loop(*model_, scheduler_, call);
+    for (int64_t n = call.first_block(); n < call.num_blocks() && !loop.done(); ++n) loop.denoise_block(n);
+    out = loop.finish(tokenizer);
+  }
   out.stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return out;
 }

@@ -88,6 +88,31 @@ void resolve_prompt(const GenerateOptions& o, const Tokenizer* tok, const ChatTe
   }
 }
 
+// The decoding rules (Auto: LLaDA2.2's for a LLaDA2.2 config) and, for LLaDA2.2's, its checks and ids.
+void resolve_decoding(const GenerateOptions& o, const ModelConfig& cfg, ResolvedCall& call) {
+  call.decoding = o.decoding != Decoding::Auto ? o.decoding : cfg.llada22 ? Decoding::Llada22 : Decoding::Llada21;
+  if (call.decoding != Decoding::Llada22) return;
+  const LevenshteinOptions& lv = o.levenshtein;
+  if (!(lv.threshold >= 0.0))
+    throw InputError("`threshold` must be >= 0 (the LLaDA2.2 decoding fills masks above it), got " +
+                     std::to_string(lv.threshold) + ".");
+  if (o.max_post_steps < 0)
+    throw InputError("`max_post_steps` must be >= 0, got " + std::to_string(o.max_post_steps) + ".");
+  if (lv.max_iterations <= 0)
+    throw InputError("`max_iterations` must be > 0, got " + std::to_string(lv.max_iterations) + ".");
+  call.delete_token_id = cfg.delete_token_id;
+  call.split_token_id = cfg.split_token_id;
+  for (const auto& [name, id] :
+       {std::pair{"delete_token_id", cfg.delete_token_id}, {"split_token_id", cfg.split_token_id}})
+    if (id == call.mask_token_id)
+      throw InputError("the mask id " + std::to_string(call.mask_token_id) + " is config.json's " + name +
+                       ": the LLaDA2.2 decoding needs them apart");
+  if (call.eos_token_id) call.stop_token_ids.push_back(*call.eos_token_id);
+  for (int64_t id : cfg.stop_token_ids)
+    if (std::find(call.stop_token_ids.begin(), call.stop_token_ids.end(), id) == call.stop_token_ids.end())
+      call.stop_token_ids.push_back(id);
+}
+
 }  // namespace
 
 ResolvedCall Pipeline::resolve(const GenerateOptions& o) const {
@@ -138,6 +163,7 @@ ResolvedCall Pipeline::resolve(const GenerateOptions& o) const {
   call.sampling.method = parse_sampling_method(o.sampling_method);
   // The scheduler raises these at its first step, which always comes: check before the first forward.
   call.sampling.validate();
+  resolve_decoding(o, cfg, call);
   return call;
 }
 

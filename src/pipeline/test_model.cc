@@ -117,7 +117,7 @@ std::string test_model_config_json(const std::string& shape, DType dtype) {
   json c = base_config();
   const char* dt = torch_dtype_name(dtype);
   std::smatch m;
-  static const std::regex kMini("mini-L([0-9]{1,4})");
+  static const std::regex kMini("mini-L([0-9]{1,4})"), kMini22("mini22-L([0-9]{1,4})");
   if (shape == "tiny-a" || shape == "tiny-b") {
     // The golden tiny models' configs (shared/golden/models/tiny-{a,b}-f32/config.json), plus
     // the mask and EOS ids so that generate runs without a tokenizer.
@@ -145,9 +145,43 @@ std::string test_model_config_json(const std::string& shape, DType dtype) {
     c["topk_group"] = 2;
     c["torch_dtype"] = dt;
     c["vocab_size"] = a ? 320 : 1000;
-  } else if (std::regex_match(shape, m, kMini)) {
+  } else if (shape == "tiny-22") {
+    // LLaDA2.2 at tiny-a's size, with 16 experts: a chunk of 8 positions routes within 4 of them.
+    c["block_size"] = 8;
+    c["delete_token_id"] = 316;
+    c["eos_token_id"] = 311;
+    c["expert_capacity"] = 4;
+    c["head_dim"] = 16;
+    c["hidden_size"] = 64;
+    c["intermediate_size"] = 128;
+    c["mask_token_id"] = 319;
+    c["max_position_embeddings"] = 512;
+    c["moe_intermediate_size"] = 32;
+    c["n_group"] = 4;
+    c["num_attention_heads"] = 4;
+    c["num_experts"] = 16;
+    c["num_experts_per_tok"] = 2;
+    c["num_hidden_layers"] = 2;
+    c["num_key_value_heads"] = 2;
+    c["pad_token_id"] = 318;
+    c["rope_theta"] = 600000;
+    c["rotary_dim"] = 8;
+    c["split_token_id"] = 317;
+    c["topk_group"] = 2;
+    c["torch_dtype"] = dt;
+    c["vocab_size"] = 320;
+  } else if (std::regex_match(shape, m, kMini) || std::regex_match(shape, m, kMini22)) {
     const int layers = std::stoi(m[1].str());
-    if (layers < 1 || layers > 1000) throw InputError("mini-L<n> needs 1 <= n <= 1000, got " + shape);
+    if (layers < 1 || layers > 1000)
+      throw InputError(std::string(shape[4] == '2' ? "mini22" : "mini") + "-L<n> needs 1 <= n <= 1000, got " + shape);
+    if (shape[4] == '2') {
+      // LLaDA2.2-mini: the 2.1 dimensions with block routing (48 of 256 experts per chunk of 32)
+      // and the Levenshtein edit ids.
+      c["block_size"] = 32;
+      c["delete_token_id"] = 156930;
+      c["expert_capacity"] = 48;
+      c["split_token_id"] = 156931;
+    }
     // LLaDA2-mini (the published config.json) with `layers` layers. Like the released config it names no
     // mask or EOS id, and spells the dtype key `dtype`.
     c["dtype"] = dt;
@@ -170,12 +204,23 @@ std::string test_model_config_json(const std::string& shape, DType dtype) {
     c["topk_group"] = 4;
     c["vocab_size"] = 157184;
   } else {
-    throw InputError("unknown shape '" + shape + "' (expected tiny-a, tiny-b or mini-L<n>)");
+    throw InputError("unknown shape '" + shape + "' (expected tiny-a, tiny-b, mini-L<n>, tiny-22 or mini22-L<n>)");
   }
   return c.dump(2) + "\n";
 }
 
-std::vector<TestTensor> test_model_tensors(const ModelConfig& c, DType dtype) {
+std::string test_model_generation_config_json(const std::string& shape) {
+  json g;
+  if (shape == "tiny-22")
+    g["eos_token_id"] = {311, 312};
+  else if (shape.rfind("mini22-L", 0) == 0)
+    g["eos_token_id"] = {156892, 156900};
+  else
+    return "";
+  return g.dump(2) + "\n";
+}
+
+std::vector<TestTensor> test_model_tensors(const ModelConfig& c, DType dtype, bool packed_experts) {
   std::vector<TestTensor> out;
   auto add = [&](const std::string& name, std::vector<int64_t> shape, float mean, float stddev, DType dt) {
     out.push_back({TensorSpec{name, dt, std::move(shape)}, mean, stddev});
@@ -207,12 +252,37 @@ std::vector<TestTensor> test_model_tensors(const ModelConfig& c, DType dtype) {
     }
     linear(p + "mlp.gate.weight", c.num_experts, H);
     add(p + "mlp.gate.expert_bias", {c.num_experts}, 0.0f, 0.01f, DType::F32);
+    const size_t first_expert = out.size();
     for (int64_t e = 0; e < c.num_experts; ++e)
       mlp(p + "mlp.experts." + std::to_string(e) + ".", c.moe_intermediate_size);
+    if (packed_experts) {
+      // The three projections of every expert become three tensors [E, rows, cols] of the same values.
+      std::vector<TestTensor> packed;
+      for (size_t proj = 0; proj < 3; ++proj) {
+        const TestTensor& first = out[first_expert + proj];  // expert 0's
+        TestTensor t = first;
+        t.spec.name = p + "mlp.experts." + first.spec.name.substr((p + "mlp.experts.0.").size());
+        t.spec.shape.insert(t.spec.shape.begin(), c.num_experts);
+        packed.push_back(std::move(t));
+      }
+      out.resize(first_expert);
+      out.insert(out.end(), packed.begin(), packed.end());
+    }
     if (c.num_shared_experts > 0) mlp(p + "mlp.shared_experts.", c.moe_intermediate_size * c.num_shared_experts);
   }
   std::sort(out.begin(), out.end(), [](const TestTensor& a, const TestTensor& b) { return a.spec.name < b.spec.name; });
   return out;
+}
+
+std::vector<std::string> test_model_tensor_parts(const TestTensor& t) {
+  const std::string& name = t.spec.name;
+  const size_t at = name.find(".mlp.experts.");
+  if (t.spec.shape.size() != 3 || at == std::string::npos) return {};
+  const size_t cut = at + std::string(".mlp.experts.").size();
+  std::vector<std::string> parts;
+  for (int64_t e = 0; e < t.spec.shape[0]; ++e)
+    parts.push_back(name.substr(0, cut) + std::to_string(e) + "." + name.substr(cut));
+  return parts;
 }
 
 void test_model_values(const TestTensor& t, uint64_t seed, int64_t first, int64_t n, float* out) {
@@ -265,7 +335,9 @@ void write_test_model(const std::string& dir, const TestModelOptions& o) {
   std::string config_text = test_model_config_json(o.shape, o.dtype);
   if (!o.tokenizer_dir.empty()) config_text = with_tokenizer(config_text, o.tokenizer_dir);
   const ModelConfig config = ModelConfig::from_json_text(config_text, o.shape + " config");
-  const std::vector<TestTensor> tensors = test_model_tensors(config, o.dtype);
+  const std::vector<TestTensor> tensors = test_model_tensors(config, o.dtype, o.packed_experts);
+  // With a tokenizer the stop id is its EOS: the shape's generation config would name foreign ids.
+  const std::string generation_text = o.tokenizer_dir.empty() ? test_model_generation_config_json(o.shape) : "";
 
   std::error_code ec;
   if (!fs::is_directory(dir, ec) && !fs::create_directories(dir, ec))
@@ -273,15 +345,19 @@ void write_test_model(const std::string& dir, const TestModelOptions& o) {
   static const std::regex kShard("model-[0-9]+-of-[0-9]+\\.safetensors");
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const std::string f = entry.path().filename().string();
-    if ((f == "model.safetensors" || f == "model.safetensors.index.json" || std::regex_match(f, kShard)) &&
+    if ((f == "model.safetensors" || f == "model.safetensors.index.json" || std::regex_match(f, kShard) ||
+         f == "generation_config.json") &&
         !fs::remove(entry.path(), ec) && ec)
       throw FileError(entry.path().string(), "cannot remove the earlier weights: " + ec.message());
   }
   if (ec) throw FileError(dir, "cannot list the output folder: " + ec.message());
-  {
-    const std::string path = (fs::path(dir) / "config.json").string();
+  const std::pair<const char*, const std::string*> texts[] = {{"config.json", &config_text},
+                                                              {"generation_config.json", &generation_text}};
+  for (const auto& [file, text] : texts) {
+    if (text->empty()) continue;
+    const std::string path = (fs::path(dir) / file).string();
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << config_text;
+    out << *text;
     out.close();
     if (!out) throw FileError(path, "cannot write");
   }
@@ -298,8 +374,8 @@ void write_test_model(const std::string& dir, const TestModelOptions& o) {
   constexpr int64_t kPiece = 64 * kTestModelChunk;
   std::vector<float> values;
   std::vector<uint8_t> bytes;
-  for (const TestTensor& t : tensors) {
-    const int64_t numel = int64_t(t.spec.nbytes() / dtype_size(t.spec.dtype));
+  // The values of `src` (a tensor, or one part of a packed tensor), written as the next bytes of t.
+  auto emit = [&](const TestTensor& t, const TestTensor& src, int64_t numel) {
     const size_t esize = dtype_size(t.spec.dtype);
     for (int64_t first = 0; first < numel; first += kPiece) {
       const int64_t n = std::min(kPiece, numel - first);
@@ -310,7 +386,7 @@ void write_test_model(const std::string& dir, const TestModelOptions& o) {
         for (int64_t c = c0; c < c1; ++c) {
           const int64_t off = c * kTestModelChunk;
           const int64_t len = std::min(kTestModelChunk, n - off);
-          test_model_values(t, o.seed, first + off, len, values.data() + off);
+          test_model_values(src, o.seed, first + off, len, values.data() + off);
           for (int64_t k = off; k < off + len; ++k) {
             const float v = values[size_t(k)];
             if (t.spec.dtype == DType::F32) {
@@ -325,6 +401,19 @@ void write_test_model(const std::string& dir, const TestModelOptions& o) {
       writer.write(t.spec.name, bytes.data(), bytes.size());
       done += bytes.size();
       if (o.progress) o.progress(done, total);
+    }
+  };
+  for (const TestTensor& t : tensors) {
+    const int64_t numel = int64_t(t.spec.nbytes() / dtype_size(t.spec.dtype));
+    const std::vector<std::string> parts = test_model_tensor_parts(t);
+    if (parts.empty()) {
+      emit(t, t, numel);
+      continue;
+    }
+    for (const std::string& name : parts) {
+      TestTensor part = t;
+      part.spec.name = name;
+      emit(t, part, numel / int64_t(parts.size()));
     }
   }
   writer.finish();

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "llada2/config.h"
@@ -31,7 +32,13 @@ struct TestTensor {
 // the published checkpoints) in name order. Linear
 // weights are N(0, 1/in_features) so activations stay O(1); embeddings N(0, 1); norm weights
 // 1 + N(0, 0.02^2); the router's expert_bias is F32 with N(0, 0.01^2), like LLaDA2.1.
-std::vector<TestTensor> test_model_tensors(const ModelConfig& config, DType dtype);
+// With packed_experts, each MoE layer's routed experts are three packed tensors (test_model_tensor_parts).
+std::vector<TestTensor> test_model_tensors(const ModelConfig& config, DType dtype, bool packed_experts = false);
+
+// The per-expert tensors (of the same distribution) whose values a packed routed-experts tensor
+// (`...mlp.experts.gate_proj.weight` [E, rows, cols], likewise up_proj / down_proj) holds stacked
+// along its first dimension; empty for a tensor with values of its own.
+std::vector<std::string> test_model_tensor_parts(const TestTensor& t);
 
 // Fills out[0, n) with elements [first, first + n) of the tensor's values as float (before
 // rounding to its dtype). `first` must be a multiple of kTestModelChunk.

@@ -66,11 +66,12 @@ int cmd_make_test_model(int argc, char** argv) {
       "embeddings N(0, 1), norms 1 + N(0, 0.02^2), expert_bias F32 N(0, 0.01^2).",
       "llada2 make-test-model"};
   std::string shape, dtype = "bf16", out, shard = "4GB", seed_text = "0", tokenizer;
-  bool force = false, quiet = false;
+  bool force = false, quiet = false, packed = false;
   app.add_option("--shape", shape,
                  "tiny-a | tiny-b (the golden tiny models' configs, with mask/eos ids) | mini-L<n> (real "
                  "LLaDA2-mini dimensions with n layers, layer 0 dense; mini-L20 is the full 16B model, ~32 GB "
-                 "in bf16)")
+                 "in bf16) | tiny-22 | mini22-L<n> (LLaDA2.2 shapes: block routing, delete/split ids, "
+                 "generation_config.json with the stop ids)")
       ->required()
       ->type_name("NAME");
   app.add_option("--dtype", dtype, "weight dtype: f32 | bf16 | f16 (default bf16; expert_bias is always F32)")
@@ -78,7 +79,12 @@ int cmd_make_test_model(int argc, char** argv) {
   app.add_option("--seed", seed_text, "random seed (default 0); the same seed gives byte-identical files")
       ->type_name("N");
   app.add_option("--out", out, "output folder (created if needed)")->required()->type_name("DIR");
-  app.add_flag("--force", force, "write into a non-empty folder, replacing config.json and any model*.safetensors");
+  app.add_flag("--force", force,
+               "write into a non-empty folder, replacing config.json, generation_config.json and any "
+               "model*.safetensors");
+  app.add_flag("--packed-experts", packed,
+               "store each layer's routed experts packed, one tensor per projection (mlp.experts.gate_proj.weight "
+               "[experts, moe_intermediate, hidden], ...), as transformers 5 writes them");
   app.add_option("--max-shard-size", shard,
                  "split the weights into model-0000N-of-0000M.safetensors shards + index above this size "
                  "(default 4GB; units B, KB, MB, GB, KiB, MiB, GiB)")
@@ -96,6 +102,7 @@ int cmd_make_test_model(int argc, char** argv) {
   o.seed = parse_seed(seed_text);
   o.max_shard_bytes = parse_size(shard);
   o.tokenizer_dir = tokenizer;
+  o.packed_experts = packed;
   test_model_config_json(shape, o.dtype);  // rejects a bad shape before touching the folder
 
   namespace fs = std::filesystem;

@@ -43,6 +43,10 @@ void GenerationFlags::add(CLI::App& app, const std::string& gen_length_default) 
   app.add_option("--mask-token-id", mask_id, "mask id (default: tokenizer, then config.json)");
   app.add_option("--seed", seed, "seed of the sampling generator (xoshiro256**)");
   app.add_option("--output-type", output_type, "text (default) or seq");
+  app.add_option("--decoding", decoding,
+                 "auto (default: llada2.2 for a checkpoint whose config.json has the LLaDA2.2 fields, else llada2.1), "
+                 "llada2.1 (diffusers' rules) or llada2.2 (Levenshtein editing: fill, substitute, delete, split; "
+                 "its defaults: threshold 0.5, editing threshold 0)");
   app.add_option("-t,--threads", threads, "worker threads (default: all cores)")->check(CLI::Range(1, 4096));
   activations.add(app);
 }
@@ -69,6 +73,7 @@ void GenerationFlags::apply(const CLI::App& app, nlohmann::ordered_json& call) c
   if (app.count("--mask-token-id")) call["mask_token_id"] = mask_id;
   if (app.count("--seed")) call["seed"] = seed;
   if (!output_type.empty()) call["output_type"] = output_type;
+  if (!decoding.empty()) call["decoding"] = decoding;
   if (activations.exact) call["exact"] = true;
   if (threads > 0) runtime::set_threads(threads);
   activations.apply(app);

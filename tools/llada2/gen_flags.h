@@ -10,7 +10,7 @@
 namespace llada2::cli {
 
 struct GenerationFlags {
-  std::string attention, sampling_method, output_type, threshold, editing_threshold, top_p;
+  std::string attention, sampling_method, output_type, threshold, editing_threshold, top_p, decoding;
   int64_t gen_length = 0, block_length = 0, steps = 0, max_post_steps = -1, minimal_topk = 0, top_k = -1;
   int64_t eos_id = -1, mask_id = -1, seed = -1;
   double temperature = -1;
