@@ -179,6 +179,37 @@ TEST(Levenshtein, SplitPutsANewMaskBeforeTheOldTokenAndTruncates) {
   EXPECT_EQ(d.original_masks(M), 1);
 }
 
+// What live views show: the positions, in the block after the iteration, of the masks splits
+// inserted and of the cells that follow a deleted one.
+TEST(Levenshtein, BlockEditsLocateDeletionsAndInsertions) {
+  auto edits = [](const LevenshteinStep& st) {
+    const std::vector<int64_t> f(st.filled.begin(), st.filled.end()), e(st.edited.begin(), st.edited.end());
+    return block_edits(st.written.data(), f.data(), e.data(), int64_t(st.written.size()), DEL, SPL);
+  };
+  // Cells 5 3 4 6 2: 3 is deleted, 4 split, 2 deleted at the end.
+  Logits L(5);
+  L.set(0, 0, 5).set(1, DEL, 5).set(2, SPL, 5).set(3, 6, 5).set(4, DEL, 5);
+  Rng rng(1);
+  LevenshteinBlock b = block({5, M, M, M, M});
+  b.cells = {5, 3, 4, 6, 2};
+  BlockEdits e = edits(levenshtein_step(b, L.v.data(), V, params(), rng));
+  EXPECT_EQ(b.cells, (std::vector<int64_t>{5, M, 4, 6, M}));
+  EXPECT_EQ(e.deleted, (std::vector<int64_t>{1, 4}));
+  EXPECT_EQ(e.inserted, (std::vector<int64_t>{1}));
+  // A split whose old token falls off the end, and one that falls off entirely.
+  Logits S(4);
+  S.set(0, 0, 5).set(1, 3, 5).set(2, SPL, 5).set(3, SPL, 5);
+  LevenshteinBlock c = block({5, M, M, M});
+  c.cells = {5, 3, 4, 6};
+  e = edits(levenshtein_step(c, S.v.data(), V, params(), rng));
+  EXPECT_EQ(c.cells, (std::vector<int64_t>{5, 3, M, 4}));
+  EXPECT_EQ(e.inserted, (std::vector<int64_t>{2}));
+  EXPECT_TRUE(e.deleted.empty());
+  // Without edit ids (the LLaDA2.1 rules) there is nothing to find.
+  const std::vector<int64_t> w = {DEL, SPL}, one = {1, 1};
+  EXPECT_TRUE(block_edits(w.data(), one.data(), one.data(), 2, std::nullopt, std::nullopt).deleted.empty());
+}
+
 TEST(Levenshtein, FinalRoundFillsEveryMaskAndBansDeleteAndSplit) {
   Logits L(4);
   L.set(1, DEL, 6).set(1, 7, 5);  // a substitution to DELETE, 7 next

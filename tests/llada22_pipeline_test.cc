@@ -137,6 +137,36 @@ TEST(Llada22Pipeline, CacheGivesTheTokensOfRecomputingTheWindow) {
   }
 }
 
+// Each row draws from its own generator: a row of a batch gives the tokens it gives alone with its
+// row's seed, whatever the other rows are (the server batches unrelated requests on this).
+TEST(Llada22Pipeline, RowsDrawFromTheirOwnGenerators) {
+  const std::vector<int64_t> a = {35, 55, 4, 256, 60, 52, 7, 9, 11}, b = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  for (double temperature : {0.0, 1.0}) {
+    GenerateOptions o = base_options(8);
+    o.temperature = temperature;
+    o.input_ids = IdTensor::from_rows({a, b});
+    const Generation both = run(o);
+    o.input_ids = IdTensor::from_rows({a});
+    const Generation first = run(o);
+    o.input_ids = IdTensor::from_rows({b});
+    o.row_seeds = std::vector<uint64_t>{row_seed(3, 1)};
+    const Generation second = run(o);
+    const size_t G = 21;
+    EXPECT_EQ(std::vector<int64_t>(both.sequences.begin(), both.sequences.begin() + G), first.sequences);
+    EXPECT_EQ(std::vector<int64_t>(both.sequences.begin() + G, both.sequences.end()), second.sequences);
+    // Other seeds for the other row change nothing for the first.
+    o.input_ids = IdTensor::from_rows({a, b});
+    o.row_seeds = std::vector<uint64_t>{3, 77};
+    const Generation reseeded = run(o);
+    EXPECT_EQ(std::vector<int64_t>(reseeded.sequences.begin(), reseeded.sequences.begin() + G), first.sequences);
+  }
+  EXPECT_NE(row_seed(3, 1), row_seed(3, 2));
+  EXPECT_EQ(row_seed(3, 0), 3u);
+  GenerateOptions o = base_options(8);
+  o.row_seeds = std::vector<uint64_t>{1, 2};
+  EXPECT_THROW(Pipeline(tiny22_model()).resolve(o), InputError);
+}
+
 TEST(Llada22Pipeline, EveryBlockKeepsItsLengthAndEndsWithinItsIterations) {
   GenerateOptions o = base_options(8);
   o.levenshtein.max_iterations = 3;

@@ -117,7 +117,16 @@ struct GenerateOptions {
   // object's `threshold` and `editing_threshold` set both theirs and these).
   Decoding decoding = Decoding::Auto;
   LevenshteinOptions levenshtein;
+  // Not a diffusers argument. The LLaDA2.2 rules draw from one generator per row, so that a row
+  // draws the same whatever rows share its call: row b's is seeded with row_seeds[b] when given (one
+  // per row), else with row_seed(seed, b). The LLaDA2.1 rules draw from the one generator `seed`
+  // seeds, as diffusers does, and ignore it.
+  std::optional<std::vector<uint64_t>> row_seeds;
 };
+
+// The seed of row `row`'s generator in a LLaDA2.2 call seeded with `seed`: `seed` itself for row 0
+// (a one-row call draws as its seed says), a splitmix64 mix of both for the others.
+uint64_t row_seed(uint64_t seed, int64_t row);
 
 struct GenerationStats {
   bool stopped = false;  // a callback ended the generation early
@@ -168,6 +177,18 @@ struct ResolvedCall {
   int64_t first_block() const { return prompt_length() / block_length; }
   bool editing() const { return editing_threshold && *editing_threshold > 0.0; }
 };
+
+// Where an iteration of the LLaDA2.2 rules deleted and inserted cells of a row's active block, as
+// positions in the block after it (for live views): `inserted`, the masks its splits put in;
+// `deleted`, for each deleted cell, the position of the cell that now follows it (K at the end). From
+// the step callback's tensors of the row over the K cells: sampled_tokens (the written block),
+// transfer_index and editing_transfer_index (the written cells), and the call's edit ids
+// (ResolvedCall::delete_token_id / split_token_id; none: nothing to find).
+struct BlockEdits {
+  std::vector<int64_t> deleted, inserted;
+};
+BlockEdits block_edits(const int64_t* written, const int64_t* filled, const int64_t* edited, int64_t K,
+                       std::optional<int64_t> delete_id, std::optional<int64_t> split_id);
 
 // The text of one generated row as the pipeline returns it: cut after the first `eos_id` (which is
 // kept, then skipped as a special token) and decoded with special tokens skipped.

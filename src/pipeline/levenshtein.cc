@@ -246,4 +246,23 @@ LevenshteinStep levenshtein_step(LevenshteinBlock& blk, const float* logits, int
   return st;
 }
 
+BlockEdits block_edits(const int64_t* written, const int64_t* filled, const int64_t* edited, int64_t K,
+                       std::optional<int64_t> delete_id, std::optional<int64_t> split_id) {
+  // Rule 7's walk: a deleted cell takes no place, a split two.
+  BlockEdits e;
+  int64_t at = 0;
+  for (int64_t j = 0; j < K; ++j) {
+    const bool wrote = filled[j] || edited[j];
+    if (wrote && delete_id && written[j] == *delete_id) {
+      e.deleted.push_back(std::min(at, K));
+    } else if (wrote && split_id && written[j] == *split_id) {
+      if (at < K) e.inserted.push_back(at);
+      at += 2;
+    } else {
+      ++at;
+    }
+  }
+  return e;
+}
+
 }  // namespace llada2

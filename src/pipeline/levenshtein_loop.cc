@@ -1,7 +1,7 @@
 // The block loop of a pipeline call with LLaDA2.2's rules (docs/llada22.md): each row's active block
 // is decoded by levenshtein_step until it is final; the rows of a batch share the forwards and are
-// otherwise independent. Earlier blocks are final, so block_causal attention keeps their keys and
-// values in the exact prefix cache.
+// otherwise independent (each draws from its own generator). Earlier blocks are final, so block_causal attention keeps
+// their keys and values in the exact prefix cache.
 #include <algorithm>
 #include <limits>
 #include <map>
@@ -14,6 +14,16 @@ namespace llada2 {
 
 namespace {
 
+// One generator per row: row_seeds, else row_seed(seed, b).
+std::vector<Rng> row_generators(const ResolvedCall& call) {
+  const GenerateOptions& o = call.options;
+  const uint64_t seed = o.seed ? *o.seed : random_seed();
+  std::vector<Rng> rngs;
+  for (int64_t b = 0; b < call.batch(); ++b)
+    rngs.emplace_back(o.row_seeds ? (*o.row_seeds)[size_t(b)] : row_seed(seed, b));
+  return rngs;
+}
+
 class LevenshteinLoop {
  public:
   LevenshteinLoop(const Model& model, const ResolvedCall& call)
@@ -25,7 +35,7 @@ class LevenshteinLoop {
         P_(call.prompt_length()),
         K_(call.block_length),
         V_(model.config().vocab_size),
-        rng_(o_.seed ? *o_.seed : random_seed()),
+        rngs_(row_generators(call)),
         cb_names_(o_.callback_on_step_end_tensor_inputs.value_or(std::vector<std::string>{"block_x"})),
         cached_(o_.use_kv_cache && o_.attention == AttentionMode::BlockCausal),
         finished_(size_t(B_), 0) {
@@ -109,7 +119,7 @@ class LevenshteinLoop {
         for (int64_t j = 0; j < K_; ++j) masked.at(b, j) = blk.cells[size_t(j)] == call_.mask_token_id;
         std::copy(blk.cells.begin(), blk.cells.end(), picks.row(b));
         if (!needed.at(b, 0)) continue;
-        const LevenshteinStep st = levenshtein_step(blk, logits_.data() + b * K_ * V_, V_, p_, rng_);
+        const LevenshteinStep st = levenshtein_step(blk, logits_.data() + b * K_ * V_, V_, p_, rngs_[size_t(b)]);
         std::copy(st.filled.begin(), st.filled.end(), filled.row(b));
         std::copy(st.edited.begin(), st.edited.end(), edited.row(b));
         std::copy(st.written.begin(), st.written.end(), picks.row(b));
@@ -218,7 +228,7 @@ class LevenshteinLoop {
   const GenerateOptions& o_;
   const LevenshteinParams p_;
   const int64_t B_, P_, K_, V_;
-  Rng rng_;
+  std::vector<Rng> rngs_;
   const std::vector<std::string> cb_names_;
   const bool cached_;
   Matrix<int64_t> x_, key_mask_;

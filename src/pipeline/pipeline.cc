@@ -46,6 +46,14 @@ const char* decoding_name(Decoding d) {
   }
 }
 
+uint64_t row_seed(uint64_t seed, int64_t row) {
+  if (row == 0) return seed;
+  uint64_t z = seed ^ (uint64_t(row) * 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
 const std::vector<std::string>& allowed_callback_tensor_names() {
   static const std::vector<std::string> names = {
       "block_x", "transfer_index", "editing_transfer_index", "sampled_tokens", "sampled_probs", "active_block", "x0",

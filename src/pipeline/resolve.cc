@@ -163,6 +163,9 @@ ResolvedCall Pipeline::resolve(const GenerateOptions& o) const {
   call.sampling.method = parse_sampling_method(o.sampling_method);
   // The scheduler raises these at its first step, which always comes: check before the first forward.
   call.sampling.validate();
+  if (o.row_seeds && int64_t(o.row_seeds->size()) != call.batch())
+    throw InputError("`row_seeds` has " + std::to_string(o.row_seeds->size()) + " seeds for " +
+                     std::to_string(call.batch()) + " rows: give one per row");
   resolve_decoding(o, cfg, call);
   return call;
 }
