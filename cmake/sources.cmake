@@ -128,6 +128,7 @@ set(LLADA2_TEST_SOURCES
     tests/llada22_levenshtein_test.cc
     tests/llada22_pipeline_test.cc
     tests/llada22_routing_test.cc
+    tests/llada22_server_test.cc
     tests/make_test_model_test.cc
     tests/model_profile_test.cc
     tests/node_util.cc

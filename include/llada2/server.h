@@ -28,6 +28,7 @@ struct ServerOptions {
   // The cache of conversations' keys and values (exact prefix reuse, llada2/prefix_cache.h): at most
   // this many bytes, least recently used out first; 0 turns it off.
   size_t prefix_cache_bytes = size_t(1) << 30;
+  Decoding decoding = Decoding::Auto;  // the decoding rules of a request that names none
   std::function<void()> step_hook;  // optional: called by a worker after each refinement step (tests, tracing)
   // Access log: one line per request (method, path, status, completion tokens, seconds) handed to
   // this function (no trailing newline), as text or as a JSON object; the prompt (the request's

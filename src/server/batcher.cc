@@ -7,6 +7,7 @@
 
 #include "llada2/crash.h"
 #include "llada2/error.h"
+#include "llada2/rng.h"
 #include "server/text_stream.h"
 
 namespace llada2::server {
@@ -29,16 +30,22 @@ std::string opt(const std::optional<T>& v) {
 
 // Units with equal keys compute the same as alone when batched: same prompt length (so the same
 // canvas, block alignment and positions), same gen_length (same canvas tail), same settings. Seeded
-// sampling gets a key of its own.
-std::string compatibility_key(const CompletionRequest& r, size_t prompt, const void* job) {
+// sampling under the LLaDA2.1 rules gets a key of its own (their rows share one generator); the
+// LLaDA2.2 rules give every row a generator of its own (Job::row_seeds), so seeds never part them.
+std::string compatibility_key(const CompletionRequest& r, size_t prompt, const void* job, bool llada22_config) {
   const GenerateOptions& g = r.gen;
+  const bool llada22 = g.decoding == Decoding::Llada22 || (g.decoding == Decoding::Auto && llada22_config);
   std::string k = std::to_string(r.prompts[prompt].size()) + "|" + std::to_string(g.gen_length) + "|" +
                   opt(g.block_length) + "|" + opt(g.num_inference_steps) + "|" + num(g.temperature) + "|" +
                   opt(g.top_p) + "|" + opt(g.top_k) + "|" + g.sampling_method + "|" + opt(g.threshold) + "|" +
                   opt(g.editing_threshold) + "|" + std::to_string(g.max_post_steps) + "|" + opt(g.minimal_topk) + "|" +
                   (g.eos_early_stop ? "1" : "0") + "|" + opt(g.eos_token_id) + "|" + opt(g.mask_token_id) + "|" +
                   std::to_string(int(g.attention)) + "|" + (g.use_kv_cache ? "1" : "0");
-  if (g.temperature > 0 && g.seed) {
+  if (llada22) {
+    const LevenshteinOptions& lv = g.levenshtein;
+    k += "|llada2.2|" + num(lv.threshold) + "|" + opt(lv.editing_threshold) + "|" + std::to_string(lv.max_iterations) +
+         "|" + (lv.mask_in_argmax ? "1" : "0");
+  } else if (g.temperature > 0 && g.seed) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "|seeded:%p:%zu", job, prompt);
     k += buf;
@@ -50,9 +57,18 @@ std::string compatibility_key(const CompletionRequest& r, size_t prompt, const v
 
 // ---------------------------------------------------------------------------------------------- Job
 
-Job::Job(CompletionRequest request) : request_(std::move(request)), units_left_(request_.prompts.size()) {
+Job::Job(CompletionRequest request)
+    : request_(std::move(request)),
+      units_left_(request_.prompts.size()),
+      seed_(request_.gen.seed ? *request_.gen.seed : random_seed()) {
   choices_.resize(request_.prompts.size() * size_t(request_.n));
   for (const auto& p : request_.prompts) prompt_tokens_ += int64_t(p.size());  // once per prompt, as OpenAI counts
+}
+
+std::vector<uint64_t> Job::row_seeds(size_t prompt) const {
+  std::vector<uint64_t> seeds;
+  for (int64_t i = 0; i < request_.n; ++i) seeds.push_back(row_seed(seed_, int64_t(prompt) * request_.n + i));
+  return seeds;
 }
 
 bool Job::take_events(std::vector<std::string>* out, int timeout_ms) {
@@ -78,7 +94,8 @@ void Job::push_event(std::string e) {
   cv_.notify_all();
 }
 
-void Job::unit_finished(size_t prompt, std::vector<Choice> choices, const GenerationStats& stats, int64_t rows) {
+void Job::unit_finished(size_t prompt, std::vector<Choice> choices, const GenerationStats& stats, int64_t rows,
+                        Decoding decoding) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (done_) return;  // failed or withdrawn meanwhile: nobody reads the results
@@ -87,6 +104,7 @@ void Job::unit_finished(size_t prompt, std::vector<Choice> choices, const Genera
     stats_.generated_tokens += stats.generated_tokens;
     stats_.seconds += stats.seconds;
     batched_rows_ = std::max(batched_rows_, rows);
+    decoding_ = decoding;
     if (units_left_ > 0 && --units_left_ == 0) done_ = true;
   }
   cv_.notify_all();
@@ -125,7 +143,8 @@ Batcher::Submit Batcher::submit(const std::shared_ptr<Job>& job) {
   if (closed_) return Submit::Closed;
   if (queued_jobs() >= int64_t(queue_) + (parallel_ - busy_)) return Submit::Full;
   const CompletionRequest& r = job->request();
-  for (size_t p = 0; p < r.prompts.size(); ++p) waiting_.push_back(Unit{job, p, compatibility_key(r, p, job.get())});
+  for (size_t p = 0; p < r.prompts.size(); ++p)
+    waiting_.push_back(Unit{job, p, compatibility_key(r, p, job.get(), pipe_->model().config().llada22)});
   cv_.notify_all();
   return Submit::Accepted;
 }
@@ -231,9 +250,11 @@ void Batcher::run(std::vector<Unit> units) {
   std::vector<size_t> unit_of;
   std::vector<int64_t> row0;
   std::vector<TextStream> streams;
+  std::vector<uint64_t> seeds;
   for (size_t u = 0; u < units.size(); ++u) {
     const CompletionRequest& r = units[u].job->request();
     row0.push_back(int64_t(rows.size()));
+    for (uint64_t seed : units[u].job->row_seeds(units[u].prompt)) seeds.push_back(seed);
     for (int64_t i = 0; i < r.n; ++i) {
       rows.push_back(r.prompts[units[u].prompt]);
       unit_of.push_back(u);
@@ -247,11 +268,17 @@ void Batcher::run(std::vector<Unit> units) {
     return int64_t(units[u].prompt) * units[u].job->request().n + (b - row0[u]);
   };
 
-  // Decodes a row's final tokens (cut after EOS) and queues what became safe to send.
-  std::optional<int64_t> eos;  // resolved with the call below
+  // A row's end: its first stop id (the EOS id; with the LLaDA2.2 rules also generation_config.json's).
+  std::vector<int64_t> stops;  // resolved with the call below
+  auto first_stop = [&](const int64_t* tokens, int64_t n) {
+    return std::find_first_of(tokens, tokens + n, stops.begin(), stops.end());
+  };
+  // Decodes a row's final tokens (cut after its first stop id) and queues what became safe to send.
   auto emit = [&](int64_t b, const int64_t* tokens, int64_t n, bool complete) -> std::string {
-    if (eos && std::find(tokens, tokens + n, *eos) != tokens + n) complete = true;
-    const std::string text = decode_generated(tok, tokens, n, eos);
+    const int64_t* stop = first_stop(tokens, n);
+    if (stop != tokens + n) complete = true;
+    const std::string text = decode_generated(tok, tokens, stop != tokens + n ? stop - tokens + 1 : n,
+                                              stop != tokens + n ? std::optional<int64_t>(*stop) : std::nullopt);
     const std::string delta = streams[size_t(b)].update(text, complete);
     const size_t u = unit_of[size_t(b)];
     Job& job = *units[u].job;
@@ -264,12 +291,18 @@ void Batcher::run(std::vector<Unit> units) {
   GenerateOptions o = first.gen;
   o.input_ids = IdTensor::from_rows(rows);
   o.independent_rows = true;  // each row ends its blocks as it would alone
+  o.row_seeds = seeds;        // and, with the LLaDA2.2 rules, draws as it would alone
   o.callback_on_step_end_tensor_inputs = std::vector<std::string>{"block_x"};
   ResolvedCall call;
   int64_t P = 0, K = 0;
   int64_t last_w = 0;
   bool want_final = false;  // someone needs final blocks as they come (streaming or stop strings)
-  for (const Unit& u : units) want_final |= u.job->request().stream || !u.job->request().stop.empty();
+  bool want_canvas = false;
+  for (const Unit& u : units) {
+    want_final |= u.job->request().stream || !u.job->request().stop.empty();
+    want_canvas |= u.job->request().stream && u.job->request().canvas;
+  }
+  bool show_edits = false;  // canvas events carry the LLaDA2.2 rules' deletions and insertions
   auto on_step = [&](int64_t, int64_t, const std::map<std::string, CallbackTensor>& tensors) {
     CallbackResult res;
     if (step_hook_) step_hook_();
@@ -297,7 +330,15 @@ void Batcher::run(std::vector<Unit> units) {
       Job& job = *units[unit_of[size_t(b)]].job;
       if (!job.request().canvas || !job.request().stream || job.gone()) continue;
       std::vector<int64_t> cells(bx.ints.begin() + b * W + from, bx.ints.begin() + (b + 1) * W);
-      job.push_event(job.format_canvas(index_of(b), block, cells, call.mask_token_id));
+      std::optional<BlockEdits> edits;
+      if (show_edits) {  // positions in the block, then in `cells` (which start at `from`)
+        auto row = [&](const char* name) { return tensors.at(name).ints.data() + b * K; };
+        edits = block_edits(row("sampled_tokens"), row("transfer_index"), row("editing_transfer_index"), K,
+                            call.delete_token_id, call.split_token_id);
+        for (auto* v : {&edits->deleted, &edits->inserted})
+          for (int64_t& at : *v) at -= from - (W - K);
+      }
+      job.push_event(job.format_canvas(index_of(b), block, cells, call.mask_token_id, edits ? &*edits : nullptr));
     }
     bool all_stopped = true;
     for (int64_t b = 0; b < B && all_stopped; ++b)
@@ -309,9 +350,16 @@ void Batcher::run(std::vector<Unit> units) {
   PipelineOutput out;
   try {
     call = pipe.resolve(o);
-    eos = call.eos_token_id;
+    if (call.decoding == Decoding::Llada22)
+      stops = call.stop_token_ids;
+    else if (call.eos_token_id)
+      stops = {*call.eos_token_id};
     P = call.prompt_length();
     K = call.block_length;
+    show_edits = want_canvas && call.decoding == Decoding::Llada22 && (call.delete_token_id || call.split_token_id);
+    if (show_edits)
+      call.options.callback_on_step_end_tensor_inputs =
+          std::vector<std::string>{"block_x", "sampled_tokens", "transfer_index", "editing_transfer_index"};
     call.options.callback_on_step_end = on_step;
     if (prefix_cache_ && o.attention == AttentionMode::BlockCausal && o.use_kv_cache) {
       call.options.keep_prefixes = true;
@@ -356,7 +404,7 @@ void Batcher::run(std::vector<Unit> units) {
     for (int64_t b = row0[u]; b < row0[u] + job.request().n; ++b) {
       const int64_t* row = out.sequences.row(b);
       stats.generated_tokens += std::count_if(row, row + G, [&](int64_t t) { return t != mask; });
-      const int64_t* end = eos ? std::find(row, row + G, *eos) : row + G;
+      const int64_t* end = first_stop(row, G);
       const bool eos_ended = end != row + G;
       const std::string text = emit(b, row, G, true);
       Choice c;
@@ -366,7 +414,7 @@ void Batcher::run(std::vector<Unit> units) {
       c.completion_tokens = stop_cut ? int64_t(tok.encode(c.text, false).size()) : int64_t(end - row);
       choices.push_back(std::move(c));
     }
-    job.unit_finished(units[u].prompt, std::move(choices), stats, B);
+    job.unit_finished(units[u].prompt, std::move(choices), stats, B, call.decoding);
   }
 }
 

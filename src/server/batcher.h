@@ -4,7 +4,8 @@
 // A request is split into units, one per prompt (each with `n` rows). A worker takes the oldest
 // waiting unit and adds the waiting units that are *compatible* with it: the same prompt length, the
 // same max_tokens and the same generation settings, and not seeded sampling (a seed asks for a
-// reproducible run, which batching with strangers would break). Batched rows then compute exactly
+// reproducible run, which batching with strangers would break, unless the LLaDA2.2 rules give each row
+// a generator of its own). Batched rows then compute exactly
 // what they would alone (rows never see each other; blocks align the same way), so batching changes
 // throughput only, never a response.
 #pragma once
@@ -58,18 +59,25 @@ class Job {
   int64_t prompt_tokens() const { return prompt_tokens_; }
   const GenerationStats& stats() const { return stats_; }
   int64_t batched_rows() const { return batched_rows_; }  // largest batch a unit of this job ran in
+  Decoding decoding() const { return decoding_; }         // the rules its units ran under
+  // The generator seeds of prompt `prompt`'s rows (the LLaDA2.2 rules draw per row): from the
+  // request's seed, else from one drawn for the job, and the row's index in the request.
+  std::vector<uint64_t> row_seeds(size_t prompt) const;
 
   std::string id;  // the response id, named in crash reports
 
   // Set by the server for streaming jobs: formats a text delta / a canvas event as SSE text.
   std::function<std::string(int64_t index, const std::string& delta)> format_delta;
-  std::function<std::string(int64_t index, int64_t block, const std::vector<int64_t>& tokens, int64_t mask_token_id)>
+  // `edits`: under the LLaDA2.2 rules, the step's deletions and insertions as positions in `tokens`; else null.
+  std::function<std::string(int64_t index, int64_t block, const std::vector<int64_t>& tokens, int64_t mask_token_id,
+                            const BlockEdits* edits)>
       format_canvas;
 
  private:
   friend class Batcher;
   void push_event(std::string e);
-  void unit_finished(size_t prompt, std::vector<Choice> choices, const GenerationStats& stats, int64_t rows);
+  void unit_finished(size_t prompt, std::vector<Choice> choices, const GenerationStats& stats, int64_t rows,
+                     Decoding decoding);
   void fail(std::exception_ptr e, bool cancelled);
 
   CompletionRequest request_;
@@ -85,6 +93,8 @@ class Job {
   int64_t prompt_tokens_ = 0;
   GenerationStats stats_;
   int64_t batched_rows_ = 0;
+  Decoding decoding_ = Decoding::Auto;
+  uint64_t seed_;
 };
 
 struct BatcherCounters {

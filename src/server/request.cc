@@ -259,16 +259,30 @@ CompletionRequest parse_completion_request(const json& body, bool chat, const Pi
     g.num_inference_steps = int_field(*v, "steps");
     check_range(*g.num_inference_steps >= 1 && *g.num_inference_steps <= 4096, "steps", "must be between 1 and 4096");
   }
+  // The thresholds reach both rules (GenerateOptions::levenshtein holds the LLaDA2.2 rules' own);
+  // absent, each rule keeps its default (LLaDA2.1: 0.7 / 0.5, LLaDA2.2: 0.5 / 0.0).
   if (const json* v = field(body, "threshold")) {
     g.threshold = number_field(*v, "threshold");
     check_range(*g.threshold >= 0.0, "threshold", "must be >= 0");
+    g.levenshtein.threshold = *g.threshold;
   }
   if (auto it = body.find("editing_threshold"); it != body.end()) {
     if (it->is_null()) {
-      g.editing_threshold = 0.0;  // editing is on only for a threshold > 0
+      g.editing_threshold = 0.0;                       // the LLaDA2.1 rules edit only above a threshold > 0
+      g.levenshtein.editing_threshold = std::nullopt;  // the LLaDA2.2 rules substitute above 0 too
     } else {
       g.editing_threshold = number_field(*it, "editing_threshold");
       check_range(*g.editing_threshold >= 0.0, "editing_threshold", "must be >= 0 or null (off)");
+      g.levenshtein.editing_threshold = g.editing_threshold;
+    }
+  }
+  g.decoding = options.decoding;
+  if (const json* v = field(body, "decoding")) {
+    if (!v->is_string()) throw invalid_request("`decoding` must be \"auto\", \"llada2.1\" or \"llada2.2\"", "decoding");
+    try {
+      g.decoding = parse_decoding(v->get<std::string>());
+    } catch (const InputError& e) {
+      throw invalid_request(e.what(), "decoding");
     }
   }
   if (const json* v = field(body, "max_post_steps")) {

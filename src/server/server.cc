@@ -118,7 +118,8 @@ json diffusion_json(const Job& g) {
   return json{{"forwards", g.stats().forwards},
               {"tokens_per_forward", g.stats().tokens_per_forward()},
               {"seconds", g.stats().seconds},
-              {"batch_rows", g.batched_rows()}};
+              {"batch_rows", g.batched_rows()},
+              {"decoding", decoding_name(g.decoding())}};
 }
 
 ApiError shutting_down() { return ApiError(503, "The server is shutting down.", "server_error", "", "shutting_down"); }
@@ -205,7 +206,8 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
       return sse(chunk(json::array({std::move(c)})));
     };
     const Tokenizer* tok = pipe->tokenizer();
-    job->format_canvas = [tok](int64_t index, int64_t block, const std::vector<int64_t>& tokens, int64_t mask_id) {
+    job->format_canvas = [tok](int64_t index, int64_t block, const std::vector<int64_t>& tokens, int64_t mask_id,
+                               const BlockEdits* edits) {
       // Each cell decoded alone (null: still masked), so a client can draw the cells one by one.
       json cells = json::array();
       for (int64_t t : tokens) cells.push_back(t == mask_id ? json(nullptr) : json(tok->decode({t}, false)));
@@ -214,6 +216,10 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
                  {"tokens", tokens},
                  {"text", tok->decode(tokens, false)},
                  {"cells", std::move(cells)}};
+      if (edits) {
+        ev["deleted"] = edits->deleted;
+        ev["inserted"] = edits->inserted;
+      }
       return "event: canvas\ndata: " + dump(ev) + "\n\n";
     };
   }

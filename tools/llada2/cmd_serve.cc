@@ -35,6 +35,10 @@ int cmd_serve(int argc, char** argv) {
                  "rows of waiting requests with the same settings and prompt length generated together in one run "
                  "(default 8; 1 = no batching). Batched rows compute exactly what they would alone.")
       ->check(CLI::Range(int64_t(1), int64_t(256)));
+  std::string decoding = "auto";
+  app.add_option("--decoding", decoding,
+                 "decoding rules of a request that names none (its `decoding` field): auto (default: llada2.2 for a "
+                 "checkpoint whose config.json has the LLaDA2.2 fields, else llada2.1), llada2.1 or llada2.2");
   app.add_option("--max-body-bytes", o.max_body_bytes, "largest request body; larger get 413 (default 1 MiB)");
   app.add_option("--max-tokens-limit", o.max_tokens_limit, "largest max_tokens a request may ask for (default 4096)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
@@ -62,6 +66,7 @@ int cmd_serve(int argc, char** argv) {
   activations.add(app);
   if (int rc = parse_args(app, argc, argv); rc >= 0) return rc;
   model_dir = resolve_model_dir(model_dir, "serve");
+  o.decoding = parse_decoding(decoding);
   o.log_json = log_format == "json";
   o.prefix_cache_bytes = size_t(prefix_cache_mb) << 20;
   if (!no_access_log) o.access_log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
