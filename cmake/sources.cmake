@@ -125,6 +125,7 @@ set(LLADA2_TEST_SOURCES
     tests/kernels_test.cc
     tests/kv_cache_test.cc
     tests/llada22_checkpoint_test.cc
+    tests/llada22_cli_test.cc
     tests/llada22_levenshtein_test.cc
     tests/llada22_pipeline_test.cc
     tests/llada22_routing_test.cc

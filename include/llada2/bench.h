@@ -12,8 +12,9 @@ namespace llada2 {
 // When `seed` is non-zero, every MoE layer of `model` ignores its router's choice and sends each
 // token to num_experts_per_tok distinct experts drawn uniformly (weights 1 / k each; no group
 // limit, no routed_scaling_factor), as a load-balanced trained model spreads a block over its
-// experts; the same seed gives the same draws for the same sequence of forwards. 0 restores the
-// router.
+// experts; with block routing (LLaDA2.2) each chunk draws a pool of expert_capacity experts
+// uniformly and its tokens draw within it. The same seed gives the same draws for the same sequence
+// of forwards. 0 restores the router.
 void set_uniform_routing(const Model& model, uint64_t seed);
 
 // This machine's limits as the kernels meet them, for a roofline: memory read bandwidth (GB/s) with

@@ -69,6 +69,9 @@ struct ModelProfile {
   Counters phase[kCount];
   uint64_t forwards = 0;    // profiled forwards
   uint64_t forward_ns = 0;  // their wall time: the sum of the phases' ns
+  // The routed experts of the MoE layers' passes (one pass per MoE layer and forward): the expert
+  // MLPs run (each once per pass, on all of its tokens) and the weight bytes they read.
+  uint64_t moe_passes = 0, experts_run = 0, expert_bytes = 0;
 
   static const char* name(int phase);  // "attention", "mlp", "moe", "lm_head", "other"
   Counters total() const;              // summed over the phases

@@ -258,7 +258,7 @@ void Model::Impl::moe(const Layer& L, int64_t layer_index, const float* x, int64
     block_route(c, logits.data(), L.expert_bias.data(), *chunks, chosen.data(), weight.data());
   else
     route(c, logits.data(), L.expert_bias, n, chosen.data(), weight.data());
-  if (routing.on()) routing.draw(n, TK, E, chosen.data(), weight.data());
+  if (routing.on()) routing.draw(n, TK, E, chosen.data(), weight.data(), chunks, c.expert_capacity);
   if (trace) {
     trace->moe_layers.push_back(layer_index);
     trace->router_logits.push_back(logits);
@@ -274,6 +274,14 @@ void Model::Impl::moe(const Layer& L, int64_t layer_index, const float* x, int64
   std::vector<int64_t> active;
   for (int64_t e = 0; e < E; ++e)
     if (!rows_of[size_t(e)].empty()) active.push_back(e);
+  if (profiler.on()) {
+    uint64_t bytes = 0;
+    for (int64_t e : active) {
+      const Mlp& m = L.experts[size_t(e)];
+      bytes += kernels::weight_bytes(m.gate) + kernels::weight_bytes(m.up) + kernels::weight_bytes(m.down);
+    }
+    profiler.count_experts(active.size(), bytes);
+  }
   std::vector<float> per_slot(n * TK * H, 0.f);
   // Experts differ in rows (work): the threads take them one at a time, largest first, instead of
   // fixed equal-count ranges.

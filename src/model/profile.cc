@@ -35,6 +35,9 @@ ModelProfile Profiler::snapshot() const {
   }
   p.forwards = forwards_.load();
   p.forward_ns = forward_ns_.load();
+  p.moe_passes = moe_passes_.load();
+  p.experts_run = experts_run_.load();
+  p.expert_bytes = expert_bytes_.load();
   return p;
 }
 
@@ -48,6 +51,9 @@ void Profiler::reset() {
   }
   forwards_ = 0;
   forward_ns_ = 0;
+  moe_passes_ = 0;
+  experts_run_ = 0;
+  expert_bytes_ = 0;
 }
 
 void ForwardProfile::finish() {

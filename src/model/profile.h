@@ -29,6 +29,12 @@ class Profiler {
   }
   // FLOPs of products over activations only (attention over the cache); call only while on().
   void count_flops(uint64_t flops) { current().flops.fetch_add(flops, std::memory_order_relaxed); }
+  // One MoE layer's pass ran `experts` routed experts, reading `bytes` of weights; call only while on().
+  void count_experts(uint64_t experts, uint64_t bytes) {
+    moe_passes_.fetch_add(1, std::memory_order_relaxed);
+    experts_run_.fetch_add(experts, std::memory_order_relaxed);
+    expert_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  }
 
  private:
   friend class ForwardProfile;
@@ -46,6 +52,7 @@ class Profiler {
   std::atomic<int> phase_now_{ModelProfile::Other};
   Counters phase_[ModelProfile::kCount];
   std::atomic<uint64_t> forwards_{0}, forward_ns_{0};
+  std::atomic<uint64_t> moe_passes_{0}, experts_run_{0}, expert_bytes_{0};
 };
 
 using ProfileClock = std::chrono::steady_clock;

@@ -209,7 +209,7 @@ std::vector<TurnTiming> conversation(const std::shared_ptr<const Model>& model, 
 int cmd_bench(int argc, char** argv) {
   CLI::App app{"Measure load time, prefill and generation speed on a checkpoint (random prompt ids, greedy).",
                "llada2 bench"};
-  std::string model_dir, attention = "block_causal", editing = "none";
+  std::string model_dir, attention = "block_causal", editing = "none", decoding = "auto";
   int64_t prompt_length = 64, gen_length = 256, block_length = 32, steps = 32, batch = 1, seed = 1;
   double threshold = 0.95, bandwidth_gbs = 0, peak_gflops = 0;
   int threads = 0;
@@ -219,8 +219,12 @@ int cmd_bench(int argc, char** argv) {
   app.add_option("--gen-length", gen_length, "generated positions (default 256)");
   app.add_option("--block-length", block_length, "block size (default 32)");
   app.add_option("--steps", steps, "num_inference_steps (default 32)");
-  app.add_option("--threshold", threshold, "commit threshold (default 0.95)");
-  app.add_option("--editing-threshold", editing, "editing threshold, 'none' = off (default none)");
+  app.add_option("--threshold", threshold, "commit threshold (default 0.95; LLaDA2.2 rules: 0.5)");
+  app.add_option("--editing-threshold", editing,
+                 "editing threshold, 'none' = off (default none; LLaDA2.2 rules: 0, every changed argmax)");
+  app.add_option("--decoding", decoding,
+                 "auto (default: llada2.2 for a checkpoint whose config.json has the LLaDA2.2 fields, else llada2.1), "
+                 "llada2.1 or llada2.2");
   app.add_option("--batch", batch, "rows generated together (default 1)");
   app.add_option("--attention", attention, "block_causal (default) or bidirectional");
   app.add_flag("--no-cache", no_cache, "block_causal without the prefix KV cache (recompute the window)");
@@ -284,14 +288,24 @@ int cmd_bench(int argc, char** argv) {
       r.push_back(id == mask_id ? (id + 1) % V : id);
     }
   const AttentionMode mode = parse_attention_mode(attention);
+  Decoding rules = parse_decoding(decoding);
+  if (rules == Decoding::Auto) rules = cfg.llada22 ? Decoding::Llada22 : Decoding::Llada21;
+  const bool llada22 = rules == Decoding::Llada22;
+  // The thresholds in effect: the flags', else the defaults of the rules.
+  if (llada22 && !app.count("--threshold")) threshold = LevenshteinOptions{}.threshold;
+  std::optional<double> editing_threshold =
+      (editing == "none" || editing == "None") ? std::nullopt : std::optional<double>(std::stod(editing));
+  if (llada22 && !app.count("--editing-threshold")) editing_threshold = LevenshteinOptions{}.editing_threshold;
   // The generation settings of both modes (greedy, no EOS stop: every block is generated).
   GenerateOptions o;
   o.gen_length = gen_length;
   o.block_length = block_length;
   o.num_inference_steps = steps;
+  o.decoding = rules;
   o.threshold = threshold;
-  o.editing_threshold =
-      (editing == "none" || editing == "None") ? std::nullopt : std::optional<double>(std::stod(editing));
+  o.editing_threshold = editing_threshold;
+  o.levenshtein.threshold = threshold;
+  o.levenshtein.editing_threshold = editing_threshold;
   o.mask_token_id = mask_id;
   o.eos_early_stop = false;
   o.output_type = "seq";
@@ -386,6 +400,9 @@ int cmd_bench(int argc, char** argv) {
   for (size_t i = 1; i < stamps.size(); ++i) step_s.push_back(stamps[i] - stamps[i - 1]);
   const double med = percentile(step_s, 0.5), p90 = percentile(step_s, 0.9);
   const double bytes_per_step = out.stats.forwards ? double(bytes) / double(out.stats.forwards) : 0;
+  // Routed experts: the bytes of the experts each MoE layer ran, summed over the layers, per forward.
+  const double expert_bytes_per_step = out.stats.forwards ? double(prof.expert_bytes) / double(out.stats.forwards) : 0;
+  const double experts_per_layer = prof.moe_passes ? double(prof.experts_run) / double(prof.moe_passes) : 0;
   nlohmann::json j = {
       {"model", model_dir},
       {"threads", runtime::threads()},
@@ -396,8 +413,9 @@ int cmd_bench(int argc, char** argv) {
       {"gen_length", gen_length},
       {"block_length", block_length},
       {"steps", steps},
+      {"decoding", decoding_name(rules)},
       {"threshold", threshold},
-      {"editing_threshold", o.editing_threshold ? nlohmann::json(*o.editing_threshold) : nlohmann::json(nullptr)},
+      {"editing_threshold", editing_threshold ? nlohmann::json(*editing_threshold) : nlohmann::json(nullptr)},
       {"batch", batch},
       {"load_seconds", load_s},
       {"prefill_tokens_per_second", no_prefill ? nlohmann::json(nullptr) : nlohmann::json(prefill_tps)},
@@ -410,6 +428,9 @@ int cmd_bench(int argc, char** argv) {
       {"generated_tokens_per_second", double(out.stats.generated_tokens) / gen_s},
       {"weight_bytes_per_step", bytes_per_step},
       {"weight_gb_per_second", med > 0 ? bytes_per_step / med / 1e9 : 0.0},
+      {"expert_bytes_per_step", expert_bytes_per_step},
+      {"experts_per_moe_layer", experts_per_layer},
+      {"expert_capacity", cfg.block_routing() ? nlohmann::json(cfg.expert_capacity) : nlohmann::json(nullptr)},
       {"peak_rss_mb", peak_rss_mb()},
   };
 
@@ -445,6 +466,13 @@ int cmd_bench(int argc, char** argv) {
                                            ? "exact (float32 compute; --exact)"
                                            : "fast (bf16 / int8 activations where the weights and CPU have them; "
                                              "--exact for float32)");
+  char editing_text[32] = "none";
+  if (editing_threshold) std::snprintf(editing_text, sizeof editing_text, "%g", *editing_threshold);
+  std::printf("decoding         %s (threshold %g, editing threshold %s)\n", decoding_name(rules), threshold,
+              editing_text);
+  if (cfg.block_routing())
+    std::printf("routing          block routing: a pool of %lld of %lld experts per chunk of %lld positions\n",
+                (long long)cfg.expert_capacity, (long long)cfg.num_experts, (long long)cfg.block_size);
   if (uniform_routing) std::printf("routing          uniform (--uniform-routing: not the router's choice)\n");
   std::printf("load             %.3f s\n", load_s);
   if (no_prefill)
@@ -458,6 +486,8 @@ int cmd_bench(int argc, char** argv) {
               double(out.stats.generated_tokens) / gen_s);
   std::printf("weights / step   %.1f MB (%.1f GB/s at the median step)\n", bytes_per_step / 1e6,
               med > 0 ? bytes_per_step / med / 1e9 : 0.0);
+  std::printf("experts / step   %.1f MB (%.1f of %lld routed experts per MoE layer)\n", expert_bytes_per_step / 1e6,
+              experts_per_layer, (long long)cfg.num_experts);
   std::printf("peak RSS         %.1f MB\n", peak_rss_mb());
   std::printf("\nstep breakdown   mean of %zu steps; roofline = max(weight bytes / %.1f GB/s, FLOPs / %.0f GFLOP/s)\n",
               stamps.size(), bandwidth_gbs, peak_gflops);
