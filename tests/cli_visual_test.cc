@@ -4,6 +4,7 @@
 // plain run prints. Off a terminal the view is off and stdout keeps the documented output.
 #include <gtest/gtest.h>
 
+#include "llada22_util.h"
 #include "pty_util.h"
 #include "test_util.h"
 
@@ -83,6 +84,28 @@ TEST(CliVisual, DocumentedOutputStaysOnStdout) {
   ASSERT_EQ(seq.exit_code, 0) << seq.output;
   const std::string ids = want_ids.substr(0, want_ids.find('\n'));
   EXPECT_NE(seq.output.find("\n" + ids + "\r\n"), std::string::npos) << seq.output;
+}
+
+// The LLaDA2.2 rules: frames show the step's deletions (a red ×) and inserted masks (a green +), and
+// the colours take no cells: every frame is still drawn over the last and the screen ends with the text.
+TEST(CliVisual, Llada22FramesShowDeletionsAndInsertions) {
+  const std::string gen = "generate -m " + tiny22_editing_model_dir() + kArgs;
+  std::string out, err;
+  ASSERT_EQ(run_cli(gen, &out, &err), 0) << err;
+  const std::string text = out.substr(0, out.size() - 1);
+  for (int columns : {12, 80}) {
+    PtyRun run = run_cli_pty(gen + " --visual", columns, 200);
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+    EXPECT_NE(run.output.find("\033[31m\xC3\x97\033[0m"), std::string::npos) << "a deletion is drawn";
+    EXPECT_NE(run.output.find("\033[32m+\033[0m"), std::string::npos) << "an insertion is drawn";
+    Screen screen(columns, 200);
+    screen.feed(run.output);
+    const std::vector<std::string> lines = screen.lines();
+    const std::vector<std::string> want = wrap_like_a_terminal(visible(text), columns);
+    ASSERT_GT(lines.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(lines[i], want[i]) << "row " << i << " at " << columns;
+    EXPECT_NE(lines[want.size()].find("forwards"), std::string::npos) << lines[want.size()];
+  }
 }
 
 }  // namespace

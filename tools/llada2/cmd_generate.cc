@@ -42,7 +42,9 @@ int cmd_generate(int argc, char** argv) {
   app.add_option("--call", call_file,
                  "JSON file with the pipeline arguments (e.g. {\"input_ids\": [[...]], \"gen_length\": 32})");
   app.add_flag("--json", json_out, "print exactly one JSON object: {sequences, texts, stats}");
-  app.add_flag("--visual", visual, "show the diffusion live on the terminal (masked cells filling in, edits in place)");
+  app.add_flag("--visual", visual,
+               "show the diffusion live on the terminal (masked cells filling in, edits in place; LLaDA2.2 "
+               "rules: deletions as a red ×, inserted masks as a green +)");
   app.add_option("--frame-ms", frame_ms,
                  "with --visual: show each refinement step at least this long, so that a fast model can be watched "
                  "(default 120; 0: full speed)")

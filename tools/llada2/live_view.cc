@@ -77,8 +77,15 @@ int cell_width(char32_t cp) {
 int64_t cursor_row(const std::string& text, int64_t columns) {
   columns = std::max<int64_t>(columns, 1);
   int64_t row = 0, col = 0;
+  int escape = 0;  // 1: after ESC, 2: inside ESC [ ... up to its final byte
   for_each_code_point(text, [&](char32_t cp, size_t) {
-    if (cp == '\n') {
+    if (escape == 1) {
+      escape = cp == '[' ? 2 : 0;
+    } else if (escape == 2) {
+      if (cp >= 0x40 && cp <= 0x7E) escape = 0;
+    } else if (cp == 0x1B) {
+      escape = 1;
+    } else if (cp == '\n') {
       ++row;
       col = 0;
     } else if (cp == '\r') {
@@ -101,12 +108,17 @@ bool is_terminal(std::FILE* f) { return ::isatty(::fileno(f)) == 1; }
 LiveView::LiveView(const Tokenizer& tok, const ResolvedCall& call, std::FILE* out, int frame_ms, int64_t columns)
     : tok_(tok),
       mask_id_(call.mask_token_id),
-      eos_id_(call.eos_token_id),
+      delete_id_(call.delete_token_id),
+      split_id_(call.split_token_id),
       prompt_length_(call.prompt_length()),
       block_length_(call.block_length),
       out_(out),
       fixed_columns_(columns),
       frame_ms_(frame_ms) {
+  if (call.decoding == Decoding::Llada22)
+    stop_ids_ = call.stop_token_ids;
+  else if (call.eos_token_id)
+    stop_ids_ = {*call.eos_token_id};
   struct sigaction sa {};
   sa.sa_handler = on_winch;
   sigemptyset(&sa.sa_mask);
@@ -146,11 +158,17 @@ void LiveView::redraw(const std::string& region) {
   std::fflush(out_);
 }
 
-void LiveView::print_final(const std::vector<int64_t>& generated) {
+void LiveView::print_final(const std::vector<int64_t>& generated, bool whole) {
   // Cells still masked (a generation stopped early) are not text.
   std::vector<int64_t> ids = generated;
   ids.erase(std::remove(ids.begin(), ids.end(), mask_id_), ids.end());
-  std::string text = visible(complete_utf8(decode_generated(tok_, ids.data(), int64_t(ids.size()), eos_id_)), true);
+  std::optional<int64_t> end_id;  // the text ends after the first stop id
+  if (auto stop = std::find_first_of(ids.begin(), ids.end(), stop_ids_.begin(), stop_ids_.end()); stop != ids.end()) {
+    end_id = *stop;
+    ids.erase(stop + 1, ids.end());
+  }
+  const std::string decoded = decode_generated(tok_, ids.data(), int64_t(ids.size()), end_id);
+  std::string text = visible(whole ? decoded : complete_utf8(decoded), true);
   std::string added;
   if (text.size() > printed_.size() && text.compare(0, printed_.size(), printed_) == 0)
     added = text.substr(printed_.size());
@@ -159,8 +177,33 @@ void LiveView::print_final(const std::vector<int64_t>& generated) {
   region_ = current_line();  // the region now starts at the last line of the final text
 }
 
+// The active block from `active_start` on, cell by cell; with the LLaDA2.2 rules the step's deletions
+// (a red ×) stand where the deleted cells were and the masks its splits inserted are a green +.
+std::string LiveView::block_text(const std::map<std::string, CallbackTensor>& t, int64_t active_start) const {
+  static const std::string kDeleted = "\033[31m\xC3\x97\033[0m", kInserted = "\033[32m+\033[0m";
+  const CallbackTensor& bx = t.at("block_x");
+  const int64_t W = bx.shape[1], K = block_length_, first = active_start - (W - K);
+  const int64_t* cells = bx.ints.data() + (W - K);
+  BlockEdits edits;
+  if (delete_id_ || split_id_)
+    edits = block_edits(t.at("sampled_tokens").ints.data(), t.at("transfer_index").ints.data(),
+                        t.at("editing_transfer_index").ints.data(), K, delete_id_, split_id_);
+  std::string s;
+  for (int64_t j = first; j <= K; ++j) {
+    for (int64_t d : edits.deleted)
+      if (d == j) s += kDeleted;
+    if (j == K) break;
+    const bool inserted = std::find(edits.inserted.begin(), edits.inserted.end(), j) != edits.inserted.end();
+    s += inserted ? kInserted : cell_text(cells[j]);
+  }
+  return s;
+}
+
 void LiveView::attach(GenerateOptions& o) {
   o.callback_on_step_end_tensor_inputs = std::vector<std::string>{"block_x"};
+  if (delete_id_ || split_id_)
+    o.callback_on_step_end_tensor_inputs =
+        std::vector<std::string>{"block_x", "sampled_tokens", "transfer_index", "editing_transfer_index"};
   auto last_window = std::make_shared<int64_t>(0);
   o.callback_on_step_end = [this, last_window](int64_t, int64_t, const std::map<std::string, CallbackTensor>& t) {
     const CallbackTensor& bx = t.at("block_x");
@@ -172,8 +215,7 @@ void LiveView::attach(GenerateOptions& o) {
       print_final(std::vector<int64_t>(row + prompt_length_, row + active_start));
       *last_window = W;
     }
-    std::string region = current_line();
-    for (int64_t j = active_start; j < W; ++j) region += cell_text(row[j]);
+    const std::string region = current_line() + block_text(t, active_start);
     redraw(region);
     region_ = region;
     if (frame_ms_ > 0) {
@@ -192,7 +234,7 @@ std::string LiveView::current_line() const {
 
 void LiveView::finish(const PipelineOutput& out) {
   if (out.sequences.rows > 0)
-    print_final(std::vector<int64_t>(out.sequences.row(0), out.sequences.row(0) + out.sequences.cols));
+    print_final(std::vector<int64_t>(out.sequences.row(0), out.sequences.row(0) + out.sequences.cols), true);
   else
     redraw(current_line());
   std::fputs("\n", out_);
