@@ -1,5 +1,8 @@
-// The CLI on a LLaDA2.2 checkpoint (tiny-22): bench's rules and expert figures.
+// eval and chat on a LLaDA2.2 checkpoint (tiny-22 with a tokenizer): the LLaDA2.2 rules by default
+// (auto), the LLaDA2.1 rules with --decoding llada2.1, each as the library computes it.
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 #include "llada2/pipeline.h"
 #include "llada22_util.h"
@@ -7,6 +10,62 @@
 
 namespace llada2::testing {
 namespace {
+
+TEST(Llada22Cli, EvalPicksTheDecoding) {
+  const std::string tasks = (fresh_temp_dir() / "tasks.jsonl").string();
+  std::ofstream(tasks) << "{\"task\": \"add\", \"prompt\": \"What is 2 + 3?\", \"expected\": \"5\", \"match\": "
+                          "\"number\", \"call\": {\"gen_length\": 16, \"block_length\": 8}}\n";
+  const std::string eval =
+      "eval --model " + llada22_model_dir("tiny-22", false, DType::F32, 5, true) + " --tasks " + tasks + " --json -t 1";
+  auto all_of = [&](const std::string& flags) {
+    std::string out, err;
+    EXPECT_EQ(run_cli(eval + flags, &out, &err), 0) << err;
+    return nlohmann::json::parse(out)["runs"][0]["all"];
+  };
+  // The library with eval's call (seed 0, the chat template).
+  auto library = [&](Decoding d) {
+    GenerateOptions o;
+    o.prompt = std::string("What is 2 + 3?");
+    o.gen_length = 16;
+    o.block_length = 8;
+    o.seed = 0;
+    o.decoding = d;
+    return (*tiny22_chat_pipeline())(o).stats;
+  };
+  const nlohmann::json by_default = all_of(""), l22 = all_of(" --decoding llada2.2"),
+                       l21 = all_of(" --decoding llada2.1");
+  const GenerationStats s22 = library(Decoding::Llada22), s21 = library(Decoding::Llada21);
+  EXPECT_EQ(by_default["forwards"], s22.forwards);
+  EXPECT_EQ(by_default["tokens"], s22.generated_tokens);
+  EXPECT_EQ(l22["forwards"], s22.forwards);
+  EXPECT_EQ(l21["forwards"], s21.forwards);
+  EXPECT_EQ(l21["tokens"], s21.generated_tokens);
+  EXPECT_NE(s22.forwards, s21.forwards) << "the two rules are told apart";
+}
+
+TEST(Llada22Cli, ChatPicksTheDecoding) {
+  const std::string input = (fresh_temp_dir() / "in.txt").string();
+  std::ofstream(input) << "hello\n/quit\n";
+  const std::string chat = "chat -m " + llada22_model_dir("tiny-22", false, DType::F32, 5, true) +
+                           " --gen-length 16 --block-length 8 --seed 1 -t 1";
+  auto answer = [&](const std::string& flags) {
+    std::string out, err;
+    EXPECT_EQ(run_cli(chat + flags + " < " + input, &out, &err), 0) << err;
+    return out;
+  };
+  auto library = [&](Decoding d) {
+    GenerateOptions o;
+    o.messages = nlohmann::ordered_json::array({{{"role", "user"}, {"content", "hello"}}});
+    o.gen_length = 16;
+    o.block_length = 8;
+    o.seed = 1;
+    o.decoding = d;
+    return (*(*tiny22_chat_pipeline())(o).texts)[0] + "\n";
+  };
+  EXPECT_EQ(answer(""), library(Decoding::Llada22));
+  EXPECT_EQ(answer(" --decoding llada2.2"), library(Decoding::Llada22));
+  EXPECT_EQ(answer(" --decoding llada2.1"), library(Decoding::Llada21));
+}
 
 // bench runs the checkpoint's rules with their defaults and reports the routed experts it read: the
 // experts each MoE layer ran (at most a pool per chunk with block routing, uniform routing included)
