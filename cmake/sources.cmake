@@ -61,6 +61,7 @@ set(LLADA2_PIPELINE_SOURCES
     src/pipeline/eval.cc
     src/pipeline/levenshtein.cc
     src/pipeline/levenshtein_loop.cc
+    src/pipeline/loop_util.cc
     src/pipeline/pipeline.cc
     src/pipeline/prefix_cache.cc
     src/pipeline/prompt.cc

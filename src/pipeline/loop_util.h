@@ -1,41 +1,62 @@
-// Helpers the block loops of pipeline.cc (LLaDA2.1 rules) and levenshtein_loop.cc (LLaDA2.2) share.
+// What the block loops of pipeline.cc (LLaDA2.1 rules) and levenshtein_loop.cc (LLaDA2.2) share: the
+// canvas, the forward of the active block (with the prefix cache), and the step callback.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "llada2/pipeline.h"
 
 namespace llada2 {
 
 // Copies the first `cols` columns of every row.
-inline Matrix<int64_t> left_columns(const Matrix<int64_t>& m, int64_t cols) {
-  Matrix<int64_t> out(m.rows, cols);
-  for (int64_t b = 0; b < m.rows; ++b) std::copy_n(m.row(b), cols, out.row(b));
-  return out;
-}
+Matrix<int64_t> left_columns(const Matrix<int64_t>& m, int64_t cols);
 
-inline CallbackTensor bool_tensor(const Matrix<uint8_t>& m) {
-  CallbackTensor t;
-  t.shape = {m.rows, m.cols};
-  t.ints.assign(m.data.begin(), m.data.end());
-  t.is_bool = true;
-  return t;
-}
+// A step's tensors for the callback (LoopState::call_back hands over those it asked for), over the
+// active block's cells before the step.
+struct StepTensors {
+  const Matrix<int64_t>& window;          // block_x: the window after the step
+  const Matrix<uint8_t>& transfer;        // masked cells written
+  const Matrix<uint8_t>& editing;         // other cells written
+  const Matrix<int64_t>& sampled_tokens;  // the picks
+  const Matrix<float>& sampled_probs;     // their confidences
+  const Matrix<uint8_t>& active;          // masked cells
+};
 
-inline CallbackTensor int_tensor(const Matrix<int64_t>& m) {
-  CallbackTensor t;
-  t.shape = {m.rows, m.cols};
-  t.ints = m.data;
-  return t;
-}
+// What both block loops hold: the call, its canvas [B, T] (the prompt, then mask ids up to whole
+// blocks) and key mask (1 for the prompt's real tokens and the gen_length generated cells), the
+// prefix cache, the rows that are finished, the logits of the last forward, and the counts.
+class LoopState {
+ protected:
+  LoopState(const Model& model, const ResolvedCall& call);
 
-inline CallbackTensor float_tensor(const Matrix<float>& m) {
-  CallbackTensor t;
-  t.shape = {m.rows, m.cols};
-  t.floats = m.data;
-  t.is_float = true;
-  return t;
-}
+  // Whether generation is over before the last block: a callback stopped it, or every row is
+  // finished (with eos_early_stop).
+  bool done() const;
+  // The logits [B, K, V] of the active block (the last K cells of `window`, the canvas up to the
+  // block's end) into logits_, for the cells `needed` marks. With the cache, it is first brought up
+  // to the active block in block-aligned chunks, so that the forward computes only the blocks that
+  // changed.
+  void forward(const Matrix<int64_t>& window, const Matrix<int64_t>& wmask, const Matrix<uint8_t>& needed);
+  // callback_on_step_end with the tensors it asked for; it may stop the generation or replace
+  // `window` (checked against its shape; the cache then drops the blocks from the first changed cell
+  // on). Returns whether it replaced the window.
+  bool call_back(int64_t timestep, const StepTensors& t, Matrix<int64_t>& window);
+
+  const Model& model_;
+  const ResolvedCall& call_;
+  const GenerateOptions& o_;
+  const int64_t B_, P_, K_, V_;
+  const std::vector<std::string> cb_names_;  // the tensors the callback asks for
+  const bool cached_;                        // block_causal with the prefix cache
+  Matrix<int64_t> x_, key_mask_;
+  KvCache cache_;
+  std::vector<uint8_t> finished_;
+  std::vector<float> logits_;
+  int64_t global_step_ = 0;
+  GenerationStats stats_;
+};
 
 }  // namespace llada2

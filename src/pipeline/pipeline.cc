@@ -3,10 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <filesystem>
-#include <limits>
-#include <map>
 
 #include "llada2/error.h"
 #include "pipeline/levenshtein.h"
@@ -63,51 +60,12 @@ const std::vector<std::string>& allowed_callback_tensor_names() {
 
 namespace {
 
-// The tensors a step callback asked for, by name.
-std::map<std::string, CallbackTensor> callback_tensors(const std::vector<std::string>& names,
-                                                       const Matrix<int64_t>& window, const SchedulerStepOutput& so,
-                                                       const Matrix<uint8_t>& active) {
-  std::map<std::string, CallbackTensor> kw;
-  for (const std::string& name : names) {
-    if (name == "block_x") {
-      kw[name] = int_tensor(window);
-    } else if (name == "transfer_index") {
-      kw[name] = bool_tensor(so.transfer_index);
-    } else if (name == "editing_transfer_index") {
-      kw[name] = bool_tensor(so.editing_transfer_index);
-    } else if (name == "sampled_tokens" || name == "x0") {
-      kw[name] = int_tensor(so.sampled_tokens);
-    } else if (name == "sampled_probs" || name == "x0_p") {
-      kw[name] = float_tensor(so.sampled_probs);
-    } else if (name == "active_block") {
-      kw[name] = bool_tensor(active);
-    } else if (name == "confidence") {  // the sampled probabilities of masked cells, -inf elsewhere
-      Matrix<float> c = so.sampled_probs;
-      for (size_t i = 0; i < c.data.size(); ++i)
-        if (!active.data[i]) c.data[i] = -std::numeric_limits<float>::infinity();
-      kw[name] = float_tensor(c);
-    }
-  }
-  return kw;
-}
-
-// One call in progress: the canvas [B, T] (prompt, then mask ids up to whole blocks), its key mask,
-// the prefix cache, and the per-row EOS state. Blocks are denoised left to right.
-class BlockLoop {
+// One call in progress (LoopState: the canvas, the prefix cache, the per-row EOS state). Blocks are
+// denoised left to right.
+class BlockLoop : LoopState {
  public:
   BlockLoop(const Model& model, const SchedulerConfig& scheduler, const ResolvedCall& call)
-      : model_(model),
-        call_(call),
-        o_(call.options),
-        B_(call.batch()),
-        P_(call.prompt_length()),
-        K_(call.block_length),
-        V_(model.config().vocab_size),
-        scheduler_(scheduler),
-        rng_(o_.seed ? *o_.seed : random_seed()),
-        cb_names_(o_.callback_on_step_end_tensor_inputs.value_or(std::vector<std::string>{"block_x"})),
-        cached_(o_.use_kv_cache && o_.attention == AttentionMode::BlockCausal),
-        finished_(size_t(B_), 0) {
+      : LoopState(model, call), scheduler_(scheduler), rng_(o_.seed ? *o_.seed : random_seed()) {
     scheduler_.set_timesteps(call.steps, K_);
     // Logits are needed for masked cells, for editable cells while editing is on, and for every cell
     // when the callback reads the sampled tokens or probabilities.
@@ -115,26 +73,10 @@ class BlockLoop {
         o_.callback_on_step_end && std::any_of(cb_names_.begin(), cb_names_.end(), [](const std::string& n) {
           return n == "sampled_tokens" || n == "sampled_probs" || n == "x0" || n == "x0_p" || n == "confidence";
         });
-    const int64_t T = call.num_blocks() * K_;
-    x_ = Matrix<int64_t>(B_, T, call.mask_token_id);
-    key_mask_ = Matrix<int64_t>(B_, T, 0);
-    for (int64_t b = 0; b < B_; ++b) {
-      for (int64_t j = 0; j < P_; ++j) {
-        x_.at(b, j) = call.prompt_ids.at(b, j);
-        key_mask_.at(b, j) = call.prompt_mask.at(b, j) != 0 ? 1 : 0;
-      }
-      for (int64_t j = P_; j < P_ + call.gen_length(); ++j) key_mask_.at(b, j) = 1;
-    }
-    if (cached_) cache_ = model_.make_cache(B_, T);
     if (cached_ && !o_.reuse_prefixes.empty()) start_from_prefixes(call);
   }
 
-  // Whether generation is over before the last block: a callback stopped it, or every row has
-  // written its EOS (with eos_early_stop).
-  bool done() const {
-    return stats_.stopped ||
-           (o_.eos_early_stop && std::all_of(finished_.begin(), finished_.end(), [](uint8_t f) { return f != 0; }));
-  }
+  using LoopState::done;
 
   // Refinement steps on block n until it ends; then its cells are written back to the canvas.
   void denoise_block(int64_t n) {
@@ -262,12 +204,15 @@ class BlockLoop {
     if (!masks_remaining) ++blk.post_steps;
 
     const Matrix<uint8_t> needed = cells_needing_logits(blk, cells);
-    forward(blk, needed);
+    forward(blk.window, blk.wmask, needed);
     SchedulerStepOutput so =
         scheduler_.step(logits_.data(), V_, blk.step_idx, cells, call_.mask_token_id, call_.sampling, call_.threshold,
                         call_.editing_threshold, blk.prompt_flag, &rng_, &needed);
     const Matrix<uint8_t> active = commit(blk, cells, so);
-    if (o_.callback_on_step_end) call_back(blk, so, active);
+    if (o_.callback_on_step_end)
+      call_back(blk.step_idx,
+                {blk.window, so.transfer_index, so.editing_transfer_index, so.sampled_tokens, so.sampled_probs, active},
+                blk.window);
     ++global_step_;
     if (stats_.stopped) return false;
     if (masks_remaining) ++blk.step_idx;
@@ -286,48 +231,6 @@ class BlockLoop {
         needed.at(b, j) = !(o_.independent_rows && blk.row_ended[size_t(b)]) &&
                           (cells.at(b, j) == call_.mask_token_id || (call_.editing() && !blk.prompt_flag[size_t(j)]));
     return needed;
-  }
-
-  // Logits of the active block [B, K, V] into logits_; with the cache, earlier blocks come from it.
-  void forward(const Block& blk, const Matrix<uint8_t>& needed) {
-    ForwardBatch fb;
-    fb.batch = B_;
-    fb.window = blk.W;
-    fb.input_ids = blk.window.data.data();
-    fb.key_mask = blk.wmask.data.data();
-    fb.attention = o_.attention;
-    fb.block_length = K_;
-    fb.logits_from = blk.W - K_;
-    fb.commit_to = blk.W - K_;
-    fb.logits_rows = needed.data.data();
-    logits_.resize(size_t(B_ * K_ * V_));
-    if (cached_) {
-      prefill(blk, blk.W - K_);
-      model_.forward(fb, logits_.data(), nullptr, &cache_);
-    } else {
-      model_.forward(fb, logits_.data());
-    }
-    ++stats_.forwards;
-  }
-
-  // Brings the cache up to `upto` (a block boundary) in block-aligned chunks, so the forward of a
-  // step only computes the blocks that changed.
-  void prefill(const Block& blk, int64_t upto) {
-    const int64_t chunk = K_ * std::max<int64_t>(1, 512 / K_);
-    while (upto - cache_.length > chunk) {
-      const int64_t end = cache_.length + chunk;
-      const Matrix<int64_t> ids = left_columns(blk.window, end), km = left_columns(blk.wmask, end);
-      ForwardBatch fb;
-      fb.batch = B_;
-      fb.window = end;
-      fb.input_ids = ids.data.data();
-      fb.key_mask = km.data.data();
-      fb.attention = o_.attention;
-      fb.block_length = K_;
-      fb.logits_from = end;
-      fb.commit_to = end;
-      model_.forward(fb, nullptr, nullptr, &cache_);
-    }
   }
 
   // Writes the step's commits and edits into the window, except in frozen rows (finished with
@@ -351,25 +254,6 @@ class BlockLoop {
     return active;
   }
 
-  // callback_on_step_end: hands over the requested tensors; the callback may replace the window or
-  // stop the generation.
-  void call_back(Block& blk, const SchedulerStepOutput& so, const Matrix<uint8_t>& active) {
-    CallbackResult r =
-        o_.callback_on_step_end(global_step_, blk.step_idx, callback_tensors(cb_names_, blk.window, so, active));
-    if (r.stop) stats_.stopped = true;
-    if (!r.block_x) return;
-    if (r.block_x->rows != B_ || r.block_x->cols != blk.W)
-      throw InputError("callback returned `block_x` of shape [" + std::to_string(r.block_x->rows) + ", " +
-                       std::to_string(r.block_x->cols) + "], expected [" + std::to_string(B_) + ", " +
-                       std::to_string(blk.W) + "]");
-    // Changed cells in earlier blocks make their cached keys/values stale.
-    if (cached_)
-      for (int64_t b = 0; b < B_; ++b)
-        for (int64_t j = 0; j < cache_.length; ++j)
-          if (blk.window.at(b, j) != r.block_x->at(b, j)) cache_.length = std::min(cache_.length, (j / K_) * K_);
-    blk.window = *r.block_x;
-  }
-
   // independent_rows: each row ends its block when it would alone; the block goes on while any row
   // continues.
   bool any_row_continues(Block& blk, const SchedulerStepOutput& so) {
@@ -390,21 +274,9 @@ class BlockLoop {
     return any;
   }
 
-  const Model& model_;
-  const ResolvedCall& call_;
-  const GenerateOptions& o_;
-  const int64_t B_, P_, K_, V_;
   BlockRefinementScheduler scheduler_;
   Rng rng_;
-  const std::vector<std::string> cb_names_;
   bool callback_reads_samples_ = false;
-  const bool cached_;
-  Matrix<int64_t> x_, key_mask_;
-  KvCache cache_;
-  std::vector<uint8_t> finished_;
-  std::vector<float> logits_;
-  int64_t global_step_ = 0;
-  GenerationStats stats_;
 };
 
 }  // namespace
