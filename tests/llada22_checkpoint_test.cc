@@ -66,16 +66,9 @@ void rewrite(const std::string& from, const std::string& to, const std::string& 
 }
 
 std::vector<float> logits_of(const Model& m, int64_t W = 16) {
-  std::vector<int64_t> ids(static_cast<size_t>(W)), km(static_cast<size_t>(W), 1);
-  for (int64_t i = 0; i < W; ++i) ids[size_t(i)] = (i * 53 + 7) % 310;
-  ForwardBatch fb;
-  fb.batch = 1;
-  fb.window = W;
-  fb.input_ids = ids.data();
-  fb.key_mask = km.data();
-  fb.block_length = 8;
+  const Window w = window(310, W, 0);
   std::vector<float> out(size_t(W * m.config().vocab_size));
-  m.forward(fb, out.data());
+  m.forward(w.fb, out.data());
   return out;
 }
 

@@ -176,14 +176,8 @@ TEST(BlockRouting, ForwardReadsOnlyPooledExperts) {
   ASSERT_EQ(c.expert_capacity, 4);
   ASSERT_EQ(c.block_size, 8);
   const int64_t W = 24, V = c.vocab_size;
-  std::vector<int64_t> ids(W), km(W, 1);
-  for (int64_t i = 0; i < W; ++i) ids[size_t(i)] = (i * 37 + 11) % 300;
-  ForwardBatch fb;
-  fb.batch = 1;
-  fb.window = W;
-  fb.input_ids = ids.data();
-  fb.key_mask = km.data();
-  fb.block_length = 8;
+  Window w = window(300, W, 0);
+  ForwardBatch& fb = w.fb;
   ForwardTrace trace;
   std::vector<float> full(size_t(W * V));
   model->forward(fb, full.data(), &trace);

@@ -14,26 +14,6 @@ namespace {
 // A model of its own (golden_model() is shared by the tests of a process).
 std::unique_ptr<Model> fresh_model() { return Model::load(golden_path("models/tiny-b-f32")); }
 
-struct Window {
-  std::vector<int64_t> ids, mask;
-  ForwardBatch fb;
-};
-
-// One row of W positions, block-causal with blocks of 8, logits for the last block.
-Window window(int64_t V, int64_t W = 24) {
-  Window w;
-  for (int64_t i = 0; i < W; ++i) w.ids.push_back((i * 37 + 5) % V);
-  w.mask.assign(size_t(W), 1);
-  w.fb.batch = 1;
-  w.fb.window = W;
-  w.fb.input_ids = w.ids.data();
-  w.fb.key_mask = w.mask.data();
-  w.fb.attention = AttentionMode::BlockCausal;
-  w.fb.block_length = 8;
-  w.fb.logits_from = W - 8;
-  return w;
-}
-
 void expect_zero(const ModelProfile& p) {
   EXPECT_EQ(p.forwards, 0u);
   EXPECT_EQ(p.forward_ns, 0u);
@@ -48,7 +28,7 @@ TEST(ModelProfile, OffByDefaultAndCountsNothing) {
   auto model = fresh_model();
   const int64_t V = model->config().vocab_size;
   EXPECT_FALSE(model->profiling());
-  Window w = window(V);
+  Window w = window(V, 24, 16);
   std::vector<float> logits(size_t(8 * V));
   const uint64_t bytes0 = model->weight_bytes_read();
   model->forward(w.fb, logits.data());
@@ -61,7 +41,7 @@ TEST(ModelProfile, PhasesSplitTheWeightBytesAndCountFlops) {
   const ModelConfig& c = model->config();
   const int64_t V = c.vocab_size, H = c.hidden_size, D = c.head_dim, Hq = c.num_attention_heads,
                 Hkv = c.num_key_value_heads;
-  Window w = window(V);
+  Window w = window(V, 24, 16);
   std::vector<uint8_t> rows = {1, 0, 1, 1, 0, 0, 1, 0};  // 4 of the 8 logits rows
   w.fb.logits_rows = rows.data();
   std::vector<float> plain(size_t(8 * V), 0.f), profiled(size_t(8 * V), 0.f);
@@ -127,7 +107,7 @@ TEST(ModelProfile, PhasesSplitTheWeightBytesAndCountFlops) {
 TEST(ModelProfile, CachedForwardWithoutLogitsHasNoHeadWork) {
   auto model = fresh_model();
   const int64_t V = model->config().vocab_size;
-  Window w = window(V, 16);
+  Window w = window(V, 16, 8);
   w.fb.logits_from = 16;
   w.fb.commit_to = 16;
   KvCache cache = model->make_cache(1, 24);

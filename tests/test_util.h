@@ -65,4 +65,24 @@ std::string nested_json(size_t depth, bool objects);
 // Runs the CLI with arguments; returns exit code, captures stdout (and stderr into err if given).
 int run_cli(const std::string& args, std::string* out, std::string* err = nullptr);
 
+// One row of W positions (ids (37 i + 5) mod V), block-causal with blocks of 8, logits from
+// `logits_from` on: a forward's arguments, `fb` pointing into `ids` and `mask`.
+struct Window {
+  std::vector<int64_t> ids, mask;
+  ForwardBatch fb;
+};
+inline Window window(int64_t V, int64_t W, int64_t logits_from) {
+  Window w;
+  for (int64_t i = 0; i < W; ++i) w.ids.push_back((i * 37 + 5) % V);
+  w.mask.assign(size_t(W), 1);
+  w.fb.batch = 1;
+  w.fb.window = W;
+  w.fb.input_ids = w.ids.data();
+  w.fb.key_mask = w.mask.data();
+  w.fb.attention = AttentionMode::BlockCausal;
+  w.fb.block_length = 8;
+  w.fb.logits_from = logits_from;
+  return w;
+}
+
 }  // namespace llada2::testing
