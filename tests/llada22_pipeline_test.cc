@@ -137,6 +137,36 @@ TEST(Llada22Pipeline, CacheGivesTheTokensOfRecomputingTheWindow) {
   }
 }
 
+// Conversation prefix reuse (llada2/prefix_cache.h) under the LLaDA2.2 rules: a second call whose prompt
+// is the first call's canvas and new ids, started from the first call's cached prefix, gives the
+// tokens (and windows) of the same call computed from scratch; also on a checkpoint whose deletions
+// and splits happen in most generations.
+TEST(Llada22Pipeline, PrefixReuseIsTokenIdentical) {
+  for (const bool edits : {false, true}) {
+    const auto model = edits ? Model::load(tiny22_editing_model_dir()) : tiny22_model();
+    GenerateOptions first = base_options(4);
+    first.eos_early_stop = false;
+    first.keep_prefixes = true;
+    const PipelineOutput turn1 = Pipeline(model)(first);
+    ASSERT_EQ(turn1.prefixes.size(), 1u);
+    ASSERT_TRUE(turn1.prefixes[0]);
+    std::vector<int64_t> prompt = first.input_ids->values;
+    prompt.insert(prompt.end(), turn1.sequences.data.begin(), turn1.sequences.data.end());
+    for (int64_t id : {40, 41, 42, 43, 44, 45}) prompt.push_back(id);
+    GenerateOptions second = base_options(4);
+    second.input_ids = IdTensor::from_rows({prompt});
+    second.keep_prefixes = true;
+    const Generation fresh = run(second, model);
+    second.reuse_prefixes = {turn1.prefixes[0]};
+    const Generation reused = run(second, model);
+    EXPECT_EQ(reused.sequences, fresh.sequences) << (edits ? "edits" : "");
+    EXPECT_EQ(reused.windows, fresh.windows) << (edits ? "edits" : "");
+    const PipelineOutput out = Pipeline(model)(second);
+    EXPECT_GE(out.stats.reused_positions, 11 + 21 - 4) << (edits ? "edits" : "");  // all but a partial block
+    EXPECT_EQ(out.stats.reused_positions % 4, 0);
+  }
+}
+
 // Each row draws from its own generator: a row of a batch gives the tokens it gives alone with its
 // row's seed, whatever the other rows are (the server batches unrelated requests on this).
 TEST(Llada22Pipeline, RowsDrawFromTheirOwnGenerators) {

@@ -35,6 +35,7 @@ class LevenshteinLoop : LoopState {
   PipelineOutput finish(const Tokenizer* tokenizer) const {
     PipelineOutput out;
     out.stats = stats_;
+    if (o_.keep_prefixes) out.prefixes = final_prefixes();
     const int64_t G = call_.gen_length();
     out.sequences = Matrix<int64_t>(B_, G);
     std::vector<std::string> texts;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,9 @@ class LoopState {
   // `window` (checked against its shape; the cache then drops the blocks from the first changed cell
   // on). Returns whether it replaced the window.
   bool call_back(int64_t timestep, const StepTensors& t, Matrix<int64_t>& window);
+  // Per row, the cached keys and values of the final canvas with the tokens they hold
+  // (GenerateOptions.keep_prefixes; null for a row with padding there, or without the cache).
+  std::vector<std::shared_ptr<const CachedPrefix>> final_prefixes() const;
 
   const Model& model_;
   const ResolvedCall& call_;
@@ -57,6 +61,11 @@ class LoopState {
   std::vector<float> logits_;
   int64_t global_step_ = 0;
   GenerationStats stats_;
+
+ private:
+  // The cache starts with the keys and values of the longest block-aligned prefix that every row
+  // shares with its entry of GenerateOptions.reuse_prefixes (none if a row has no entry, or padding there).
+  void start_from_prefixes();
 };
 
 }  // namespace llada2

@@ -73,7 +73,6 @@ class BlockLoop : LoopState {
         o_.callback_on_step_end && std::any_of(cb_names_.begin(), cb_names_.end(), [](const std::string& n) {
           return n == "sampled_tokens" || n == "sampled_probs" || n == "x0" || n == "x0_p" || n == "confidence";
         });
-    if (cached_ && !o_.reuse_prefixes.empty()) start_from_prefixes(call);
   }
 
   using LoopState::done;
@@ -107,65 +106,6 @@ class BlockLoop : LoopState {
   }
 
  private:
-  // The cache starts with the keys and values of the longest block-aligned prefix that every row
-  // shares with its entry of reuse_prefixes (none if a row has no entry, or padding there).
-  void start_from_prefixes(const ResolvedCall& call) {
-    if (int64_t(o_.reuse_prefixes.size()) != B_)
-      throw InputError("reuse_prefixes has " + std::to_string(o_.reuse_prefixes.size()) + " entries for " +
-                       std::to_string(B_) + " rows");
-    int64_t L = std::numeric_limits<int64_t>::max();
-    const int64_t H = model_.config().num_key_value_heads, D = model_.config().head_dim;
-    for (int64_t b = 0; b < B_; ++b) {
-      const CachedPrefix* p = o_.reuse_prefixes[size_t(b)].get();
-      int64_t n =
-          p && p->heads == H && p->head_dim == D ? reusable_length(*p, model_, K_, call.prompt_ids.row(b), P_) : 0;
-      if (std::find(key_mask_.row(b), key_mask_.row(b) + n, 0) != key_mask_.row(b) + n) n = 0;
-      L = std::min(L, n);
-    }
-    if (L <= 0) return;
-    // Both hold [.., heads, positions, head_dim]: a head's positions are contiguous.
-    for (size_t l = 0; l < cache_.k.size(); ++l)
-      for (int64_t b = 0; b < B_; ++b) {
-        const CachedPrefix& p = *o_.reuse_prefixes[size_t(b)];
-        for (int64_t h = 0; h < H; ++h) {
-          const size_t from = size_t(h * p.length() * D), to = size_t(((b * H + h) * cache_.capacity) * D);
-          std::copy_n(p.k[l].data() + from, size_t(L * D), cache_.k[l].data() + to);
-          std::copy_n(p.v[l].data() + from, size_t(L * D), cache_.v[l].data() + to);
-        }
-      }
-    cache_.length = L;
-    stats_.reused_positions = L;
-  }
-
-  // Per row, the cached keys and values of the final canvas with the tokens they hold (null for a
-  // row with padding there, or without a cache).
-  std::vector<std::shared_ptr<const CachedPrefix>> final_prefixes() const {
-    std::vector<std::shared_ptr<const CachedPrefix>> out(static_cast<size_t>(B_));
-    const int64_t L = cached_ ? cache_.length : 0;
-    if (L <= 0) return out;
-    const int64_t H = model_.config().num_key_value_heads, D = model_.config().head_dim;
-    for (int64_t b = 0; b < B_; ++b) {
-      if (std::find(key_mask_.row(b), key_mask_.row(b) + L, 0) != key_mask_.row(b) + L) continue;
-      auto p = std::make_shared<CachedPrefix>();
-      p->model = &model_;
-      p->block_length = K_;
-      p->arithmetic = arithmetic_mode();
-      p->tokens.assign(x_.row(b), x_.row(b) + L);
-      p->heads = H;
-      p->head_dim = D;
-      p->k.assign(cache_.k.size(), std::vector<float>(size_t(H * L * D)));
-      p->v.assign(cache_.v.size(), std::vector<float>(size_t(H * L * D)));
-      for (size_t l = 0; l < cache_.k.size(); ++l)
-        for (int64_t h = 0; h < H; ++h) {
-          const size_t from = size_t(((b * H + h) * cache_.capacity) * D), to = size_t(h * L * D);
-          std::copy_n(cache_.k[l].data() + from, size_t(L * D), p->k[l].data() + to);
-          std::copy_n(cache_.v[l].data() + from, size_t(L * D), p->v[l].data() + to);
-        }
-      out[size_t(b)] = std::move(p);
-    }
-    return out;
-  }
-
   // The window of block n (the canvas up to the block's end) while its steps run.
   struct Block {
     Block(const BlockLoop& loop, int64_t n)
