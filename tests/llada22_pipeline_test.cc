@@ -145,6 +145,8 @@ TEST(Llada22Pipeline, PrefixReuseIsTokenIdentical) {
   for (const bool edits : {false, true}) {
     const auto model = edits ? Model::load(tiny22_editing_model_dir()) : tiny22_model();
     GenerateOptions first = base_options(4);
+    first.mask_token_id = kMask;  // the editing checkpoint's config has none (its tokenizer has)
+    first.eos_token_id = kEos;
     first.eos_early_stop = false;
     first.keep_prefixes = true;
     const PipelineOutput turn1 = Pipeline(model)(first);
@@ -153,8 +155,9 @@ TEST(Llada22Pipeline, PrefixReuseIsTokenIdentical) {
     std::vector<int64_t> prompt = first.input_ids->values;
     prompt.insert(prompt.end(), turn1.sequences.data.begin(), turn1.sequences.data.end());
     for (int64_t id : {40, 41, 42, 43, 44, 45}) prompt.push_back(id);
-    GenerateOptions second = base_options(4);
+    GenerateOptions second = first;
     second.input_ids = IdTensor::from_rows({prompt});
+    second.eos_early_stop = true;
     second.keep_prefixes = true;
     const Generation fresh = run(second, model);
     second.reuse_prefixes = {turn1.prefixes[0]};
