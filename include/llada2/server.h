@@ -29,7 +29,7 @@ struct ServerOptions {
   // this many bytes, least recently used out first; 0 turns it off.
   size_t prefix_cache_bytes = size_t(1) << 30;
   Decoding decoding = Decoding::Auto;  // the decoding rules of a request that names none
-  std::function<void()> step_hook;  // optional: called by a worker after each refinement step (tests, tracing)
+  std::function<void()> step_hook;     // optional: called by a worker after each refinement step (tests, tracing)
   // Access log: one line per request (method, path, status, completion tokens, seconds) handed to
   // this function (no trailing newline), as text or as a JSON object; the prompt (the request's
   // `messages` or `prompt`) only with log_prompts. Unset: no log.
