@@ -37,26 +37,52 @@ def encode(engine, tok_dir, texts):
     return [r["ids"] for r in run_engine(engine, ["tokenize", "--model", tok_dir], [{"text": t} for t in texts])]
 
 
-def sample_examples(n, seed):
+def sample_examples(n, seed, mix=None, multi_turn=0.0):
+    """n training examples drawn by the task weights `mix`; a `multi_turn` fraction of them get one to three
+    earlier exchanges (other training problems with their answers) in front, so the model answers the last
+    question of a conversation and ignores the ones already answered."""
     rng = random.Random(seed)
-    names = list(WEIGHTS)
-    weights = [WEIGHTS[t] for t in names]
-    return [tasks.example(rng.choices(names, weights)[0], rng, False) for _ in range(n)]
+    mix = mix or WEIGHTS
+    names = list(mix)
+    weights = [mix[t] for t in names]
+    out = []
+    for _ in range(n):
+        ex = tasks.example(rng.choices(names, weights)[0], rng, False)
+        if multi_turn and rng.random() < multi_turn:
+            history = []
+            for _ in range(rng.randint(1, 3)):
+                h = tasks.example(rng.choice(["add_sub", "multiply", "sort", "sudoku"]), rng, False)
+                history += h["messages"] + [{"role": "assistant", "content": h["answer"]}]
+            ex["messages"] = history + ex["messages"]
+        out.append(ex)
+    return out
 
 
-def build(engine, out_dir, n_train, vocab_size, seed, log=print):
-    """Writes the tokenizer files into out_dir; returns the training set (flat ids, offsets, prompt lengths,
-    task index) and the special ids."""
+def read_tokenizer(model_dir):
+    """The vocabulary and merges of an existing model's tokenizer.json (to continue training it)."""
+    with open(os.path.join(model_dir, "tokenizer.json"), encoding="utf-8") as f:
+        bpe = json.load(f)["model"]
+    vocab = sorted(bpe["vocab"], key=bpe["vocab"].get)
+    return vocab, [tuple(m) for m in bpe["merges"]]
+
+
+def build(engine, out_dir, n_train, vocab_size, seed, log=print, mix=None, multi_turn=0.0, tokenizer_from=None):
+    """Writes the tokenizer files into out_dir (trained on the data, or those of `tokenizer_from`); returns
+    the training set (flat ids, offsets, prompt lengths, task index) and the special ids."""
     with open(os.path.join(HERE, "chat_template.jinja"), encoding="utf-8") as f:
         template = f.read()
     log(f"generating {n_train} training examples")
-    examples = sample_examples(n_train, seed)
+    examples = sample_examples(n_train, seed, mix, multi_turn)
     with tempfile.TemporaryDirectory() as boot:
         tokenizer.write(boot, [tokenizer.BYTE_CHAR[b] for b in range(256)], [], template)
         prompts = render(engine, boot, examples)
-    corpus = prompts[:40000] + [e["answer"] for e in examples[:40000]]
-    log(f"training a {vocab_size}-token byte-level BPE on {len(corpus)} texts")
-    vocab, merges = tokenizer.train_bpe(corpus, vocab_size)
+    if tokenizer_from:
+        log(f"keeping the tokenizer of {tokenizer_from}")
+        vocab, merges = read_tokenizer(tokenizer_from)
+    else:
+        corpus = prompts[:40000] + [e["answer"] for e in examples[:40000]]
+        log(f"training a {vocab_size}-token byte-level BPE on {len(corpus)} texts")
+        vocab, merges = tokenizer.train_bpe(corpus, vocab_size)
     special = tokenizer.write(out_dir, vocab, merges, template)
     log("encoding the training set with the engine's tokenizer")
     p_ids = encode(engine, out_dir, prompts)

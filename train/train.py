@@ -181,7 +181,11 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--save-every", type=int, default=250)
     ap.add_argument("--init", help="continue from this model folder's weights (and expert biases) instead of "
-                    "a random initialisation; the tokenizer must be the one --examples/--seed rebuild")
+                    "a random initialisation, keeping its tokenizer")
+    ap.add_argument("--mix", help="task weights of the generated data, e.g. add_sub=0.35,multiply=0.25,... "
+                    "(default: train/data.py's WEIGHTS)")
+    ap.add_argument("--multi-turn", type=float, default=0.0, help="fraction of examples that get earlier "
+                    "exchanges of a conversation in front of the question")
     ap.add_argument("--warmup", type=int, default=100, help="learning-rate warm-up steps")
     ap.add_argument("--log", default="train/loss.json", help="where the loss log (JSON) goes; the plot goes "
                     "beside it as .png")
@@ -191,7 +195,15 @@ def main():
     torch.manual_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
     t0 = time.time()
-    flat, offsets, plen, task_index, special = data.build(args.engine, args.out, args.examples, 1024, args.seed)
+    mix = None
+    if args.mix:
+        mix = {k: float(v) for k, v in (kv.split("=") for kv in args.mix.split(","))}
+        unknown = set(mix) - set(tasks.TASKS)
+        if unknown:
+            ap.error(f"--mix: unknown task(s) {sorted(unknown)}; tasks are {tasks.TASKS}")
+    flat, offsets, plen, task_index, special = data.build(args.engine, args.out, args.examples, 1024, args.seed,
+                                                          mix=mix, multi_turn=args.multi_turn,
+                                                          tokenizer_from=args.init)
     eos, mask_id = special["<|endoftext|>"], special["<|mask|>"]
     vocab = -(-(max(special.values()) + 1) // 64) * 64
     cfg = mdl.demo_config(vocab, mask_id, eos)
