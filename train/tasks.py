@@ -189,14 +189,26 @@ def example(task, rng, want_held_out):
             return ex
 
 
+def multi_turn(rng):
+    """A held-out question of a short task after one to three answered exchanges (training problems):
+    the answer must be the last question's, whatever the conversation before it."""
+    ex = example(rng.choice(["add_sub", "multiply", "sort"]), rng, True)
+    history = []
+    for _ in range(rng.randint(1, 3)):
+        h = example(rng.choice(["add_sub", "multiply", "sort", "sudoku"]), rng, False)
+        history += h["messages"] + [{"role": "assistant", "content": h["answer"]}]
+    return dict(ex, task="multi_turn", messages=history + ex["messages"])
+
+
 def eval_set(n_per_task, seed=20261206):
-    """The held-out evaluation lines of `llada2 eval` (tests/data/demo-eval.jsonl)."""
+    """The held-out evaluation lines of `llada2 eval` (models/llada2-demo/eval.jsonl): every task's, then
+    `multi_turn` (a held-out question at the end of a conversation)."""
     out = []
-    for ti, task in enumerate(TASKS):
+    for ti, task in enumerate(TASKS + ["multi_turn"]):
         rng = random.Random(seed * 31 + ti)
         seen = set()
         while sum(1 for e in out if e["task"] == task) < n_per_task:
-            ex = example(task, rng, True)
+            ex = multi_turn(rng) if task == "multi_turn" else example(task, rng, True)
             key = json.dumps(ex["messages"])
             if key in seen:
                 continue
