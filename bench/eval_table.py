@@ -4,7 +4,7 @@ import json
 import os
 import sys
 
-TASKS = ["add_sub", "multiply", "sort", "sudoku", "tool_call", "tool_answer"]
+TASKS = ["add_sub", "multiply", "sort", "sudoku", "tool_call", "tool_answer", "multi_turn"]
 
 
 def label(path, settings):
