@@ -66,9 +66,9 @@ TEST(OpenAIClient, ToolLoopWithTheDemoModel) {
   ServeProcess server({"--model", demo, "--parallel", "1"});
   const std::string why = server.wait_started();
   ASSERT_TRUE(why.empty()) << why;
-  // 8 questions: 7 whole loops of 8 end with the result on this machine (one call has a broken closing
-  // tag and stays text, as it must); the floor leaves room for the fast
-  // mode's rounding on other CPUs.
+  // 8 questions: 7 whole loops of 8 end with the result on this machine (in one the model miswrites the
+  // expression, which the calculator then refuses); the floor leaves room for the fast mode's rounding
+  // on other CPUs.
   const auto started = Clock::now();
   const NodeRun run = run_node_test(*node, js_dir() / "tool_loop.test.mjs",
                                     {"LLADA2_BASE_URL=" + server.base_url(), "LLADA2_EVAL=" + demo + "/eval.jsonl",
