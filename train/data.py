@@ -49,11 +49,7 @@ def sample_examples(n, seed, mix=None, multi_turn=0.0):
     for _ in range(n):
         ex = tasks.example(rng.choices(names, weights)[0], rng, False)
         if multi_turn and rng.random() < multi_turn:
-            history = []
-            for _ in range(rng.randint(1, 3)):
-                h = tasks.example(rng.choice(["add_sub", "multiply", "sort", "sudoku"]), rng, False)
-                history += h["messages"] + [{"role": "assistant", "content": h["answer"]}]
-            ex["messages"] = history + ex["messages"]
+            ex["messages"] = tasks.history(rng) + ex["messages"]
         out.append(ex)
     return out
 

@@ -193,11 +193,16 @@ def multi_turn(rng):
     """A held-out question of a short task after one to three answered exchanges (training problems):
     the answer must be the last question's, whatever the conversation before it."""
     ex = example(rng.choice(["add_sub", "multiply", "sort"]), rng, True)
-    history = []
+    return dict(ex, task="multi_turn", messages=history(rng) + ex["messages"])
+
+
+def history(rng):
+    """One to three answered exchanges of training problems: the start of a conversation."""
+    out = []
     for _ in range(rng.randint(1, 3)):
         h = example(rng.choice(["add_sub", "multiply", "sort", "sudoku"]), rng, False)
-        history += h["messages"] + [{"role": "assistant", "content": h["answer"]}]
-    return dict(ex, task="multi_turn", messages=history + ex["messages"])
+        out += h["messages"] + [{"role": "assistant", "content": h["answer"]}]
+    return out
 
 
 def eval_set(n_per_task, seed=20261206):
