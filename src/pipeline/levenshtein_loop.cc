@@ -33,15 +33,11 @@ class LevenshteinLoop : LoopState {
   // The generated cells [B, gen_length] (with eos_early_stop, cut after each row's first stop id:
   // the rest reads as never generated), the texts cut there, and the counts.
   PipelineOutput finish(const Tokenizer* tokenizer) const {
-    PipelineOutput out;
-    out.stats = stats_;
-    if (o_.keep_prefixes) out.prefixes = final_prefixes();
+    PipelineOutput out = output();
     const int64_t G = call_.gen_length();
-    out.sequences = Matrix<int64_t>(B_, G);
     std::vector<std::string> texts;
     for (int64_t b = 0; b < B_; ++b) {
       int64_t* row = out.sequences.row(b);
-      std::copy_n(x_.row(b) + P_, G, row);
       const int64_t stop = first_stop(row, G);
       if (o_.eos_early_stop && stop < G) std::fill(row + stop + 1, row + G, call_.mask_token_id);
       out.stats.generated_tokens += std::count_if(row, row + G, [&](int64_t t) { return t != call_.mask_token_id; });

@@ -143,6 +143,16 @@ void LoopState::start_from_prefixes() {
 
 // Per row, the cached keys and values of the final canvas with the tokens they hold (null for a
 // row with padding there, or without a cache).
+PipelineOutput LoopState::output() const {
+  PipelineOutput out;
+  out.stats = stats_;
+  if (o_.keep_prefixes) out.prefixes = final_prefixes();
+  const int64_t G = call_.gen_length();
+  out.sequences = Matrix<int64_t>(B_, G);
+  for (int64_t b = 0; b < B_; ++b) std::copy_n(x_.row(b) + P_, G, out.sequences.row(b));
+  return out;
+}
+
 std::vector<std::shared_ptr<const CachedPrefix>> LoopState::final_prefixes() const {
   std::vector<std::shared_ptr<const CachedPrefix>> out(static_cast<size_t>(B_));
   const int64_t L = cached_ ? cache_.length : 0;

@@ -45,6 +45,9 @@ class LoopState {
   // `window` (checked against its shape; the cache then drops the blocks from the first changed cell
   // on). Returns whether it replaced the window.
   bool call_back(int64_t timestep, const StepTensors& t, Matrix<int64_t>& window);
+  // The output both loops start from: the counts, the kept prefixes (keep_prefixes) and the canvas's
+  // generated cells [B, gen_length].
+  PipelineOutput output() const;
   // Per row, the cached keys and values of the final canvas with the tokens they hold
   // (GenerateOptions.keep_prefixes; null for a row with padding there, or without the cache).
   std::vector<std::shared_ptr<const CachedPrefix>> final_prefixes() const;

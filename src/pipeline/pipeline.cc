@@ -86,13 +86,9 @@ class BlockLoop : LoopState {
 
   // The generated cells [B, gen_length], the texts (with a tokenizer), and the counts.
   PipelineOutput finish(const Tokenizer* tokenizer) const {
-    PipelineOutput out;
-    out.stats = stats_;
-    if (o_.keep_prefixes) out.prefixes = final_prefixes();
+    PipelineOutput out = output();
     const int64_t G = call_.gen_length();
-    out.sequences = Matrix<int64_t>(B_, G);
     for (int64_t b = 0; b < B_; ++b) {
-      std::copy_n(x_.row(b) + P_, G, out.sequences.row(b));
       out.stats.generated_tokens += std::count_if(out.sequences.row(b), out.sequences.row(b) + G,
                                                   [&](int64_t t) { return t != call_.mask_token_id; });
     }
