@@ -20,6 +20,8 @@ list() {  # name, then globs
   list LLADA2_CLI_SOURCES tools/llada2/*.cc
   list LLADA2_WEB_FILES web/*
   list LLADA2_TEST_SOURCES tests/*.cc
+  list LLADA2_PYTHON_SOURCES python/src/*.cc
+  list LLADA2_PYTHON_PACKAGE python/llada2/*
   echo "set(LLADA2_FUZZ_TARGETS"
   for f in fuzz/*.cc; do echo "    $(basename "$f" .cc)"; done
   echo ")"

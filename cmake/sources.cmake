@@ -153,6 +153,14 @@ set(LLADA2_TEST_SOURCES
     tests/tool_calls_test.cc
     tests/web_page_test.cc
 )
+set(LLADA2_PYTHON_SOURCES
+    python/src/module.cc
+)
+set(LLADA2_PYTHON_PACKAGE
+    python/llada2/__init__.py
+    python/llada2/_core.pyi
+    python/llada2/py.typed
+)
 set(LLADA2_FUZZ_TARGETS
     fuzz_chat_template
     fuzz_config

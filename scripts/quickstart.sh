@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DLLADA2_PYTHON=ON >/dev/null
 ninja -C build llada2
 echo
 echo "== ./build/llada2 generate -p 'What is 4821 + 739?'"
