@@ -373,10 +373,15 @@ TEST(QuantKernels, ActivationQuantizerIdenticalOnEveryTier) {
     EXPECT_EQ(s0[5], 0.f);  // a group of tiny values counts as zero
     EXPECT_EQ(u0[5], 0);
     EXPECT_TRUE(std::all_of(q0.begin() + 5 * G, q0.begin() + 6 * G, [](int8_t v) { return v == 0; }));
-    for (const k::Ops* o : {&k::avx2_ops(), &k::avx512_ops(), &k::avx512vnni_ops(), &k::avx512bf16_ops()}) {
+    // Each tier's ops are only touched where the CPU runs the tier (their code uses its instructions).
+    const std::pair<k::Isa, const k::Ops& (*)()> tiers[] = {{k::Isa::Avx2, &k::avx2_ops},
+                                                            {k::Isa::Avx512, &k::avx512_ops},
+                                                            {k::Isa::Avx512Vnni, &k::avx512vnni_ops},
+                                                            {k::Isa::Avx512Bf16, &k::avx512bf16_ops}};
+    for (const auto& [isa, ops] : tiers) {
+      if (!k::isa_supported(isa)) continue;
+      const k::Ops* o = &ops();
       if (!o->quantize_act) continue;
-      if (o == &k::avx512vnni_ops() && !k::isa_supported(k::Isa::Avx512Vnni)) continue;
-      if (o == &k::avx512bf16_ops() && !k::isa_supported(k::Isa::Avx512Bf16)) continue;
       o->quantize_act(x.data(), n, G, q1.data(), s1.data(), u1.data());
       EXPECT_EQ(q0, q1);
       EXPECT_EQ(u0, u1);
