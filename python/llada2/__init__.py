@@ -47,10 +47,14 @@ def set_threads(n: int) -> None:
 
 # ---- argument checks: TypeError for a value of the wrong type (as diffusers' own checks fail on one) ----
 
+def _checked(name: str, v: Any, kind: type, what: str) -> Any:
+    if isinstance(v, bool) or not isinstance(v, kind):
+        raise TypeError(f"`{name}` must be {what}, got {type(v).__name__}")
+    return v
+
+
 def _int(name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"`{name}` must be an int, got {type(v).__name__}")
-    return int(v)
+    return int(_checked(name, v, numbers.Integral, "an int"))
 
 
 def _opt_int(name: str, v: Any) -> Optional[int]:
@@ -58,9 +62,7 @@ def _opt_int(name: str, v: Any) -> Optional[int]:
 
 
 def _float(name: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"`{name}` must be a float, got {type(v).__name__}")
-    return float(v)
+    return float(_checked(name, v, numbers.Real, "a float"))
 
 
 def _opt_float(name: str, v: Any) -> Optional[float]:
@@ -132,12 +134,11 @@ def _seed(generator: Any) -> Optional[int]:
     return int(generator) & 0xFFFFFFFFFFFFFFFF
 
 
-def _json_value(name: str, v: Any) -> Any:
+def _json(name: str, v: Any) -> str:
     try:
-        json.dumps(v)
+        return json.dumps(v)
     except (TypeError, ValueError) as e:
         raise TypeError(f"`{name}` must be JSON-serializable (lists, dicts, strings, numbers): {e}") from None
-    return v
 
 
 class _Config(dict):
@@ -233,8 +234,7 @@ class Tokenizer:
                             add_generation_prompt: bool = False, tokenize: bool = True) -> Union[str, List[int]]:
         """Renders a conversation with the chat template (and the tokenizer's special tokens); with
         `tokenize`, encodes it without adding special tokens, as transformers does."""
-        text = self._core.render(json.dumps(_json_value("messages", messages)),
-                                 json.dumps(_json_value("tools", tools)), bool(add_generation_prompt))
+        text = self._core.render(_json("messages", messages), _json("tools", tools), bool(add_generation_prompt))
         return self._core.encode(text, False) if tokenize else text
 
     @property
@@ -269,7 +269,7 @@ class Model:
 
     @property
     def vocab_size(self) -> int:
-        return json.loads(self._core.config_json)["vocab_size"]
+        return self._core.vocab_size
 
     def forward(self, input_ids: Any, attention_mask: Any = None, attention: str = "block_causal",
                 block_length: int = 32, exact: Optional[bool] = None) -> np.ndarray:
@@ -417,7 +417,7 @@ class LLaDA2Pipeline:
             raise ValueError(f"`threshold` must be in [0, 1] (or > 1 to force top-k commits), got {threshold}.")
         call = {
             "prompt": prompt,
-            "messages": _json_value("messages", messages) if messages is not None else None,
+            "messages": messages,
             "use_chat_template": bool(use_chat_template),
             "add_generation_prompt": bool(add_generation_prompt),
             "gen_length": _int("gen_length", gen_length),
@@ -457,7 +457,7 @@ class LLaDA2Pipeline:
                 bx = out.get("block_x")
                 return None if bx is None else _block_array(bx)
 
-        sequences, texts, stats = self._core.run(json.dumps(call), ids, ids_dtype, mask, "int64", step,
+        sequences, texts, stats = self._core.run(_json("messages", call), ids, ids_dtype, mask, "int64", step,
                                                  self.exact if exact is None else bool(exact))
         if input_ids is not None and _is_torch_tensor(input_ids):
             sequences = _torch().from_numpy(sequences)
