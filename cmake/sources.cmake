@@ -19,6 +19,7 @@ set(LLADA2_CORE_SOURCES
     src/kernels/machine.cc
     src/kernels/panels.cc
     src/kernels/runtime.cc
+    src/model/attention.cc
     src/model/block_routing.cc
     src/model/kv_cache.cc
     src/model/llada2_moe.cc
@@ -104,6 +105,7 @@ set(LLADA2_WEB_FILES
     web/style.css
 )
 set(LLADA2_TEST_SOURCES
+    tests/attention_test.cc
     tests/chat_template_api_test.cc
     tests/chat_template_cli_test.cc
     tests/chat_template_construct_test.cc

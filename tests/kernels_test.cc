@@ -40,6 +40,12 @@ std::vector<k::Isa> simd_tiers() {
   return out;
 }
 
+std::vector<k::Isa> all_tiers() {
+  std::vector<k::Isa> out = simd_tiers();
+  out.insert(out.begin(), k::Isa::Scalar);
+  return out;
+}
+
 std::vector<float> random_floats(size_t n, std::mt19937& rng, float scale = 1.f) {
   std::uniform_real_distribution<float> d(-scale, scale);
   std::vector<float> v(n);
@@ -396,6 +402,65 @@ TEST(KernelsVector, DotAndAxpyMatchScalar) {
       EXPECT_EQ(y[size_t(n)], y0[size_t(n)]);
     }
   }
+}
+
+// The attention pieces, exp_shift_sum and matmul_acc (y += P V over F32 / BF16 / F16 values),
+// on every tier, against plain double sums.
+TEST(KernelsAttention, ExpShiftSumMatchesScalar) {
+  TierGuard guard;
+  std::mt19937 rng(11);
+  for (int64_t n : kLengths) {
+    std::vector<float> x0 = random_floats(size_t(n) + 1, rng, 8.f);
+    if (n > 3) x0[2] = -std::numeric_limits<float>::infinity();  // a masked key
+    const float shift = 3.5f;
+    double want = 0;
+    for (int64_t i = 0; i < n; ++i) want += std::exp(double(x0[size_t(i)]) - shift);
+    for (k::Isa isa : all_tiers()) {
+      ASSERT_TRUE(k::set_isa(isa));
+      std::vector<float> x = x0;
+      const float sum = k::exp_shift_sum(x.data(), n, shift);
+      EXPECT_NEAR(sum, want, 1e-5 * want + 1e-7) << k::isa_name(isa) << " n=" << n;
+      for (int64_t i = 0; i < n; ++i)
+        ASSERT_NEAR(x[size_t(i)], std::exp(double(x0[size_t(i)]) - shift), 1e-6 * std::exp(8.0))
+            << k::isa_name(isa) << " n=" << n << " i=" << i;
+      if (n > 3) EXPECT_EQ(x[2], 0.f);
+      EXPECT_EQ(x[size_t(n)], x0[size_t(n)]) << "wrote past n";
+    }
+  }
+}
+
+TEST(KernelsAttention, MatmulAccMatchesDoubleSums) {
+  TierGuard guard;
+  std::mt19937 rng(12);
+  for (DType dt : {DType::F32, DType::BF16, DType::F16})
+    for (int64_t M : {1, 3, 4, 5, 13, 128})
+      for (int64_t D : {1, 7, 8, 24, 64, 100, 128})
+        for (int64_t T : {1, 5, 256}) {
+          const int64_t ldv = D + 3, ldp = T + 2, ldy = D + 5;
+          TestWeight v = make_weight(dt, T, ldv, rng);  // rows ldv apart; D of each used
+          const std::vector<float> p = random_floats(size_t(M * ldp), rng), y0 = random_floats(size_t(M * ldy), rng);
+          for (k::Isa isa : all_tiers()) {
+            ASSERT_TRUE(k::set_isa(isa));
+            std::vector<float> y = y0;
+            k::matmul_acc(p.data(), M, ldp, v.w.data, dt, T, D, ldv, y.data(), ldy);
+            for (int64_t m = 0; m < M; ++m)
+              for (int64_t d = 0; d < ldy; ++d) {
+                const float got = y[size_t(m * ldy + d)];
+                if (d >= D) {
+                  ASSERT_EQ(got, y0[size_t(m * ldy + d)]) << "wrote past D";
+                  continue;
+                }
+                double want = y0[size_t(m * ldy + d)], mag = std::fabs(want);
+                for (int64_t t = 0; t < T; ++t) {
+                  want += double(p[size_t(m * ldp + t)]) * v.f32[size_t(t * ldv + d)];
+                  mag += std::fabs(double(p[size_t(m * ldp + t)]) * v.f32[size_t(t * ldv + d)]);
+                }
+                ASSERT_NEAR(got, want, 1e-6 * mag + 1e-7) << k::isa_name(isa) << " " << dtype_name(dt) << " M=" << M
+                                                          << " D=" << D << " T=" << T << " m=" << m << " d=" << d;
+              }
+          }
+        }
+  EXPECT_THROW(k::matmul_acc(nullptr, 1, 1, nullptr, DType::I8, 1, 1, 1, nullptr, 1), std::invalid_argument);
 }
 
 TEST(KernelsVector, RmsNormMatchesScalar) {

@@ -113,6 +113,57 @@ TEST(KvCache, LongPromptIsPrefilledInChunks) {
   expect_same(run(o, model, true), run(o, model, false), "1100-token prompt");
 }
 
+// The fast mode of a 16-bit checkpoint caches keys and values in bf16 (half the bytes), the exact mode
+// and float32 checkpoints in float32; with the bf16 store a long prompt (over four of attention's key
+// tiles) gives the same tokens with the cache as recomputing the window, and stays close to the
+// float32 store.
+TEST(KvCache, Bf16StoreInTheFastModeOfBf16Checkpoints) {
+  const std::filesystem::path dir = fresh_temp_dir();
+  std::filesystem::copy(golden_path("models/tiny-a-bf16"), dir, std::filesystem::copy_options::recursive);
+  nlohmann::json config = read_json((dir / "config.json").string());
+  config["max_position_embeddings"] = 2048;
+  std::ofstream(dir / "config.json") << config.dump(2);
+  const std::shared_ptr<const Model> bf16 = Model::load(dir.string());
+  const std::shared_ptr<const Model> f32 = golden_model("models/tiny-a-f32");
+  size_t fast_bytes = 0;
+  {
+    ArithmeticMode fast(false);
+    EXPECT_EQ(bf16->kv_dtype(), DType::BF16);
+    EXPECT_EQ(f32->kv_dtype(), DType::F32);
+    const KvCache c = bf16->make_cache(2, 64);
+    EXPECT_EQ(c.dtype, DType::BF16);
+    fast_bytes = c.bytes();
+    EXPECT_EQ(fast_bytes, size_t(2 * 64 * c.row * 2 * bf16->config().num_hidden_layers) * 2);
+    runtime::set_bf16_activations(false);  // the switch of the fast mode's bf16 parts
+    EXPECT_EQ(bf16->kv_dtype(), DType::F32);
+  }
+  {
+    ArithmeticMode exact(true);
+    EXPECT_EQ(bf16->kv_dtype(), DType::F32);
+    EXPECT_EQ(bf16->make_cache(2, 64).bytes(), 2 * fast_bytes);
+  }
+
+  GenerateOptions o;
+  std::vector<int64_t> prompt;
+  for (int i = 0; i < 1100; ++i) prompt.push_back((i * 37 + 11) % 300);
+  o.input_ids = IdTensor::from_row(prompt);
+  o.gen_length = 16;
+  o.block_length = 8;
+  o.num_inference_steps = 8;
+  o.mask_token_id = 319;
+  o.editing_threshold = std::nullopt;
+  o.output_type = "seq";
+  ArithmeticMode fast(false);
+  const CacheRun cached = run(o, bf16, true);
+  expect_same(cached, run(o, bf16, false), "1100-token prompt, bf16 store");
+  runtime::set_bf16_activations(false);
+  const CacheRun f32_store = run(o, bf16, true);
+  int same = 0;
+  for (size_t i = 0; i < cached.sequences.size(); ++i) same += cached.sequences[i] == f32_store.sequences[i];
+  std::printf("[kv store] bf16 against float32 store: %d of %zu tokens the same\n", same, cached.sequences.size());
+  EXPECT_GE(same, int(cached.sequences.size()) / 2);
+}
+
 // A callback that rewrites a committed block makes its cached keys stale: the result must still equal
 // the recomputed one.
 TEST(KvCache, CallbackEditsOfEarlierBlocksInvalidateTheCache) {

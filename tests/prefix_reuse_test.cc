@@ -169,7 +169,7 @@ CachedPrefix prefix_of(const Model& m, std::vector<int64_t> tokens, int64_t K) {
   c.tokens = std::move(tokens);
   c.heads = 2;
   c.head_dim = 2;
-  c.k.assign(2, std::vector<float>(c.tokens.size() * 4, 1.0f));
+  c.k.assign(2, std::vector<uint8_t>(c.tokens.size() * 4 * sizeof(float)));
   c.v = c.k;
   return c;
 }

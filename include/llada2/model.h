@@ -31,15 +31,23 @@ struct ForwardBatch {
 };
 
 // Keys and values of final positions, per layer, for the exact prefix cache of block_causal mode.
+// Stored in float32, or in bf16 in the fast mode of a 16-bit checkpoint (or a q8 / q4 one made from one)
+// (SPEC A6: the precision a diffusers user running the checkpoint in its own dtype gets; half the
+// memory and half the bytes attention reads per step). Model::make_cache picks.
 struct KvCache {
   int64_t batch = 0;
-  int64_t capacity = 0;                  // positions
-  int64_t length = 0;                    // positions [0, length) hold final keys/values
-  int64_t row = 0;                       // floats per position: num_key_value_heads * head_dim
-  std::vector<std::vector<float>> k, v;  // per layer: [batch, num_key_value_heads, capacity, head_dim]
+  int64_t capacity = 0;  // positions
+  int64_t length = 0;    // positions [0, length) hold final keys/values
+  int64_t row = 0;       // values per position: num_key_value_heads * head_dim
+  DType dtype = DType::F32;
+  // Per layer, elements of `dtype`. Keys transposed, [batch, num_key_value_heads, head_dim, capacity],
+  // so that attention multiplies them without reductions across lanes; values
+  // [batch, num_key_value_heads, capacity, head_dim].
+  std::vector<std::vector<uint8_t>> k, v;
 
-  void reset(int64_t batch, int64_t capacity, int64_t layers, int64_t row);
+  void reset(int64_t batch, int64_t capacity, int64_t layers, int64_t row, DType dtype = DType::F32);
   size_t bytes() const;
+  size_t element_bytes() const { return dtype_size(dtype); }
 };
 
 // Optional record of a forward's intermediate values, for the parity tests (src/model/trace.h).
@@ -109,8 +117,12 @@ class Model {
   ModelProfile profile() const;
   void reset_profile() const;
 
-  // A cache sized for a window of `capacity` positions.
+  // A cache sized for a window of `capacity` positions, in kv_dtype().
   KvCache make_cache(int64_t batch, int64_t capacity) const;
+  // The element type of caches made now: BF16 in the fast mode (the bf16-activations setting on)
+  // for a BF16 / F16 checkpoint or a q8 / q4 one quantized from it (its embeddings' dtype), else F32
+  // (exact mode, float32 checkpoints).
+  DType kv_dtype() const;
 
   struct Impl;
 

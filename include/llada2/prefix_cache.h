@@ -14,6 +14,8 @@
 #include <mutex>
 #include <vector>
 
+#include "llada2/types.h"
+
 namespace llada2 {
 
 class Model;
@@ -27,7 +29,10 @@ struct CachedPrefix {
   std::vector<int64_t> tokens;  // positions [0, length), a whole number of blocks
   int64_t heads = 0;            // num_key_value_heads
   int64_t head_dim = 0;
-  std::vector<std::vector<float>> k, v;  // per layer: [heads, length, head_dim]
+  DType dtype = DType::F32;  // of k and v (KvCache::dtype)
+  // Per layer, elements of dtype: k [heads, head_dim, length] (transposed, as in KvCache), v [heads, length,
+  // head_dim].
+  std::vector<std::vector<uint8_t>> k, v;
 
   int64_t length() const { return int64_t(tokens.size()); }
   size_t bytes() const;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -43,6 +44,15 @@ void to_f32(DType dtype, const void* src, int64_t offset, int64_t n, float* dst)
 float dot(const float* a, const float* b, int64_t n) { return active_ops().dot(a, b, n); }
 
 void axpy(float a, const float* x, float* y, int64_t n) { active_ops().axpy(a, x, y, n); }
+
+float exp_shift_sum(float* x, int64_t n, float shift) { return active_ops().exp_shift_sum(x, n, shift); }
+
+void matmul_acc(const float* p, int64_t M, int64_t ldp, const void* v, DType dtype, int64_t T, int64_t D, int64_t ldv,
+                float* y, int64_t ldy) {
+  if (dtype != DType::F32 && dtype != DType::BF16 && dtype != DType::F16)
+    throw std::invalid_argument("matmul_acc: values must be F32, BF16 or F16");
+  if (M > 0 && T > 0 && D > 0) active_ops().matmul_acc(p, M, ldp, v, dtype, T, D, ldv, y, ldy);
+}
 
 void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float* bias, float* y, int64_t ldy) {
   const Ops& o = active_ops();

@@ -144,4 +144,14 @@ float dot(const float* a, const float* b, int64_t n);
 // y[i] += a * x[i]
 void axpy(float a, const float* x, float* y, int64_t n);
 
+// Attention over a key/value cache (model code), on the calling thread only:
+// x[i] = exp(x[i] - shift) (exp(-inf) = 0), returns their sum (the scalar tier adds in order, the
+// SIMD tiers per lane).
+float exp_shift_sum(float* x, int64_t n, float shift);
+// y[m, 0..D) += sum over t < T of p[m, t] * V[t, 0..D), for m < M: V rows of D values in dtype
+// (F32, BF16 or F16) ldv elements apart, p and y row-major with strides ldp and ldy. Each output
+// adds its T products in order of t.
+void matmul_acc(const float* p, int64_t M, int64_t ldp, const void* v, DType dtype, int64_t T, int64_t D, int64_t ldv,
+                float* y, int64_t ldy);
+
 }  // namespace llada2::kernels

@@ -132,7 +132,7 @@ void linear_bf16dot_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
 }
 
 // Round to nearest even, NaN kept NaN (vcvtneps2bf16).
-void to_bf16(const float* src, int64_t n, uint16_t* dst) {
+void bf16dot_to_bf16(const float* src, int64_t n, uint16_t* dst) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(src + i)));
@@ -148,7 +148,7 @@ const Ops& avx512bf16_ops() {
   static const Ops ops = [] {
     Ops o = avx512vnni_ops();
     o.linear_bf16dot = &linear_bf16dot;
-    o.to_bf16 = &to_bf16;
+    o.to_bf16 = &bf16dot_to_bf16;
     o.linear_bf16dot_panels = &linear_bf16dot_panels;
     return o;
   }();

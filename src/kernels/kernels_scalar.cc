@@ -175,12 +175,37 @@ float scalar_argmax_expsum(const float* x, int64_t n, int64_t* arg) {
   return sum;
 }
 
+float scalar_exp_shift_sum(float* x, int64_t n, float shift) {
+  float sum = 0.f;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - shift);
+    sum += x[i];
+  }
+  return sum;
+}
+
+void scalar_matmul_acc(const float* p, int64_t M, int64_t ldp, const void* v, DType dtype, int64_t T, int64_t D,
+                       int64_t ldv, float* y, int64_t ldy) {
+  std::vector<float> row(static_cast<size_t>(D));
+  for (int64_t t = 0; t < T; ++t) {
+    scalar_to_f32(dtype, static_cast<const char*>(v) + t * ldv * dtype_size(dtype), D, row.data());
+    for (int64_t m = 0; m < M; ++m) scalar_axpy(p[m * ldp + t], row.data(), y + m * ldy, D);
+  }
+}
+
+constexpr Ops make_scalar_ops() {
+  Ops o{&scalar_linear,       nullptr,          &scalar_linear_q8q8, &scalar_quantize_act,
+        &scalar_to_f32,       nullptr,          &scalar_dot,         &scalar_axpy,
+        &scalar_rms_norm_row, &scalar_silu_mul, &scalar_softmax,     &scalar_argmax_expsum};
+  o.exp_shift_sum = &scalar_exp_shift_sum;
+  o.matmul_acc = &scalar_matmul_acc;
+  return o;
+}
+
 }  // namespace
 
 const Ops& scalar_ops() {
-  static constexpr Ops ops{&scalar_linear,       nullptr,          &scalar_linear_q8q8, &scalar_quantize_act,
-                           &scalar_to_f32,       nullptr,          &scalar_dot,         &scalar_axpy,
-                           &scalar_rms_norm_row, &scalar_silu_mul, &scalar_softmax,     &scalar_argmax_expsum};
+  static constexpr Ops ops = make_scalar_ops();
   return ops;
 }
 

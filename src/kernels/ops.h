@@ -76,6 +76,10 @@ struct Ops {
   // has none (linear() then unpacks one panel at a time for `linear` / `linear_bf16dot`).
   void (*linear_bf16_panels)(const LinearArgs& a, int64_t n0, int64_t n1) = nullptr;
   void (*linear_bf16dot_panels)(const LinearArgs& a, int64_t n0, int64_t n1) = nullptr;
+  // Attention pieces (kernels.h exp_shift_sum, matmul_acc); every tier has them.
+  float (*exp_shift_sum)(float* x, int64_t n, float shift) = nullptr;
+  void (*matmul_acc)(const float* p, int64_t M, int64_t ldp, const void* v, DType dtype, int64_t T, int64_t D,
+                     int64_t ldv, float* y, int64_t ldy) = nullptr;
 };
 
 const Ops& scalar_ops();

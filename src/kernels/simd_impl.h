@@ -377,6 +377,85 @@ void linear_bf16_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
   run_panels<Bf16PanelRows, V::PMR, V::interleave>(a, n0, n1, reinterpret_cast<const uint32_t*>(a.x), a.ldx, a.K);
 }
 
+// Ops::exp_shift_sum: x = exp(x - shift) in place, the sum per lane then across lanes.
+float simd_exp_shift_sum(float* x, int64_t n, float shift) {
+  const typename V::reg vs = V::set1(shift);
+  typename V::reg acc = V::zero();
+  int64_t i = 0;
+  for (; i + V::L <= n; i += V::L) {
+    const typename V::reg e = vexp(V::sub(V::load(x + i), vs));
+    V::store(x + i, e);
+    acc = V::add(acc, e);
+  }
+  float sum = V::reduce(acc);
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] - shift);
+    sum += x[i];
+  }
+  return sum;
+}
+
+// Ops::matmul_acc, one tile: rows m .. m+MR of y, columns d .. d + NR * L, accumulated in registers
+// over the T value rows (each loaded once per tile and reused by the MR rows).
+template <DType DT, int MR, int NR>
+void matmul_acc_tile(const float* p, int64_t ldp, const void* v, int64_t T, int64_t ldv, int64_t d, float* y,
+                     int64_t ldy) {
+  using reg = typename V::reg;
+  reg acc[MR][NR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) acc[i][j] = V::load(y + i * ldy + d + j * V::L);
+  for (int64_t t = 0; t < T; ++t) {
+    reg w[NR];
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) w[j] = load_w<DT>(v, t * ldv + d + j * V::L);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const reg pb = V::set1(p[i * ldp + t]);
+#pragma GCC unroll 8
+      for (int j = 0; j < NR; ++j) acc[i][j] = V::fma(pb, w[j], acc[i][j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) V::store(y + i * ldy + d + j * V::L, acc[i][j]);
+}
+
+using MatmulAccFn = void (*)(const float*, int64_t, const void*, int64_t, int64_t, int64_t, float*, int64_t);
+
+template <DType DT>
+void matmul_acc_dt(const float* p, int64_t M, int64_t ldp, const void* v, int64_t T, int64_t D, int64_t ldv, float* y,
+                   int64_t ldy) {
+  static constexpr auto table = tile_grid<MatmulAccFn, V::MR, V::NR>(
+      []<int MR, int NR>() -> MatmulAccFn { return &matmul_acc_tile<DT, MR, NR>; });
+  const int64_t DV = D / V::L * V::L;  // whole vectors; the rest below, one product at a time
+  for (int64_t d = 0; d < DV; d += V::NR * V::L) {
+    const int nr = int(std::min<int64_t>(V::NR, (DV - d) / V::L));
+    for (int64_t m = 0; m < M; m += V::MR) {
+      const int mr = int(std::min<int64_t>(V::MR, M - m));
+      table[size_t(mr - 1)][size_t(nr - 1)](p + m * ldp, ldp, v, T, ldv, d, y + m * ldy, ldy);
+    }
+  }
+  if (DV == D) return;
+  float w[V::L];
+  for (int64_t t = 0; t < T; ++t) {
+    simd_to_f32(DT, static_cast<const char*>(v) + w_bytes<DT>(t * ldv + DV), D - DV, w);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t d = DV; d < D; ++d) y[m * ldy + d] = std::fma(p[m * ldp + t], w[d - DV], y[m * ldy + d]);
+  }
+}
+
+void simd_matmul_acc(const float* p, int64_t M, int64_t ldp, const void* v, DType dtype, int64_t T, int64_t D,
+                     int64_t ldv, float* y, int64_t ldy) {
+  switch (dtype) {
+    case DType::F32: return matmul_acc_dt<DType::F32>(p, M, ldp, v, T, D, ldv, y, ldy);
+    case DType::BF16: return matmul_acc_dt<DType::BF16>(p, M, ldp, v, T, D, ldv, y, ldy);
+    default: return matmul_acc_dt<DType::F16>(p, M, ldp, v, T, D, ldv, y, ldy);
+  }
+}
+
 constexpr Ops simd_ops() {
   Ops o{};
   o.linear = &simd_linear;
@@ -392,5 +471,7 @@ constexpr Ops simd_ops() {
   o.softmax = &simd_softmax;
   o.argmax_expsum = &simd_argmax_expsum;
   o.linear_bf16_panels = &linear_bf16_panels;
+  o.exp_shift_sum = &simd_exp_shift_sum;
+  o.matmul_acc = &simd_matmul_acc;
   return o;
 }

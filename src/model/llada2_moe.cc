@@ -5,17 +5,20 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <mutex>
 #include <numeric>
 
+#include "core/dtype.h"
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
 #include "llada2/bench.h"
 #include "llada2/error.h"
 #include "llada2/model.h"
 #include "llada2/safetensors.h"
+#include "model/attention.h"
 #include "model/block_routing.h"
 #include "model/profile.h"
 #include "model/trace.h"
@@ -40,9 +43,9 @@ struct Model::Impl {
     profiler.count_linear(w, M);
     kernels::linear(x, M, ldx, w, bias, y, ldy);
   }
-  void attention(const Layer& L, const ForwardBatch& fb, int64_t start, const float* a, float* kc, float* vc,
-                 int64_t cap, float* out) const;
-  void attend(const ForwardBatch& fb, int64_t start, const float* qkv, const float* kc, const float* vc, int64_t cap,
+  void attention(const Layer& L, const ForwardBatch& fb, int64_t start, const float* a, KvCache& cache, size_t layer,
+                 float* out) const;
+  void attend(const ForwardBatch& fb, int64_t start, const float* qkv, const KvCache& cache, size_t layer,
               float* ctx) const;
   void mlp(const Mlp& m, const float* x, int64_t n, float* out) const;
   // The routed experts only (out = their weighted sum); the caller adds the shared expert. With
@@ -140,19 +143,35 @@ void route(const ModelConfig& c, const float* logits, const std::vector<float>& 
 }  // namespace
 
 // Self-attention of one layer (transformers' LLaDA2MoeAttention.forward) for the n = W - start new
-// positions of each row. a = normed input [B*n, H]; kc/vc = this layer's key/value store
-// [B, Hkv, cap, D] holding final keys/values for positions < start; the new positions' keys/values
-// are written into it. out = output projection [B*n, H].
-void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t start, const float* a, float* kc, float* vc,
-                            int64_t cap, float* out) const {
+// positions of each row. a = normed input [B*n, H]; the cache's store of this layer holds final
+// keys/values for positions < start; the new positions' keys/values are written into it (rounded
+// to bf16 in a bf16 store). out = output projection [B*n, H].
+void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t start, const float* a, KvCache& cache,
+                            size_t layer, float* out) const {
   const ModelConfig& c = cfg;
   const int64_t B = fb.batch, W = fb.window, n = W - start, N = B * n;
   const int64_t D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
-  const int64_t QKV = (Hq + 2 * Hkv) * D;
+  const int64_t QKV = (Hq + 2 * Hkv) * D, cap = cache.capacity;
   std::vector<float> qkv(N * QKV);
   linear(a, N, c.hidden_size, L.qkv, L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(), qkv.data(), QKV);
 
   const float eps = float(c.rms_norm_eps);
+  const bool f32 = cache.dtype == DType::F32;
+  uint8_t* kc = cache.k[layer].data();
+  uint8_t* vc = cache.v[layer].data();
+  const size_t es = cache.element_bytes();
+  // Keys go in transposed (a position's D values cap apart), values as rows.
+  auto put = [&](const float* src, uint8_t* store, int64_t element, int64_t stride) {
+    for (int64_t d = 0; d < D; ++d) {
+      uint8_t* dst = store + size_t(element + d * stride) * es;
+      if (f32) {
+        std::memcpy(dst, src + d, sizeof(float));
+      } else {
+        const uint16_t h = f32_to_bf16(src[d]);
+        std::memcpy(dst, &h, sizeof h);
+      }
+    }
+  };
   parallel_for(N, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       float* row = qkv.data() + t * QKV;
@@ -163,26 +182,26 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t star
       const int64_t b = t / n, pos = start + t % n;
       rope(row, Hq + Hkv, D, pos, inv_freq);  // the q heads, then the k heads
       for (int64_t g = 0; g < Hkv; ++g) {
-        std::copy_n(row + (Hq + g) * D, D, kc + ((b * Hkv + g) * cap + pos) * D);
-        std::copy_n(row + (Hq + Hkv + g) * D, D, vc + ((b * Hkv + g) * cap + pos) * D);
+        put(row + (Hq + g) * D, kc, (b * Hkv + g) * D * cap + pos, cap);
+        put(row + (Hq + Hkv + g) * D, vc, ((b * Hkv + g) * cap + pos) * D, 1);
       }
     }
   });
 
   std::vector<float> ctx(N * Hq * D);
-  attend(fb, start, qkv.data(), kc, vc, cap, ctx.data());
+  attend(fb, start, qkv.data(), cache, layer, ctx.data());
   linear(ctx.data(), N, Hq * D, L.dense, L.dense_bias.empty() ? nullptr : L.dense_bias.data(), out, c.hidden_size);
 }
 
 // Scaled dot-product attention of the new positions' queries (in qkv [B*n, (Hq + 2 Hkv) D]) over
 // the keys the mask mode lets them see: ctx [B*n, Hq D]. GQA: kv head g serves query heads
 // g*G .. g*G+G-1.
-void Model::Impl::attend(const ForwardBatch& fb, int64_t start, const float* qkv, const float* kc, const float* vc,
-                         int64_t cap, float* ctx) const {
+void Model::Impl::attend(const ForwardBatch& fb, int64_t start, const float* qkv, const KvCache& cache, size_t layer,
+                         float* ctx) const {
   const ModelConfig& c = cfg;
   const int64_t B = fb.batch, W = fb.window, n = W - start;
   const int64_t D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
-  const int64_t QKV = (Hq + 2 * Hkv) * D, G = Hq / Hkv;
+  const int64_t QKV = (Hq + 2 * Hkv) * D, G = Hq / Hkv, cap = cache.capacity;
   const float scale = 1.0f / std::sqrt(float(D));
   const int64_t K = fb.block_length;
   // Keys [0, key_end(i)) exist for new position i (block_causal: up to the end of its block).
@@ -200,37 +219,38 @@ void Model::Impl::attend(const ForwardBatch& fb, int64_t start, const float* qkv
     }
     profiler.count_flops(keys * uint64_t(Hq) * 4 * uint64_t(D));
   }
-  // Per (row, kv head): the queries come in runs that see the same keys (a block's queries in
-  // block_causal mode, all of them in bidirectional mode). For each run and each of the G query
-  // heads: scores = Q K^T as one product over the keys, masked softmax per query, then
-  // context = P V as a product with V transposed once per run.
-  parallel_for(B * Hkv, [&](int64_t j0, int64_t j1) {
-    std::vector<float> scores, vt;
+  // The queries come in runs that see the same keys (a block's queries in block_causal mode, all
+  // of them in bidirectional mode). One task per (row, kv head, run) takes the run's queries of
+  // the G heads together, R = G * m rows, through attend_rows (attention.h), which reads the
+  // head's keys and values once, in tiles, straight from the store (float32 or bf16).
+  std::vector<std::pair<int64_t, int64_t>> runs;
+  for (int64_t i0 = 0, i1; i0 < n; i0 = i1) {
+    const int64_t E = key_end(i0);
+    for (i1 = i0 + 1; i1 < n && key_end(i1) == E;) ++i1;
+    runs.emplace_back(i0, i1);
+  }
+  const int64_t nruns = int64_t(runs.size());
+  const size_t es = cache.element_bytes();
+  const uint8_t* kstore = cache.k[layer].data();
+  const uint8_t* vstore = cache.v[layer].data();
+  parallel_for(B * Hkv * nruns, [&](int64_t j0, int64_t j1) {
+    std::vector<float> q, out;
+    AttendScratch scratch;
     for (int64_t j = j0; j < j1; ++j) {
-      const int64_t b = j / Hkv, g = j % Hkv;
-      const int64_t* km = fb.key_mask + b * W;
-      const float* kb = kc + (b * Hkv + g) * cap * D;
-      const float* vb = vc + (b * Hkv + g) * cap * D;
-      for (int64_t i0 = 0, i1; i0 < n; i0 = i1) {
-        const int64_t E = key_end(i0);
-        for (i1 = i0 + 1; i1 < n && key_end(i1) == E;) ++i1;
-        const int64_t m = i1 - i0;
-        vt.resize(size_t(D * E));
-        for (int64_t s = 0; s < E; ++s)
-          for (int64_t d = 0; d < D; ++d) vt[size_t(d * E + s)] = vb[s * D + d];
-        scores.resize(size_t(m * E));
-        for (int64_t h = g * G; h < (g + 1) * G; ++h) {
-          kernels::linear(qkv + (b * n + i0) * QKV + h * D, m, QKV, Weight{kb, DType::F32, E, D}, nullptr,
-                          scores.data(), E);
-          for (int64_t i = 0; i < m; ++i) {
-            float* p = scores.data() + i * E;
-            for (int64_t s = 0; s < E; ++s) p[s] = km[s] == 0 ? -std::numeric_limits<float>::infinity() : p[s] * scale;
-            kernels::softmax(p, E);
-          }
-          kernels::linear(scores.data(), m, E, Weight{vt.data(), DType::F32, D, E}, nullptr,
-                          ctx + (b * n + i0) * Hq * D + h * D, Hq * D);
-        }
-      }
+      const int64_t b = j / (Hkv * nruns), g = j / nruns % Hkv;
+      const auto [i0, i1] = runs[size_t(j % nruns)];
+      const int64_t m = i1 - i0, R = G * m;
+      q.resize(size_t(R * D));
+      out.resize(size_t(R * D));
+      for (int64_t h = 0; h < G; ++h)
+        for (int64_t i = 0; i < m; ++i)
+          std::copy_n(qkv + (b * n + i0 + i) * QKV + (g * G + h) * D, D, q.data() + (h * m + i) * D);
+      const size_t head = size_t((b * Hkv + g) * cap * D) * es;
+      attend_rows(q.data(), R, D, kstore + head, cap, vstore + head, cache.dtype, key_end(i0), fb.key_mask + b * W,
+                  scale, out.data(), scratch);
+      for (int64_t h = 0; h < G; ++h)
+        for (int64_t i = 0; i < m; ++i)
+          std::copy_n(out.data() + (h * m + i) * D, D, ctx + (b * n + i0 + i) * Hq * D + (g * G + h) * D);
     }
   });
 }
@@ -399,8 +419,7 @@ void Model::forward(const ForwardBatch& fb, float* logits, ForwardTrace* trace, 
     kernels::rms_norm(a.data(), N, H, L.input_norm, eps);
     {
       ProfileZone zone(prof, ModelProfile::Attention);
-      m.attention(L, fb, start, a.data(), cache->k[size_t(l)].data(), cache->v[size_t(l)].data(), cache->capacity,
-                  o.data());
+      m.attention(L, fb, start, a.data(), *cache, size_t(l), o.data());
     }
     for (int64_t i = 0; i < N * H; ++i) h[size_t(i)] += o[size_t(i)];
     check_finite(h.data(), N * H, layer_part(l, "attention"));
@@ -483,6 +502,13 @@ void Model::prepare(const LoadProgress& progress) const {
 }
 
 const ModelConfig& Model::config() const { return impl_->cfg; }
+
+DType Model::kv_dtype() const {
+  // The embeddings keep the checkpoint's float dtype (also in q8 / q4 files, which quantize the
+  // products' weights only).
+  const DType t = impl_->weights.embed.dtype;
+  return kernels::bf16_activations() && (t == DType::BF16 || t == DType::F16) ? DType::BF16 : DType::F32;
+}
 const Checkpoint& Model::checkpoint() const { return *impl_->ck; }
 uint64_t Model::weight_bytes_read() const { return impl_->profiler.weight_bytes_read(); }
 void Model::set_profiling(bool on) const { impl_->profiler.set_on(on); }

@@ -121,20 +121,27 @@ void LoopState::start_from_prefixes() {
   const int64_t H = model_.config().num_key_value_heads, D = model_.config().head_dim;
   for (int64_t b = 0; b < B_; ++b) {
     const CachedPrefix* p = o_.reuse_prefixes[size_t(b)].get();
-    int64_t n =
-        p && p->heads == H && p->head_dim == D ? reusable_length(*p, model_, K_, call_.prompt_ids.row(b), P_) : 0;
+    int64_t n = p && p->heads == H && p->head_dim == D && p->dtype == cache_.dtype
+                    ? reusable_length(*p, model_, K_, call_.prompt_ids.row(b), P_)
+                    : 0;
     if (std::find(key_mask_.row(b), key_mask_.row(b) + n, 0) != key_mask_.row(b) + n) n = 0;
     L = std::min(L, n);
   }
   if (L <= 0) return;
-  // Both hold [.., heads, positions, head_dim]: a head's positions are contiguous.
+  // Both hold keys [.., heads, head_dim, positions] and values [.., heads, positions, head_dim] in the
+  // same dtype.
+  const size_t es = cache_.element_bytes();
+  const int64_t cap = cache_.capacity;
   for (size_t l = 0; l < cache_.k.size(); ++l)
     for (int64_t b = 0; b < B_; ++b) {
       const CachedPrefix& p = *o_.reuse_prefixes[size_t(b)];
+      const int64_t PL = p.length();
       for (int64_t h = 0; h < H; ++h) {
-        const size_t from = size_t(h * p.length() * D), to = size_t(((b * H + h) * cache_.capacity) * D);
-        std::copy_n(p.k[l].data() + from, size_t(L * D), cache_.k[l].data() + to);
-        std::copy_n(p.v[l].data() + from, size_t(L * D), cache_.v[l].data() + to);
+        for (int64_t d = 0; d < D; ++d)
+          std::copy_n(p.k[l].data() + size_t((h * D + d) * PL) * es, size_t(L) * es,
+                      cache_.k[l].data() + size_t(((b * H + h) * D + d) * cap) * es);
+        std::copy_n(p.v[l].data() + size_t(h * PL * D) * es, size_t(L * D) * es,
+                    cache_.v[l].data() + size_t((b * H + h) * cap * D) * es);
       }
     }
   cache_.length = L;
@@ -167,13 +174,18 @@ std::vector<std::shared_ptr<const CachedPrefix>> LoopState::final_prefixes() con
     p->tokens.assign(x_.row(b), x_.row(b) + L);
     p->heads = H;
     p->head_dim = D;
-    p->k.assign(cache_.k.size(), std::vector<float>(size_t(H * L * D)));
-    p->v.assign(cache_.v.size(), std::vector<float>(size_t(H * L * D)));
+    p->dtype = cache_.dtype;
+    const size_t es = cache_.element_bytes();
+    const int64_t cap = cache_.capacity;
+    p->k.assign(cache_.k.size(), std::vector<uint8_t>(size_t(H * L * D) * es));
+    p->v.assign(cache_.v.size(), std::vector<uint8_t>(size_t(H * L * D) * es));
     for (size_t l = 0; l < cache_.k.size(); ++l)
       for (int64_t h = 0; h < H; ++h) {
-        const size_t from = size_t(((b * H + h) * cache_.capacity) * D), to = size_t(h * L * D);
-        std::copy_n(cache_.k[l].data() + from, size_t(L * D), p->k[l].data() + to);
-        std::copy_n(cache_.v[l].data() + from, size_t(L * D), p->v[l].data() + to);
+        for (int64_t d = 0; d < D; ++d)
+          std::copy_n(cache_.k[l].data() + size_t(((b * H + h) * D + d) * cap) * es, size_t(L) * es,
+                      p->k[l].data() + size_t((h * D + d) * L) * es);
+        std::copy_n(cache_.v[l].data() + size_t((b * H + h) * cap * D) * es, size_t(L * D) * es,
+                    p->v[l].data() + size_t(h * L * D) * es);
       }
     out[size_t(b)] = std::move(p);
   }

@@ -8,7 +8,7 @@ namespace llada2 {
 
 size_t CachedPrefix::bytes() const {
   size_t s = tokens.size() * sizeof(int64_t);
-  for (size_t l = 0; l < k.size(); ++l) s += (k[l].size() + v[l].size()) * sizeof(float);
+  for (size_t l = 0; l < k.size(); ++l) s += k[l].size() + v[l].size();
   return s;
 }
 

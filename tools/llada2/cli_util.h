@@ -22,13 +22,15 @@ struct ActivationFlags {
   void add(CLI::App& app) {
     auto* e = app.add_flag("--exact", exact,
                            "float32 compute whatever the weight dtype: reproduces the reference's float32 results "
-                           "token for token (about half the speed on bf16 checkpoints). Default: the fast mode, "
-                           "bf16 activations for bf16 checkpoints and int8 activations for q8 / q4, as a diffusers "
-                           "user running the checkpoint in its own dtype gets");
+                           "token for token (about half the speed on bf16 checkpoints), keys and values cached in "
+                           "float32. Default: the fast mode, bf16 activations and a bf16 KV cache for bf16 "
+                           "checkpoints and int8 activations for q8 / q4, as a diffusers user running the "
+                           "checkpoint in its own dtype gets");
     auto* b = app.add_option("--bf16-activations", bf16,
-                             "fast mode, bf16 checkpoints on CPUs with AVX512-BF16: round activations to bf16 and "
-                             "multiply with vdpbf16ps (on, the default: ~1.6x faster, logits move by ~1e-3; off: "
-                             "float32 activations, the same as LLADA2_BF16_DOT=0)")
+                             "fast mode, bf16 checkpoints: keys and values cached in bf16 (half the memory and "
+                             "attention reads of long prompts), and on CPUs with AVX512-BF16 activations rounded to "
+                             "bf16 and multiplied with vdpbf16ps (on, the default: ~1.6x faster, logits move by "
+                             "~1e-3; off: float32 activations and cache, the same as LLADA2_BF16_DOT=0)")
                   ->check(CLI::IsMember({"on", "off"}))
                   ->expected(0, 1)
                   ->default_str("on");

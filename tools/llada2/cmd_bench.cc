@@ -360,22 +360,30 @@ int cmd_bench(int argc, char** argv) {
                                ? "not measured (bidirectional attention has no prefix cache)"
                            : aligned == 0 ? "not measured (the prompt is shorter than a block)"
                                           : nullptr;
+  double prefill_s = 0;
   if (aligned > 0 && mode == AttentionMode::BlockCausal) {
+    // In forwards of up to 512 positions, as the pipeline computes a prompt.
     KvCache cache = model->make_cache(batch, aligned);
-    std::vector<int64_t> ids, km(size_t(batch * aligned), 1);
-    for (const auto& r : rows) ids.insert(ids.end(), r.begin(), r.begin() + aligned);
-    ForwardBatch fb;
-    fb.batch = batch;
-    fb.window = aligned;
-    fb.input_ids = ids.data();
-    fb.key_mask = km.data();
-    fb.attention = mode;
-    fb.block_length = block_length;
-    fb.logits_from = aligned;
-    fb.commit_to = aligned;
-    double tp = now_s();
-    model->forward(fb, nullptr, nullptr, &cache);
-    prefill_tps = double(batch * aligned) / (now_s() - tp);
+    std::vector<int64_t> km(size_t(batch * aligned), 1);
+    const int64_t chunk = block_length * std::max<int64_t>(1, 512 / block_length);
+    const double tp = now_s();
+    while (cache.length < aligned) {
+      const int64_t end = std::min(aligned, cache.length + chunk);
+      std::vector<int64_t> ids;
+      for (const auto& r : rows) ids.insert(ids.end(), r.begin(), r.begin() + end);
+      ForwardBatch fb;
+      fb.batch = batch;
+      fb.window = end;
+      fb.input_ids = ids.data();
+      fb.key_mask = km.data();
+      fb.attention = mode;
+      fb.block_length = block_length;
+      fb.logits_from = end;
+      fb.commit_to = end;
+      model->forward(fb, nullptr, nullptr, &cache);
+    }
+    prefill_s = now_s() - tp;
+    prefill_tps = double(batch * aligned) / prefill_s;
   }
 
   o.input_ids = IdTensor::from_rows(rows);
@@ -383,25 +391,38 @@ int cmd_bench(int argc, char** argv) {
   o.use_kv_cache = !no_cache;
   o.callback_on_step_end_tensor_inputs = std::vector<std::string>{"active_block"};
   std::vector<double> stamps;
+  // The first step also computes the prompt's keys and values: the step figures (latency, the
+  // breakdown) start after it.
   o.callback_on_step_end = [&](int64_t, int64_t, const std::map<std::string, CallbackTensor>&) {
+    if (stamps.empty()) model->reset_profile();
     stamps.push_back(now_s());
     return CallbackResult{};
   };
-  const uint64_t bytes0 = model->weight_bytes_read();
   model->reset_profile();
   model->set_profiling(true);
   const double tg = now_s();
   PipelineOutput out = Pipeline(model)(o);
   const double gen_s = now_s() - tg;
   model->set_profiling(false);
-  const uint64_t bytes = model->weight_bytes_read() - bytes0;
   const ModelProfile prof = model->profile();
+  const uint64_t bytes = prof.total().weight_bytes;
   std::vector<double> step_s;
   for (size_t i = 1; i < stamps.size(); ++i) step_s.push_back(stamps[i] - stamps[i - 1]);
   const double med = percentile(step_s, 0.5), p90 = percentile(step_s, 0.9);
-  const double bytes_per_step = out.stats.forwards ? double(bytes) / double(out.stats.forwards) : 0;
+  // Per step after the first (the profile restarts there); a run of one step: that step.
+  const bool after_first = stamps.size() >= 2;
+  const double n_steps = after_first ? double(stamps.size() - 1) : 1.0;
+  const double steps_s = after_first ? stamps.back() - stamps.front() : gen_s;
+  const double bytes_per_step = double(bytes) / n_steps;
   // Routed experts: the bytes of the experts each MoE layer ran, summed over the layers, per forward.
-  const double expert_bytes_per_step = out.stats.forwards ? double(prof.expert_bytes) / double(out.stats.forwards) : 0;
+  const double expert_bytes_per_step = double(prof.expert_bytes) / n_steps;
+  // The cache of the whole window (prompt and generated blocks) the pipeline keeps.
+  const int64_t window = (prompt_length + gen_length + block_length - 1) / block_length * block_length;
+  const DType kv_dtype = model->kv_dtype();
+  const double kv_bytes = mode == AttentionMode::BlockCausal && !no_cache
+                              ? double(batch) * double(window) * double(cfg.num_hidden_layers) * 2.0 *
+                                    double(cfg.num_key_value_heads * cfg.head_dim) * double(dtype_size(kv_dtype))
+                              : 0.0;
   const double experts_per_layer = prof.moe_passes ? double(prof.experts_run) / double(prof.moe_passes) : 0;
   nlohmann::json j = {
       {"model", model_dir},
@@ -432,17 +453,18 @@ int cmd_bench(int argc, char** argv) {
       {"experts_per_moe_layer", experts_per_layer},
       {"expert_capacity", cfg.block_routing() ? nlohmann::json(cfg.expert_capacity) : nlohmann::json(nullptr)},
       {"peak_rss_mb", peak_rss_mb()},
+      {"kv_cache_dtype", kv_bytes > 0 ? nlohmann::json(dtype_name(kv_dtype)) : nlohmann::json(nullptr)},
+      {"kv_cache_bytes", kv_bytes},
   };
 
   // Step breakdown: the model's phases per step (averaged over the steps), the pipeline's own work
   // (scheduler, sampling, bookkeeping) as step time minus forward time, and the whole step.
-  const double n_steps = double(std::max<size_t>(stamps.size(), 1));
-  const double mean_step_s = gen_s / n_steps;
+  const double mean_step_s = steps_s / n_steps;
   std::vector<PhaseRow> phases;
   for (int p = 0; p < ModelProfile::kCount; ++p)
     phases.push_back(
         phase_row(ModelProfile::name(p), double(prof.phase[p].ns) * 1e-9 / n_steps, prof.phase[p], n_steps));
-  phases.push_back({"sampling", std::max(0.0, gen_s - double(prof.forward_ns) * 1e-9) / n_steps, 0, 0});
+  phases.push_back({"sampling", std::max(0.0, steps_s - double(prof.forward_ns) * 1e-9) / n_steps, 0, 0});
   const ModelProfile::Counters tot = prof.total();
   const PhaseRow step = phase_row("step", mean_step_s, tot, n_steps);
   nlohmann::json jp = nlohmann::json::object();
@@ -452,7 +474,7 @@ int cmd_bench(int argc, char** argv) {
   j["roofline"] = {{"bandwidth_gbs", bandwidth_gbs},
                    {"peak_gflops", peak_gflops},
                    {"limits", limits_source},
-                   {"steps", stamps.size()},
+                   {"steps", int64_t(n_steps)},
                    {"bf16_flop_fraction", double(tot.flops_bf16) / double(std::max<uint64_t>(tot.flops, 1))},
                    {"int8_flop_fraction", double(tot.flops_int8) / double(std::max<uint64_t>(tot.flops, 1))}};
   if (json_out) {
@@ -478,7 +500,8 @@ int cmd_bench(int argc, char** argv) {
   if (no_prefill)
     std::printf("prefill          %s\n", no_prefill);
   else
-    std::printf("prefill          %.1f tokens/s\n", prefill_tps);
+    std::printf("prefill          %.1f tokens/s (%lld positions in %.2f s)\n", prefill_tps,
+                (long long)(batch * aligned), prefill_s);
   std::printf("step latency     median %.2f ms, p90 %.2f ms\n", med * 1e3, p90 * 1e3);
   std::printf("forwards         %lld (%.2f tokens/forward)\n", (long long)out.stats.forwards,
               out.stats.tokens_per_forward());
@@ -488,9 +511,16 @@ int cmd_bench(int argc, char** argv) {
               med > 0 ? bytes_per_step / med / 1e9 : 0.0);
   std::printf("experts / step   %.1f MB (%.1f of %lld routed experts per MoE layer)\n", expert_bytes_per_step / 1e6,
               experts_per_layer, (long long)cfg.num_experts);
+  if (kv_bytes > 0)
+    std::printf(
+        "kv cache         %.1f MB in %s (%lld positions x %lld layers x keys and values of %lld heads x %lld)\n",
+        kv_bytes / 1e6, dtype_name(kv_dtype), (long long)(batch * window), (long long)cfg.num_hidden_layers,
+        (long long)cfg.num_key_value_heads, (long long)cfg.head_dim);
   std::printf("peak RSS         %.1f MB\n", peak_rss_mb());
-  std::printf("\nstep breakdown   mean of %zu steps; roofline = max(weight bytes / %.1f GB/s, FLOPs / %.0f GFLOP/s)\n",
-              stamps.size(), bandwidth_gbs, peak_gflops);
+  std::printf(
+      "\nstep breakdown   mean of %lld steps after the first; roofline = max(weight bytes / %.1f GB/s, FLOPs / %.0f "
+      "GFLOP/s)\n",
+      (long long)n_steps, bandwidth_gbs, peak_gflops);
   std::printf("                 (limits %s)\n", limits_source.c_str());
   if (tot.flops_bf16 + tot.flops_int8 > 0)
     std::printf(
