@@ -192,6 +192,28 @@ TEST(CliBench, MeasuresTheMachineOnceAndSaysWhatIsNotMeasured) {
   std::filesystem::remove_all(cache);
 }
 
+// The KV cache's size and dtype, and a prompt over the model's positions refused before any forward.
+TEST(CliBench, ReportsTheKvCacheAndRefusesPromptsPastThePositions) {
+  std::string out, err;
+  const std::string bench = "bench -m " + golden_path("models/tiny-b-bf16") + " --block-length 8 --steps 2 -t 1" +
+                            " --bandwidth-gbs 20 --peak-gflops 1000 --json --gen-length 8";
+  ASSERT_EQ(run_cli(bench + " --prompt-length 100", &out, &err), 0) << err;
+  nlohmann::json j = nlohmann::json::parse(out);
+  const nlohmann::json cfg = read_json(golden_path("models/tiny-b-bf16/config.json"));
+  const int64_t per_position = cfg["num_hidden_layers"].get<int64_t>() * 2 * cfg["num_key_value_heads"].get<int64_t>() *
+                               cfg["head_dim"].get<int64_t>();
+  EXPECT_EQ(j["kv_cache_dtype"], "BF16");
+  EXPECT_EQ(j["kv_cache_bytes"].get<double>(), double(112 * per_position * 2));  // 100 + 8, in blocks of 8
+  EXPECT_GT(j["prefill_tokens_per_second"].get<double>(), 0);
+  ASSERT_EQ(run_cli(bench + " --prompt-length 100 --exact", &out, &err), 0) << err;
+  j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["kv_cache_dtype"], "F32");
+  EXPECT_EQ(j["kv_cache_bytes"].get<double>(), double(112 * per_position * 4));
+  const int64_t positions = cfg["max_position_embeddings"];
+  EXPECT_NE(run_cli(bench + " --prompt-length " + std::to_string(positions), &out, &err), 0);
+  EXPECT_NE(err.find("max_position_embeddings in config.json"), std::string::npos) << err;
+}
+
 TEST(CliBench, RooflineFlagsMustBePositive) {
   std::string err;
   EXPECT_NE(run_cli("bench -m " + golden_path("models/tiny-b-f32") + " --bandwidth-gbs 0 --json", nullptr, &err), 0);

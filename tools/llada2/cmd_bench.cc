@@ -353,6 +353,12 @@ int cmd_bench(int argc, char** argv) {
     return 0;
   }
 
+  o.input_ids = IdTensor::from_rows(rows);
+  o.attention = mode;
+  o.use_kv_cache = !no_cache;
+  Pipeline(model).resolve(
+      o);  // a call the pipeline refuses (more positions than the model has) fails before any forward
+
   // Prefill: the block-aligned part of the prompt through a fresh cache.
   double prefill_tps = 0;  // 0: not measured
   const int64_t aligned = (prompt_length / block_length) * block_length;
@@ -386,9 +392,6 @@ int cmd_bench(int argc, char** argv) {
     prefill_tps = double(batch * aligned) / prefill_s;
   }
 
-  o.input_ids = IdTensor::from_rows(rows);
-  o.attention = mode;
-  o.use_kv_cache = !no_cache;
   o.callback_on_step_end_tensor_inputs = std::vector<std::string>{"active_block"};
   std::vector<double> stamps;
   // The first step also computes the prompt's keys and values: the step figures (latency, the
