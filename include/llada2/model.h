@@ -40,7 +40,11 @@ struct KvCache {
   int64_t length = 0;    // positions [0, length) hold final keys/values
   int64_t row = 0;       // values per position: num_key_value_heads * head_dim
   DType dtype = DType::F32;
-  // Per layer, elements of `dtype`. Keys transposed, [batch, num_key_value_heads, head_dim, capacity],
+  // Elements from one key dimension's row to the next: capacity rounded up to whole 64-byte lines and
+  // then to an odd number of them, so that the head_dim rows attention reads together fall in
+  // different cache sets (rows a multiple of 4 KB apart would share one).
+  int64_t key_stride = 0;
+  // Per layer, elements of `dtype`. Keys transposed, [batch, num_key_value_heads, head_dim, key_stride],
   // so that attention multiplies them without reductions across lanes; values
   // [batch, num_key_value_heads, capacity, head_dim].
   std::vector<std::vector<uint8_t>> k, v;

@@ -8,9 +8,10 @@ void KvCache::reset(int64_t b, int64_t cap, int64_t layers, int64_t r, DType t) 
   length = 0;
   row = r;
   dtype = t;
-  const size_t n = size_t(b * cap * r) * dtype_size(t);
-  k.assign(size_t(layers), std::vector<uint8_t>(n));
-  v.assign(size_t(layers), std::vector<uint8_t>(n));
+  const int64_t es = int64_t(dtype_size(t)), lines = (cap * es + 63) / 64;
+  key_stride = (lines | 1) * 64 / es;
+  k.assign(size_t(layers), std::vector<uint8_t>(size_t(b * r * key_stride * es)));
+  v.assign(size_t(layers), std::vector<uint8_t>(size_t(b * cap * r * es)));
 }
 
 size_t KvCache::bytes() const {

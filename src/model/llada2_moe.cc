@@ -160,7 +160,7 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t star
   uint8_t* kc = cache.k[layer].data();
   uint8_t* vc = cache.v[layer].data();
   const size_t es = cache.element_bytes();
-  // Keys go in transposed (a position's D values cap apart), values as rows.
+  // Keys go in transposed (a position's D values key_stride apart), values as rows.
   auto put = [&](const float* src, uint8_t* store, int64_t element, int64_t stride) {
     for (int64_t d = 0; d < D; ++d) {
       uint8_t* dst = store + size_t(element + d * stride) * es;
@@ -182,7 +182,7 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t star
       const int64_t b = t / n, pos = start + t % n;
       rope(row, Hq + Hkv, D, pos, inv_freq);  // the q heads, then the k heads
       for (int64_t g = 0; g < Hkv; ++g) {
-        put(row + (Hq + g) * D, kc, (b * Hkv + g) * D * cap + pos, cap);
+        put(row + (Hq + g) * D, kc, (b * Hkv + g) * D * cache.key_stride + pos, cache.key_stride);
         put(row + (Hq + Hkv + g) * D, vc, ((b * Hkv + g) * cap + pos) * D, 1);
       }
     }
@@ -245,9 +245,9 @@ void Model::Impl::attend(const ForwardBatch& fb, int64_t start, const float* qkv
       for (int64_t h = 0; h < G; ++h)
         for (int64_t i = 0; i < m; ++i)
           std::copy_n(qkv + (b * n + i0 + i) * QKV + (g * G + h) * D, D, q.data() + (h * m + i) * D);
-      const size_t head = size_t((b * Hkv + g) * cap * D) * es;
-      attend_rows(q.data(), R, D, kstore + head, cap, vstore + head, cache.dtype, key_end(i0), fb.key_mask + b * W,
-                  scale, out.data(), scratch);
+      const size_t kh = size_t((b * Hkv + g) * D * cache.key_stride) * es, vh = size_t((b * Hkv + g) * cap * D) * es;
+      attend_rows(q.data(), R, D, kstore + kh, cache.key_stride, vstore + vh, cache.dtype, key_end(i0),
+                  fb.key_mask + b * W, scale, out.data(), scratch);
       for (int64_t h = 0; h < G; ++h)
         for (int64_t i = 0; i < m; ++i)
           std::copy_n(out.data() + (h * m + i) * D, D, ctx + (b * n + i0 + i) * Hq * D + (g * G + h) * D);

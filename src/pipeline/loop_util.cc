@@ -139,7 +139,7 @@ void LoopState::start_from_prefixes() {
       for (int64_t h = 0; h < H; ++h) {
         for (int64_t d = 0; d < D; ++d)
           std::copy_n(p.k[l].data() + size_t((h * D + d) * PL) * es, size_t(L) * es,
-                      cache_.k[l].data() + size_t(((b * H + h) * D + d) * cap) * es);
+                      cache_.k[l].data() + size_t(((b * H + h) * D + d) * cache_.key_stride) * es);
         std::copy_n(p.v[l].data() + size_t(h * PL * D) * es, size_t(L * D) * es,
                     cache_.v[l].data() + size_t((b * H + h) * cap * D) * es);
       }
@@ -182,7 +182,7 @@ std::vector<std::shared_ptr<const CachedPrefix>> LoopState::final_prefixes() con
     for (size_t l = 0; l < cache_.k.size(); ++l)
       for (int64_t h = 0; h < H; ++h) {
         for (int64_t d = 0; d < D; ++d)
-          std::copy_n(cache_.k[l].data() + size_t(((b * H + h) * D + d) * cap) * es, size_t(L) * es,
+          std::copy_n(cache_.k[l].data() + size_t(((b * H + h) * D + d) * cache_.key_stride) * es, size_t(L) * es,
                       p->k[l].data() + size_t((h * D + d) * L) * es);
         std::copy_n(cache_.v[l].data() + size_t((b * H + h) * cap * D) * es, size_t(L * D) * es,
                     p->v[l].data() + size_t(h * L * D) * es);
