@@ -92,24 +92,34 @@ TEST(KvCache, PaddedBatchesWithAndWithoutEditing) {
     }
 }
 
-TEST(KvCache, LongPromptIsPrefilledInChunks) {
+// A greedy call on a 1,100-token prompt (over four of attention's key tiles), no editing.
+GenerateOptions long_prompt_call(int64_t gen_length, int64_t block_length) {
   GenerateOptions o;
   std::vector<int64_t> prompt;
   for (int i = 0; i < 1100; ++i) prompt.push_back((i * 37 + 11) % 300);
   o.input_ids = IdTensor::from_row(prompt);
-  o.gen_length = 10;
-  o.block_length = 4;
-  o.num_inference_steps = 4;
+  o.gen_length = gen_length;
+  o.block_length = block_length;
+  o.num_inference_steps = block_length;
   o.mask_token_id = 319;
   o.editing_threshold = std::nullopt;
   o.output_type = "seq";
-  // tiny-a-f32 with 2048 positions instead of 512 (RoPE has no table to outgrow).
+  return o;
+}
+
+// A golden model with 2048 positions instead of 512 (RoPE has no table to outgrow).
+std::shared_ptr<const Model> with_2048_positions(const std::string& model) {
   const std::filesystem::path dir = fresh_temp_dir();
-  std::filesystem::copy(golden_path("models/tiny-a-f32"), dir, std::filesystem::copy_options::recursive);
+  std::filesystem::copy(golden_path(model), dir, std::filesystem::copy_options::recursive);
   nlohmann::json config = read_json((dir / "config.json").string());
   config["max_position_embeddings"] = 2048;
   std::ofstream(dir / "config.json") << config.dump(2);
-  const std::shared_ptr<const Model> model = Model::load(dir.string());
+  return Model::load(dir.string());
+}
+
+TEST(KvCache, LongPromptIsPrefilledInChunks) {
+  const GenerateOptions o = long_prompt_call(10, 4);
+  const std::shared_ptr<const Model> model = with_2048_positions("models/tiny-a-f32");
   expect_same(run(o, model, true), run(o, model, false), "1100-token prompt");
 }
 
@@ -118,12 +128,7 @@ TEST(KvCache, LongPromptIsPrefilledInChunks) {
 // tiles) gives the same tokens with the cache as recomputing the window, and stays close to the
 // float32 store.
 TEST(KvCache, Bf16StoreInTheFastModeOfBf16Checkpoints) {
-  const std::filesystem::path dir = fresh_temp_dir();
-  std::filesystem::copy(golden_path("models/tiny-a-bf16"), dir, std::filesystem::copy_options::recursive);
-  nlohmann::json config = read_json((dir / "config.json").string());
-  config["max_position_embeddings"] = 2048;
-  std::ofstream(dir / "config.json") << config.dump(2);
-  const std::shared_ptr<const Model> bf16 = Model::load(dir.string());
+  const std::shared_ptr<const Model> bf16 = with_2048_positions("models/tiny-a-bf16");
   const std::shared_ptr<const Model> f32 = golden_model("models/tiny-a-f32");
   size_t fast_bytes = 0;
   {
@@ -149,16 +154,7 @@ TEST(KvCache, Bf16StoreInTheFastModeOfBf16Checkpoints) {
     EXPECT_EQ(c.bytes(), size_t(2 * c.row * (c.key_stride + 64) * bf16->config().num_hidden_layers) * 4);
   }
 
-  GenerateOptions o;
-  std::vector<int64_t> prompt;
-  for (int i = 0; i < 1100; ++i) prompt.push_back((i * 37 + 11) % 300);
-  o.input_ids = IdTensor::from_row(prompt);
-  o.gen_length = 16;
-  o.block_length = 8;
-  o.num_inference_steps = 8;
-  o.mask_token_id = 319;
-  o.editing_threshold = std::nullopt;
-  o.output_type = "seq";
+  const GenerateOptions o = long_prompt_call(16, 8);
   ArithmeticMode fast(false);
   const CacheRun cached = run(o, bf16, true);
   expect_same(cached, run(o, bf16, false), "1100-token prompt, bf16 store");
