@@ -11,17 +11,12 @@
 
 #include "llada2/chat_template.h"
 #include "llada2/error.h"
+#include "test_util.h"
 
 namespace {
 
+using llada2::testing::read_file;
 using nlohmann::ordered_json;
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 TEST(ChatTemplateExtra, WellKnownTemplatesMatchJinja2) {
   std::string dir = std::string(LLADA2_TEST_DATA) + "/tok/chat";

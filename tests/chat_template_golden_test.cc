@@ -7,17 +7,12 @@
 #include <string>
 
 #include "llada2/chat_template.h"
+#include "test_util.h"
 
 namespace {
 
+using llada2::testing::read_file;
 using nlohmann::ordered_json;
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 class ChatTemplateGolden : public ::testing::TestWithParam<std::string> {};
 

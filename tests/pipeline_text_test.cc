@@ -24,7 +24,7 @@ const Pipeline& text_pipeline() {
   return *pipe;
 }
 
-GenerateOptions small(GenerateOptions o = {}) {
+GenerateOptions small_options(GenerateOptions o = {}) {
   o.gen_length = 16;
   o.block_length = 8;
   o.num_inference_steps = 8;
@@ -39,7 +39,7 @@ TEST(TextPipeline, TokenizerSuppliesMaskAndEos) {
   const Tokenizer& tok = *text_pipeline().tokenizer();
   ASSERT_EQ(tok.mask_token_id(), 8002);
   ASSERT_EQ(tok.eos_token_id(), 8001);
-  GenerateOptions o = small();
+  GenerateOptions o = small_options();
   o.input_ids = IdTensor::from_rows({tok.encode("hello world", false)});
   GenerateOptions explicit_ids = o;
   explicit_ids.mask_token_id = 8002;
@@ -50,11 +50,11 @@ TEST(TextPipeline, TokenizerSuppliesMaskAndEos) {
 TEST(TextPipeline, StringPromptIsWrappedAsAUserMessage) {
   const Pipeline& pipe = text_pipeline();
   ASSERT_NE(pipe.chat_template(), nullptr);
-  GenerateOptions a = small();
+  GenerateOptions a = small_options();
   a.prompt = std::string("What is 2+2?");
-  GenerateOptions b = small();
+  GenerateOptions b = small_options();
   b.messages = nlohmann::ordered_json::parse(R"([{"role": "user", "content": "What is 2+2?"}])");
-  GenerateOptions c = small();
+  GenerateOptions c = small_options();
   std::string rendered = pipe.apply_chat_template(*b.messages, nullptr, true);
   EXPECT_EQ(rendered,
             "<role>SYSTEM</role>detailed thinking off<|role_end|><role>HUMAN</role>What is "
@@ -71,10 +71,10 @@ TEST(TextPipeline, StringPromptIsWrappedAsAUserMessage) {
 
 TEST(TextPipeline, PlainTokenizationWithoutChatTemplate) {
   const Pipeline& pipe = text_pipeline();
-  GenerateOptions a = small();
+  GenerateOptions a = small_options();
   a.prompt = std::string("plain text prompt");
   a.use_chat_template = false;
-  GenerateOptions b = small();
+  GenerateOptions b = small_options();
   b.input_ids = IdTensor::from_rows({pipe.tokenizer()->encode("plain text prompt", true)});
   EXPECT_EQ(run_ids(a).data, run_ids(b).data);
 }
@@ -82,7 +82,7 @@ TEST(TextPipeline, PlainTokenizationWithoutChatTemplate) {
 TEST(TextPipeline, ListPromptsArePaddedLikeTheTokenizer) {
   const Pipeline& pipe = text_pipeline();
   const Tokenizer& tok = *pipe.tokenizer();
-  GenerateOptions a = small();
+  GenerateOptions a = small_options();
   a.prompt = std::vector<std::string>{"a much longer first prompt here", "short"};
   a.use_chat_template = false;
   PreparedPrompt pp = prepare_prompt(a, tok, pipe.chat_template());
@@ -98,14 +98,14 @@ TEST(TextPipeline, ListPromptsArePaddedLikeTheTokenizer) {
   }
   EXPECT_EQ(std::vector<int64_t>(pp.ids.row(1), pp.ids.row(1) + pp.ids.cols), want1);
   EXPECT_EQ(std::vector<int64_t>(pp.mask.row(1), pp.mask.row(1) + pp.mask.cols), mask1);
-  GenerateOptions b = small();
+  GenerateOptions b = small_options();
   b.input_ids = IdTensor::from_rows({r0, want1});
   b.attention_mask = IdTensor::from_rows({std::vector<int64_t>(r0.size(), 1), mask1});
   EXPECT_EQ(run_ids(a).data, run_ids(b).data);
 }
 
 TEST(TextPipeline, ErrorsOfPromptPreparation) {
-  GenerateOptions o = small();
+  GenerateOptions o = small_options();
   o.prompt = std::vector<std::string>{"a", "b"};
   try {
     text_pipeline()(o);
@@ -118,7 +118,7 @@ TEST(TextPipeline, ErrorsOfPromptPreparation) {
 
 TEST(TextPipeline, TextsAreCutAtTheFirstEosAndSkipSpecials) {
   const Pipeline& pipe = text_pipeline();
-  GenerateOptions o = small();
+  GenerateOptions o = small_options();
   o.prompt = std::string("Tell me a story");
   o.gen_length = 24;
   o.temperature = 1.0;
@@ -138,7 +138,7 @@ TEST(TextPipeline, TextsAreCutAtTheFirstEosAndSkipSpecials) {
 
 // With the EOS forced into the first generated cell, the text is empty (everything after it is cut).
 TEST(TextPipeline, TextAfterEosIsDropped) {
-  GenerateOptions o = small();
+  GenerateOptions o = small_options();
   o.prompt = std::string("hi");
   o.callback_on_step_end_tensor_inputs = std::vector<std::string>{"block_x"};
   int64_t P = int64_t(prepare_prompt(o, *text_pipeline().tokenizer(), text_pipeline().chat_template()).ids.cols);

@@ -15,14 +15,14 @@
 namespace llada2::testing {
 namespace {
 
-using json = nlohmann::ordered_json;
+using ojson = nlohmann::ordered_json;
 
 const Pipeline& demo() {
   static const Pipeline p = Pipeline::from_pretrained(data_path("../../models/llada2-demo"));
   return p;
 }
 
-GenerateOptions chat_options(const json& messages, double threshold, std::optional<double> editing) {
+GenerateOptions chat_options(const ojson& messages, double threshold, std::optional<double> editing) {
   GenerateOptions o;
   o.messages = messages;
   o.gen_length = 48;
@@ -42,7 +42,7 @@ void conversation(double threshold, std::optional<double> editing, bool exact) {
   const std::vector<std::string> questions = {"What is 4821 + 739?", "What is 52 * 17?",
                                               "Sort these numbers: 42, 7, 19, 88, 3, 56", "What is 9120 - 4587?",
                                               "What is 31 * 64?"};
-  json messages = json::array();
+  ojson messages = ojson::array();
   std::shared_ptr<const CachedPrefix> cached;
   for (size_t turn = 0; turn < questions.size(); ++turn) {
     messages.push_back({{"role", "user"}, {"content", questions[turn]}});
