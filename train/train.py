@@ -158,15 +158,17 @@ def self_draft(model, batch, mask_id, rng, share, bf16):
     masked = (ids == mask_id) & valid
     if share <= 0 or not bool(masked.any()):
         return batch, 0, 0
+    use = torch.from_numpy(rng.random(ids.shape[0]) < share)
+    tau = torch.from_numpy(rng.uniform(0.3, 0.95, ids.shape[0]).astype(np.float32))
+    masked &= use[:, None]  # only the drafted rows' logits are needed
+    if not bool(masked.any()):
+        return batch, 0, 0
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         logits = model(ids, pos, bias, masked, valid)
     logits[:, mask_id] = float("-inf")
     conf, guess = torch.softmax(logits.float(), dim=-1).max(dim=-1)
     where = masked.nonzero(as_tuple=True)
-    rows = where[0].numpy()
-    use = torch.from_numpy(rng.random(ids.shape[0]) < share)[rows]
-    tau = torch.from_numpy(rng.uniform(0.3, 0.95, ids.shape[0]).astype(np.float32))[rows]
-    write = use & (conf > tau)
+    write = conf > tau[where[0]]
     r, c = where[0][write], where[1][write]
     ids, weights = ids.clone(), weights.clone()
     ids[r, c] = guess[write]
