@@ -220,6 +220,7 @@ TEST(QuantKernels, Int8ActivationsMatchReference) {
       {Q8, 4096, 8192, {3, 17}, {1, 5, 9}},  // the largest group with int8 activations
       {Q4, 32, 64, {1, 3, 16, 17, 37}, {1, 2, 5, 9, 13, 33}},
       {Q4, 32, 192, {1, 5, 17}, {1, 4, 9, 20}},
+      {Q4, 32, 128, {32, 128, 1000}, {1, 2, 9}},
       {Q4, 64, 2048, {5, 17}, {1, 3, 13}},
       {Q4, 128, 384, {3, 17}, {1, 9}},
   };
@@ -618,9 +619,23 @@ TEST_P(QuantizedGolden, LoadsAndTracksTheFloatModel) {
       if (int8 && !tier_has_int8()) continue;
       std::vector<float> y(base.size());
       q->forward(fb, y.data());
+      if (!int8) {
+        for (size_t i = 0; i < y.size(); ++i)
+          ASSERT_NEAR(y[i], base[i], 1e-3 * std::max(1.f, std::fabs(base[i]))) << k::isa_name(isa) << " float at " << i;
+        continue;
+      }
+      // With int8 activations each product agrees across tiers on the same input (QuantKernels
+      // above), but the float32 parts between products (attention, norms) sum in each tier's order,
+      // and an activation within 1e-6 of a rounding boundary can quantize one step apart: whole logit
+      // rows then move by ~1e-2 (q4_g32 on tiny-b: 6.7e-3 relative RMS, one such step in the second
+      // layer). So the logits are held to 5% relative RMS, which weights repacked wrongly for a tier
+      // (a wrong scale, nibble or group) break many times over (q4 against the float model: ~60%).
+      double d2 = 0, b2 = 0;
       for (size_t i = 0; i < y.size(); ++i)
-        ASSERT_NEAR(y[i], base[i], 1e-3 * std::max(1.f, std::fabs(base[i])))
-            << k::isa_name(isa) << (int8 ? " int8" : " float") << " at " << i;
+        d2 += double(y[i] - base[i]) * (y[i] - base[i]), b2 += double(base[i]) * base[i];
+      EXPECT_LT(std::sqrt(d2 / b2), 0.05) << k::isa_name(isa) << " int8";
+      std::printf("[tiers] %s %s int8: relative RMS difference from the scalar tier %.2e\n", c.model, want.c_str(),
+                  std::sqrt(d2 / b2));
     }
   }
   // With int8 activations the avx512vnni / avx512bf16 tiers repack the quantized weights into panels at load

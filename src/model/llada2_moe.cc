@@ -172,6 +172,11 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t star
       }
     }
   };
+  // Where the products run in bf16 (the fast mode on CPUs with AVX512-BF16), keys cached in bf16
+  // meet queries rounded to bf16 too, as in a bf16 model's q . k: measured closer to both the
+  // pure-bf16 reference and the exact mode than float32 queries (tests/fast_mode_test.cc). Products
+  // in float32 (CPUs without bf16 dot products) keep float32 queries: closer to the exact mode.
+  const bool bf16_queries = !f32 && kernels::linear_arithmetic(L.qkv) == kernels::Arithmetic::Bf16;
   parallel_for(N, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       float* row = qkv.data() + t * QKV;
@@ -181,6 +186,8 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t star
       }
       const int64_t b = t / n, pos = start + t % n;
       rope(row, Hq + Hkv, D, pos, inv_freq);  // the q heads, then the k heads
+      if (bf16_queries)
+        for (int64_t i = 0; i < Hq * D; ++i) row[i] = bf16_to_f32(f32_to_bf16(row[i]));
       for (int64_t g = 0; g < Hkv; ++g) {
         put(row + (Hq + g) * D, kc, (b * Hkv + g) * D * cache.key_stride + pos, cache.key_stride);
         put(row + (Hq + Hkv + g) * D, vc, ((b * Hkv + g) * cap + pos) * D, 1);
