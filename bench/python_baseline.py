@@ -12,6 +12,10 @@ Needs Debian's python3-torch (bench only; not used by the build or the tests):
     /usr/bin/python3 bench/python_baseline.py --model /tmp/mini-L2 --gen-length 256
 
 Prints one line per block and a summary (forwards, seconds per forward, generated tokens/s).
+Long generations take long here (gen_length 1024: ~35 minutes on 2 cores): `--sample-every N` runs
+the forwards of every N-th block only (the others get random ids, as cost depends on the window's
+length, not its tokens), fits seconds per forward against the window length over the blocks run,
+and prints the whole run's time that the fit gives beside what was measured.
 Router logits are computed with a bf16 matmul cast to float32: Debian's torch has no optimised
 float32 GEMM (2-3 GFLOP/s), which would otherwise dominate and overstate the baseline's cost.
 """
@@ -143,6 +147,8 @@ def main():
     ap.add_argument("--threshold", type=float, default=0.95)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sample-every", type=int, default=1, help="run every N-th block only and estimate the rest "
+                    "from a linear fit of seconds per forward against the window (default 1: run every block)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -160,9 +166,16 @@ def main():
     allowed = (pos[None, :] // K) <= (pos[:, None] // K)
     mask_full = torch.zeros(T, T, dtype=model.dtype).masked_fill(~allowed, float("-inf"))
     forwards, t0 = 0, time.time()
+    sampled = []  # (window, forwards, seconds) of the blocks run
+    skipped = []  # windows of the blocks not run
+    first = P // K
     with torch.inference_mode():
         for n in range(P // K, T // K):
             W = (n + 1) * K
+            if (n - first) % a.sample_every != a.sample_every // 2 and a.sample_every > 1:
+                x[W - K : W] = torch.randint(0, 150000, (K,))
+                skipped.append(W)
+                continue
             tb, step = time.time(), 0
             while True:
                 blk = x[W - K : W]
@@ -181,9 +194,25 @@ def main():
                     commit[conf.topk(min(need, int(masked.sum())))[1]] = True
                 blk[commit] = tok[commit]
                 step += 1
+            sampled.append((W, step, time.time() - tb))
             print(f"block {n}: window {W}, {step} forwards, {time.time() - tb:.2f} s", file=sys.stderr, flush=True)
     dt = time.time() - t0
     gen = T - P
+    if skipped:
+        # seconds per forward = c0 + c1 * window, least squares over the forwards of the blocks run
+        pts = [(w, s / f) for w, f, s in sampled for _ in range(f)]
+        mw = sum(w for w, _ in pts) / len(pts)
+        mt = sum(t for _, t in pts) / len(pts)
+        var = sum((w - mw) ** 2 for w, _ in pts)
+        c1 = sum((w - mw) * (t - mt) for w, t in pts) / var if var > 0 else 0.0
+        c0 = mt - c1 * mw
+        per_block = sum(f for _, f, _ in sampled) / len(sampled)
+        est = sum(s for _, _, s in sampled) + sum(per_block * (c0 + c1 * w) for w in skipped)
+        print(f"sampled {len(sampled)} of {len(sampled) + len(skipped)} blocks: {forwards} forwards in {dt:.1f} s; "
+              f"seconds per forward ~ {c0:.3f} + {c1 * 1000:.3f} ms x window; whole run estimated "
+              f"{per_block * (len(sampled) + len(skipped)):.0f} forwards, {gen} tokens in {est:.1f} s = "
+              f"{gen / est:.2f} tokens/s")
+        return
     print(f"forwards {forwards}, {dt / max(forwards, 1):.3f} s per forward, {gen} tokens in {dt:.1f} s = "
           f"{gen / dt:.2f} tokens/s")
 

@@ -58,18 +58,23 @@ def test_two_threads_give_what_each_gives_alone(demo):
 
 def test_ctrl_c_interrupts_within_one_step(demo):
     steps = []
+    eleven = threading.Event()
 
     def cb(p, step, timestep, k):
         steps.append(time.monotonic())
+        if len(steps) == 11:
+            eleven.set()
         return {}
 
     sent = []
 
-    def fire():
+    def fire():  # a moment after the 11th step (not after a fixed time: a loaded machine runs fewer steps)
+        eleven.wait(120)
+        time.sleep(0.05)
         sent.append(time.monotonic())
         os.kill(os.getpid(), signal.SIGINT)
 
-    timer = threading.Timer(0.5, fire)
+    timer = threading.Thread(target=fire)
     timer.start()
     with pytest.raises(KeyboardInterrupt):
         demo(callback_on_step_end=cb, callback_on_step_end_tensor_inputs=[], **LONG)
