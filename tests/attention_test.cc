@@ -111,7 +111,8 @@ TEST(Attention, MatchesDoubleSoftmaxAcrossTiles) {
             ASSERT_TRUE(k::set_isa(isa));
             std::vector<float> out(size_t(R * D), NAN);
             AttendScratch scratch;
-            attend_rows(q.data(), R, D, s.kt.data(), ldk, s.v.data(), dt, E, mask.data(), scale, out.data(), scratch);
+            attend_rows(q.data(), R, D, s.kt.data(), ldk, s.v.data(), dt, E, mask.data(), scale, out.data(), scratch,
+                        false);
             for (size_t i = 0; i < out.size(); ++i)
               ASSERT_NEAR(out[i], want[i], 2e-5) << k::isa_name(isa) << " " << dtype_name(dt) << " D=" << D
                                                  << " E=" << E << " mask " << mask_kind << " at " << i;
@@ -129,6 +130,58 @@ TEST(Attention, RowsThatSeeNoKeyGetZeros) {
   const std::vector<int64_t> mask(size_t(E), 0);
   std::vector<float> q(size_t(R * D), 1.f), out(size_t(R * D), NAN);
   AttendScratch scratch;
-  attend_rows(q.data(), R, D, s.kt.data(), E, s.v.data(), DType::F32, E, mask.data(), 0.25f, out.data(), scratch);
+  attend_rows(q.data(), R, D, s.kt.data(), E, s.v.data(), DType::F32, E, mask.data(), 0.25f, out.data(), scratch,
+              false);
   for (float x : out) EXPECT_EQ(x, 0.f);
+}
+
+// The bf16 products (the fast mode on CPUs with AVX512-BF16): bf16 queries against a bf16 store, each
+// tile's probabilities rounded to bf16 (a relative 2^-9 each), against the double softmax; where the
+// tier has no bf16 dot products, or the store is float32, the same bits as without them.
+TEST(Attention, Bf16ProductsMatchDoubleSoftmax) {
+  const k::Isa saved = k::current_isa();
+  std::mt19937 rng(23);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  const int64_t T = kAttendTile;
+  int bf16_runs = 0;
+  for (DType dt : {DType::F32, DType::BF16})
+    for (int64_t D : {64, 72, 128})
+      for (int64_t E : {int64_t(1), int64_t(3), T - 1, T + 1, 2 * T + 37})
+        for (int mask_kind = 0; mask_kind < 3; ++mask_kind) {
+          const int64_t R = E % 2 ? 5 : 32, ldk = E + 7;
+          const float drift = mask_kind == 2 ? 40.f : 4.f;
+          const Store s = make_store(E, D, ldk, dt, drift, rng);
+          std::vector<int64_t> mask(size_t(E), 1);
+          if (mask_kind == 1)
+            for (int64_t e = 0; e < E; e += 7) mask[size_t(e)] = 0;
+          std::vector<float> q(size_t(R * D));
+          for (float& x : q) x = bf16_to_f32(f32_to_bf16(nd(rng)));
+          const float scale = 1.0f / std::sqrt(float(D));
+          const std::vector<double> want = reference(q, R, D, s, E, mask, scale);
+          for (k::Isa isa : tiers()) {
+            ASSERT_TRUE(k::set_isa(isa));
+            std::vector<float> out(size_t(R * D), NAN), plain(size_t(R * D), NAN);
+            AttendScratch scratch;
+            attend_rows(q.data(), R, D, s.kt.data(), ldk, s.v.data(), dt, E, mask.data(), scale, out.data(), scratch,
+                        true);
+            const bool bf16 = dt == DType::BF16 && k::matmul_acc_bf16_available();
+            bf16_runs += bf16;
+            if (!bf16) {
+              attend_rows(q.data(), R, D, s.kt.data(), ldk, s.v.data(), dt, E, mask.data(), scale, plain.data(),
+                          scratch, false);
+              ASSERT_EQ(0, std::memcmp(out.data(), plain.data(), out.size() * sizeof(float)))
+                  << k::isa_name(isa) << " " << dtype_name(dt) << " D=" << D << " E=" << E;
+            }
+            // A probability near 1 rounded by 2^-9 moves the output by that much of a value (|v| < 5).
+            for (size_t i = 0; i < out.size(); ++i)
+              ASSERT_NEAR(out[i], want[i], bf16 ? 1e-2 : 2e-5)
+                  << k::isa_name(isa) << " " << dtype_name(dt) << " D=" << D << " E=" << E << " mask " << mask_kind
+                  << " at " << i;
+          }
+        }
+  k::set_isa(saved);
+  if (!k::isa_supported(k::Isa::Avx512Bf16)) {
+    GTEST_SKIP() << "no AVX512-BF16 here: only the float32 products ran";
+  }
+  EXPECT_EQ(bf16_runs, 3 * 5 * 3);
 }

@@ -463,6 +463,62 @@ TEST(KernelsAttention, MatmulAccMatchesDoubleSums) {
   EXPECT_THROW(k::matmul_acc(nullptr, 1, 1, nullptr, DType::I8, 1, 1, 1, nullptr, 1), std::invalid_argument);
 }
 
+// matmul_acc_bf16 (y += P V with P and V in bf16) against double sums of the same values: products of
+// bf16 values are exact in float32, so only the order of the sums differs. Every tier (those without
+// bf16 dot products run the portable loop); NaN just past T and D in p and v must stay unread.
+TEST(KernelsAttention, MatmulAccBf16MatchesDoubleSums) {
+  TierGuard guard;
+  std::mt19937 rng(13);
+  std::uniform_real_distribution<float> unit(-1.f, 1.f);
+  constexpr uint16_t kNaN = 0x7FC0;
+  int checked = 0;
+  for (int64_t M : {1, 2, 3, 4, 5, 9, 33})
+    for (int64_t D : {16, 64, 128, 72, 8, 40, 100})
+      for (int64_t T : {1, 2, 3, 16, 31, 64, 127, 128, 255, 256, 300}) {
+        const int64_t ldp = T + 3, ldv = D + 5, ldy = D + 7;
+        std::vector<uint16_t> p(size_t(M * ldp), kNaN), v(size_t((T + 1) * ldv), kNaN);
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t t = 0; t < T; ++t) p[size_t(m * ldp + t)] = f32_to_bf16(unit(rng));
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t d = 0; d < D; ++d) v[size_t(t * ldv + d)] = f32_to_bf16(2.f * unit(rng));
+        const std::vector<float> y0 = random_floats(size_t(M * ldy), rng);
+        std::vector<double> want(size_t(M * D)), mag(size_t(M * D));
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t d = 0; d < D; ++d) {
+            double sum = y0[size_t(m * ldy + d)], abs_sum = std::fabs(sum);
+            for (int64_t t = 0; t < T; ++t) {
+              const double prod = double(bf16_to_f32(p[size_t(m * ldp + t)])) * bf16_to_f32(v[size_t(t * ldv + d)]);
+              sum += prod;
+              abs_sum += std::fabs(prod);
+            }
+            want[size_t(m * D + d)] = sum;
+            mag[size_t(m * D + d)] = abs_sum;
+          }
+        for (k::Isa isa : all_tiers()) {
+          ASSERT_TRUE(k::set_isa(isa));
+          EXPECT_EQ(k::matmul_acc_bf16_available(), isa == k::Isa::Avx512Bf16);
+          std::vector<float> y = y0;
+          k::matmul_acc_bf16(p.data(), M, ldp, v.data(), T, D, ldv, y.data(), ldy);
+          for (int64_t m = 0; m < M; ++m)
+            for (int64_t d = 0; d < ldy; ++d) {
+              const float got = y[size_t(m * ldy + d)];
+              if (d >= D) {
+                ASSERT_EQ(got, y0[size_t(m * ldy + d)]) << "wrote past D";
+                continue;
+              }
+              const size_t i = size_t(m * D + d);
+              ASSERT_NEAR(got, want[i], 1e-6 * mag[i] + 1e-7)
+                  << k::isa_name(isa) << " M=" << M << " D=" << D << " T=" << T << " m=" << m << " d=" << d;
+            }
+          ++checked;
+        }
+      }
+  EXPECT_GT(checked, 500);
+  if (!k::isa_supported(k::Isa::Avx512Bf16)) {
+    GTEST_SKIP() << "no AVX512-BF16 here: only the portable loop ran";
+  }
+}
+
 TEST(KernelsVector, RmsNormMatchesScalar) {
   TierGuard guard;
   std::mt19937 rng(6);

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/thread_pool.h"
 #include "kernels/dispatch.h"
 #include "kernels/panels.h"
@@ -52,6 +53,25 @@ void matmul_acc(const float* p, int64_t M, int64_t ldp, const void* v, DType dty
   if (dtype != DType::F32 && dtype != DType::BF16 && dtype != DType::F16)
     throw std::invalid_argument("matmul_acc: values must be F32, BF16 or F16");
   if (M > 0 && T > 0 && D > 0) active_ops().matmul_acc(p, M, ldp, v, dtype, T, D, ldv, y, ldy);
+}
+
+void matmul_acc_bf16(const uint16_t* p, int64_t M, int64_t ldp, const uint16_t* v, int64_t T, int64_t D, int64_t ldv,
+                     float* y, int64_t ldy) {
+  if (M <= 0 || T <= 0 || D <= 0) return;
+  if (const auto run = active_ops().matmul_acc_bf16) return run(p, M, ldp, v, T, D, ldv, y, ldy);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t d = 0; d < D; ++d) {
+      float acc = y[m * ldy + d];
+      for (int64_t t = 0; t < T; ++t) acc += bf16_to_f32(p[m * ldp + t]) * bf16_to_f32(v[t * ldv + d]);
+      y[m * ldy + d] = acc;
+    }
+}
+
+bool matmul_acc_bf16_available() { return active_ops().matmul_acc_bf16 != nullptr; }
+
+void to_bf16(const float* src, int64_t n, uint16_t* dst) {
+  if (const auto run = active_ops().to_bf16) return run(src, n, dst);
+  for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
 }
 
 void linear(const float* x, int64_t M, int64_t ldx, const Weight& w, const float* bias, float* y, int64_t ldy) {

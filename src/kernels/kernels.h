@@ -153,5 +153,17 @@ float exp_shift_sum(float* x, int64_t n, float shift);
 // adds its T products in order of t.
 void matmul_acc(const float* p, int64_t M, int64_t ldp, const void* v, DType dtype, int64_t T, int64_t D, int64_t ldv,
                 float* y, int64_t ldy);
+// The same with p and V in bf16 (uint16_t, p rows ldp elements apart), the products summed in float32
+// in pairs of t (t even with t + 1; the last t of an odd T alone), as vdpbf16ps does: the fast mode's
+// attention on CPUs with AVX512-BF16. Products of bf16 values are exact in float32, so results differ
+// from matmul_acc on the same values by the order of the sums only. Where the tier has no bf16 dot
+// products (matmul_acc_bf16_available() false) a plain loop computes it, for reference only.
+// vdpbf16ps treats bf16 subnormals as zero.
+void matmul_acc_bf16(const uint16_t* p, int64_t M, int64_t ldp, const uint16_t* v, int64_t T, int64_t D, int64_t ldv,
+                     float* y, int64_t ldy);
+bool matmul_acc_bf16_available();
+// dst[0..n) = src[0..n) rounded to bf16, to nearest even, NaN kept NaN (the avx512bf16 tier's
+// vcvtneps2bf16 flushes subnormals to zero).
+void to_bf16(const float* src, int64_t n, uint16_t* dst);
 
 }  // namespace llada2::kernels

@@ -142,6 +142,94 @@ void bf16dot_to_bf16(const float* src, int64_t n, uint16_t* dst) {
   }
 }
 
+// ---- y += P V with P and V in bf16 (Ops::matmul_acc_bf16) ----
+//
+// vdpbf16ps multiplies bf16 pairs: the pair (p[m][t], p[m][t+1]) is one 4-byte word of a row of P,
+// broadcast; the matching pairs of V come from rows t and t+1 interleaved by vpunpcklwd / vpunpckhwd.
+// Those work within 128-bit lanes: of 32 columns c .. c+31 of both rows, the low unpack holds the
+// pairs of columns c + {0-3, 8-11, 16-19, 24-27} and the high one c + {4-7, 12-15, 20-23, 28-31}.
+// The accumulators keep that order (y is permuted into it when a tile starts and back when it
+// ends), so an interleave costs one shuffle per vector of pairs, which all MR rows of the tile reuse.
+
+constexpr int kAccMR = 6;  // rows of P per tile (measured ~10% faster than 4)
+constexpr int kAccNB = 2;  // blocks of 32 columns per tile: 24 accumulators and 4 vectors of pairs
+
+// One tile: rows 0 .. MR of p and y against the NB blocks of 32 columns from column c of v and y;
+// the last block has `cols` (1 .. 32) columns.
+template <int MR, int NB>
+void matmul_acc_bf16_tile(const uint16_t* p, int64_t ldp, const uint16_t* v, int64_t T, int64_t ldv, int64_t c,
+                          int cols, float* y, int64_t ldy) {
+  const __m512i to_lo = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+  const __m512i to_hi = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  const __m512i from_0 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i from_1 = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  __mmask32 vmask[NB];
+#pragma GCC unroll 4
+  for (int b = 0; b < NB; ++b) vmask[b] = b + 1 < NB ? ~__mmask32(0) : __mmask32((uint64_t(1) << cols) - 1);
+  __m512 acc[MR][2 * NB];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) {
+      const float* yb = y + i * ldy + c + 32 * b;
+      const __m512 y0 = _mm512_maskz_loadu_ps(__mmask16(vmask[b]), yb);
+      const __m512 y1 = _mm512_maskz_loadu_ps(__mmask16(vmask[b] >> 16), yb + 16);
+      acc[i][2 * b] = _mm512_permutex2var_ps(y0, to_lo, y1);
+      acc[i][2 * b + 1] = _mm512_permutex2var_ps(y0, to_hi, y1);
+    }
+  // Rows t and t + 1 (`odd`: row t alone, the last of an odd T, paired with zero).
+  auto step = [&](int64_t t, bool odd) __attribute__((always_inline)) {
+    __m512i w[2 * NB];
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) {
+      const uint16_t* vb = v + t * ldv + c + 32 * b;
+      const __m512i r0 = _mm512_maskz_loadu_epi16(vmask[b], vb);
+      const __m512i r1 = odd ? _mm512_setzero_si512() : _mm512_maskz_loadu_epi16(vmask[b], vb + ldv);
+      w[2 * b] = _mm512_unpacklo_epi16(r0, r1);
+      w[2 * b + 1] = _mm512_unpackhi_epi16(r0, r1);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      uint32_t pair = p[i * ldp + t];
+      if (!odd) std::memcpy(&pair, p + i * ldp + t, 4);
+      const __m512i pw = _mm512_set1_epi32(int(pair));
+#pragma GCC unroll 8
+      for (int j = 0; j < 2 * NB; ++j) acc[i][j] = dp(acc[i][j], pw, w[j]);
+    }
+  };
+  int64_t t = 0;
+  for (; t + 2 <= T; t += 2) step(t, false);
+  if (t < T) step(t, true);
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) {
+      float* yb = y + i * ldy + c + 32 * b;
+      _mm512_mask_storeu_ps(yb, __mmask16(vmask[b]), _mm512_permutex2var_ps(acc[i][2 * b], from_0, acc[i][2 * b + 1]));
+      _mm512_mask_storeu_ps(yb + 16, __mmask16(vmask[b] >> 16),
+                            _mm512_permutex2var_ps(acc[i][2 * b], from_1, acc[i][2 * b + 1]));
+    }
+}
+
+using MatmulAccBf16Fn = void (*)(const uint16_t*, int64_t, const uint16_t*, int64_t, int64_t, int64_t, int, float*,
+                                 int64_t);
+
+// Ops::matmul_acc_bf16: column tiles outside (their rows of V stay in L1 for every row tile of P).
+void bf16dot_matmul_acc(const uint16_t* p, int64_t M, int64_t ldp, const uint16_t* v, int64_t T, int64_t D, int64_t ldv,
+                        float* y, int64_t ldy) {
+  static constexpr auto table = tile_grid<MatmulAccBf16Fn, kAccMR, kAccNB>(
+      []<int MR, int NB>() -> MatmulAccBf16Fn { return &matmul_acc_bf16_tile<MR, NB>; });
+  const int64_t blocks = (D + 31) / 32;
+  for (int64_t b = 0; b < blocks; b += kAccNB) {
+    const int nb = int(std::min<int64_t>(kAccNB, blocks - b));
+    const int cols = int(std::min<int64_t>(32, D - 32 * (b + nb - 1)));
+    for (int64_t m = 0; m < M; m += kAccMR) {
+      const int mr = int(std::min<int64_t>(kAccMR, M - m));
+      table[size_t(mr - 1)][size_t(nb - 1)](p + m * ldp, ldp, v, T, ldv, 32 * b, cols, y + m * ldy, ldy);
+    }
+  }
+}
+
 }  // namespace
 
 const Ops& avx512bf16_ops() {
@@ -150,6 +238,7 @@ const Ops& avx512bf16_ops() {
     o.linear_bf16dot = &linear_bf16dot;
     o.to_bf16 = &bf16dot_to_bf16;
     o.linear_bf16dot_panels = &linear_bf16dot_panels;
+    o.matmul_acc_bf16 = &bf16dot_matmul_acc;
     return o;
   }();
   return ops;

@@ -80,6 +80,9 @@ struct Ops {
   float (*exp_shift_sum)(float* x, int64_t n, float shift) = nullptr;
   void (*matmul_acc)(const float* p, int64_t M, int64_t ldp, const void* v, DType dtype, int64_t T, int64_t D,
                      int64_t ldv, float* y, int64_t ldy) = nullptr;
+  // kernels.h matmul_acc_bf16 (vdpbf16ps); null where the tier has no bf16 dot products.
+  void (*matmul_acc_bf16)(const uint16_t* p, int64_t M, int64_t ldp, const uint16_t* v, int64_t T, int64_t D,
+                          int64_t ldv, float* y, int64_t ldy) = nullptr;
 };
 
 const Ops& scalar_ops();

@@ -46,7 +46,7 @@ struct Model::Impl {
   void attention(const Layer& L, const ForwardBatch& fb, int64_t start, const float* a, KvCache& cache, size_t layer,
                  float* out) const;
   void attend(const ForwardBatch& fb, int64_t start, const float* qkv, const KvCache& cache, size_t layer,
-              float* ctx) const;
+              bool bf16_products, float* ctx) const;
   void mlp(const Mlp& m, const float* x, int64_t n, float* out) const;
   // The routed experts only (out = their weighted sum); the caller adds the shared expert. With
   // `chunks` (routing_chunks) the tokens are block-routed.
@@ -175,7 +175,8 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t star
   // Where the products run in bf16 (the fast mode on CPUs with AVX512-BF16), keys cached in bf16
   // meet queries rounded to bf16 too, as in a bf16 model's q . k: measured closer to both the
   // pure-bf16 reference and the exact mode than float32 queries (tests/fast_mode_test.cc). Products
-  // in float32 (CPUs without bf16 dot products) keep float32 queries: closer to the exact mode.
+  // in float32 (CPUs without bf16 dot products) keep float32 queries: closer to the exact mode. The
+  // attention's own products then run in bf16 too (attend_rows' bf16_products).
   const bool bf16_queries = !f32 && kernels::linear_arithmetic(L.qkv) == kernels::Arithmetic::Bf16;
   parallel_for(N, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
@@ -196,15 +197,15 @@ void Model::Impl::attention(const Layer& L, const ForwardBatch& fb, int64_t star
   });
 
   std::vector<float> ctx(N * Hq * D);
-  attend(fb, start, qkv.data(), cache, layer, ctx.data());
+  attend(fb, start, qkv.data(), cache, layer, bf16_queries, ctx.data());
   linear(ctx.data(), N, Hq * D, L.dense, L.dense_bias.empty() ? nullptr : L.dense_bias.data(), out, c.hidden_size);
 }
 
 // Scaled dot-product attention of the new positions' queries (in qkv [B*n, (Hq + 2 Hkv) D]) over
 // the keys the mask mode lets them see: ctx [B*n, Hq D]. GQA: kv head g serves query heads
-// g*G .. g*G+G-1.
+// g*G .. g*G+G-1. bf16_products: attend_rows'.
 void Model::Impl::attend(const ForwardBatch& fb, int64_t start, const float* qkv, const KvCache& cache, size_t layer,
-                         float* ctx) const {
+                         bool bf16_products, float* ctx) const {
   const ModelConfig& c = cfg;
   const int64_t B = fb.batch, W = fb.window, n = W - start;
   const int64_t D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
@@ -224,7 +225,9 @@ void Model::Impl::attend(const ForwardBatch& fb, int64_t start, const float* qkv
       for (int64_t i = 0; i < n; ++i)
         keys += uint64_t(std::count_if(km, km + key_end(i), [](int64_t v) { return v != 0; }));
     }
-    profiler.count_flops(keys * uint64_t(Hq) * 4 * uint64_t(D));
+    const bool bf16 = bf16_products && cache.dtype == DType::BF16 && kernels::matmul_acc_bf16_available();
+    profiler.count_flops(keys * uint64_t(Hq) * 4 * uint64_t(D),
+                         bf16 ? kernels::Arithmetic::Bf16 : kernels::Arithmetic::F32);
   }
   // The queries come in runs that see the same keys (a block's queries in block_causal mode, all
   // of them in bidirectional mode). One task per (row, kv head, run) takes the run's queries of
@@ -254,7 +257,7 @@ void Model::Impl::attend(const ForwardBatch& fb, int64_t start, const float* qkv
           std::copy_n(qkv + (b * n + i0 + i) * QKV + (g * G + h) * D, D, q.data() + (h * m + i) * D);
       const size_t kh = size_t((b * Hkv + g) * D * cache.key_stride) * es, vh = size_t((b * Hkv + g) * cap * D) * es;
       attend_rows(q.data(), R, D, kstore + kh, cache.key_stride, vstore + vh, cache.dtype, key_end(i0),
-                  fb.key_mask + b * W, scale, out.data(), scratch);
+                  fb.key_mask + b * W, scale, out.data(), scratch, bf16_products);
       for (int64_t h = 0; h < G; ++h)
         for (int64_t i = 0; i < m; ++i)
           std::copy_n(out.data() + (h * m + i) * D, D, ctx + (b * n + i0 + i) * Hq * D + (g * G + h) * D);

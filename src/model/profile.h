@@ -27,8 +27,13 @@ class Profiler {
     weight_bytes_.fetch_add(bytes);
     if (on()) count_phase(w, M, bytes);
   }
-  // FLOPs of products over activations only (attention over the cache); call only while on().
-  void count_flops(uint64_t flops) { current().flops.fetch_add(flops, std::memory_order_relaxed); }
+  // FLOPs of products over activations only (attention over the cache), in float32 or bf16 pairs;
+  // call only while on().
+  void count_flops(uint64_t flops, kernels::Arithmetic arithmetic) {
+    Counters& c = current();
+    c.flops.fetch_add(flops, std::memory_order_relaxed);
+    if (arithmetic == kernels::Arithmetic::Bf16) c.flops_bf16.fetch_add(flops, std::memory_order_relaxed);
+  }
   // One MoE layer's pass ran `experts` routed experts, reading `bytes` of weights; call only while on().
   void count_experts(uint64_t experts, uint64_t bytes) {
     moe_passes_.fetch_add(1, std::memory_order_relaxed);
