@@ -54,13 +54,14 @@ TEST(DemoModel, LogitsMatchItsTrainingCode) {
 // the default settings (the fast arithmetic mode included).
 TEST(DemoModel, HeldOutAccuracyFloors) {
   constexpr int64_t kPerTask = 40;
-  // This slice at the default settings, measured (`llada2 eval --limit 40`, AVX2): add_sub 33/40,
-  // multiply 38/40, sort 35/40, sudoku 36/40, tool_call 38/40, tool_answer 39/40, multi_turn 36/40.
+  // This slice at the default settings, measured (`llada2 eval --limit 40`, the same on the avx512bf16 and
+  // avx2 tiers): add_sub 37/40, multiply 40/40, sort 35/40, sudoku 39/40, tool_call 39/40, tool_answer
+  // 39/40, multi_turn 36/40.
   // Greedy decoding makes it deterministic for a build; the floors leave about 10 points for the
   // arithmetic of other CPUs (tiers with bf16 or VNNI products). A broken model or decoder lands far
   // below.
-  const std::map<std::string, double> floors = {{"add_sub", 0.72},   {"multiply", 0.85},  {"sort", 0.77},
-                                                {"sudoku", 0.80},    {"tool_call", 0.85}, {"tool_answer", 0.87},
+  const std::map<std::string, double> floors = {{"add_sub", 0.82},   {"multiply", 0.90},  {"sort", 0.77},
+                                                {"sudoku", 0.87},    {"tool_call", 0.87}, {"tool_answer", 0.87},
                                                 {"multi_turn", 0.80}};
   const ArithmeticMode fast(false);
   Pipeline pipe = Pipeline::from_pretrained(demo_dir());
