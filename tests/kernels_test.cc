@@ -429,6 +429,25 @@ TEST(KernelsAttention, ExpShiftSumMatchesScalar) {
   }
 }
 
+// y (M rows, ldy apart) after y += P V: the columns from D on as in y0, each other within 1e-6 of the
+// sum of |terms| of its double sum (ref(m, d) gives {sum, sum of |terms|}, y0 included).
+template <class Ref>
+::testing::AssertionResult acc_matches(const std::vector<float>& y, const std::vector<float>& y0, int64_t M, int64_t D,
+                                       int64_t ldy, Ref ref) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t d = 0; d < ldy; ++d) {
+      const float got = y[size_t(m * ldy + d)];
+      if (d >= D) {
+        if (got != y0[size_t(m * ldy + d)]) return ::testing::AssertionFailure() << "wrote past D at m=" << m;
+        continue;
+      }
+      const auto [want, mag] = ref(m, d);
+      if (!(std::fabs(got - want) <= 1e-6 * mag + 1e-7))
+        return ::testing::AssertionFailure() << "m=" << m << " d=" << d << ": " << got << " against " << want;
+    }
+  return ::testing::AssertionSuccess();
+}
+
 TEST(KernelsAttention, MatmulAccMatchesDoubleSums) {
   TierGuard guard;
   std::mt19937 rng(12);
@@ -443,21 +462,16 @@ TEST(KernelsAttention, MatmulAccMatchesDoubleSums) {
             ASSERT_TRUE(k::set_isa(isa));
             std::vector<float> y = y0;
             k::matmul_acc(p.data(), M, ldp, v.w.data, dt, T, D, ldv, y.data(), ldy);
-            for (int64_t m = 0; m < M; ++m)
-              for (int64_t d = 0; d < ldy; ++d) {
-                const float got = y[size_t(m * ldy + d)];
-                if (d >= D) {
-                  ASSERT_EQ(got, y0[size_t(m * ldy + d)]) << "wrote past D";
-                  continue;
-                }
-                double want = y0[size_t(m * ldy + d)], mag = std::fabs(want);
-                for (int64_t t = 0; t < T; ++t) {
-                  want += double(p[size_t(m * ldp + t)]) * v.f32[size_t(t * ldv + d)];
-                  mag += std::fabs(double(p[size_t(m * ldp + t)]) * v.f32[size_t(t * ldv + d)]);
-                }
-                ASSERT_NEAR(got, want, 1e-6 * mag + 1e-7) << k::isa_name(isa) << " " << dtype_name(dt) << " M=" << M
-                                                          << " D=" << D << " T=" << T << " m=" << m << " d=" << d;
-              }
+            ASSERT_TRUE(acc_matches(y, y0, M, D, ldy,
+                                    [&](int64_t m, int64_t d) {
+                                      double want = y0[size_t(m * ldy + d)], mag = std::fabs(want);
+                                      for (int64_t t = 0; t < T; ++t) {
+                                        want += double(p[size_t(m * ldp + t)]) * v.f32[size_t(t * ldv + d)];
+                                        mag += std::fabs(double(p[size_t(m * ldp + t)]) * v.f32[size_t(t * ldv + d)]);
+                                      }
+                                      return std::pair{want, mag};
+                                    }))
+                << k::isa_name(isa) << " " << dtype_name(dt) << " M=" << M << " D=" << D << " T=" << T;
           }
         }
   EXPECT_THROW(k::matmul_acc(nullptr, 1, 1, nullptr, DType::I8, 1, 1, 1, nullptr, 1), std::invalid_argument);
@@ -499,17 +513,11 @@ TEST(KernelsAttention, MatmulAccBf16MatchesDoubleSums) {
           EXPECT_EQ(k::matmul_acc_bf16_available(), isa == k::Isa::Avx512Bf16);
           std::vector<float> y = y0;
           k::matmul_acc_bf16(p.data(), M, ldp, v.data(), T, D, ldv, y.data(), ldy);
-          for (int64_t m = 0; m < M; ++m)
-            for (int64_t d = 0; d < ldy; ++d) {
-              const float got = y[size_t(m * ldy + d)];
-              if (d >= D) {
-                ASSERT_EQ(got, y0[size_t(m * ldy + d)]) << "wrote past D";
-                continue;
-              }
-              const size_t i = size_t(m * D + d);
-              ASSERT_NEAR(got, want[i], 1e-6 * mag[i] + 1e-7)
-                  << k::isa_name(isa) << " M=" << M << " D=" << D << " T=" << T << " m=" << m << " d=" << d;
-            }
+          ASSERT_TRUE(acc_matches(y, y0, M, D, ldy,
+                                  [&](int64_t m, int64_t d) {
+                                    return std::pair{want[size_t(m * D + d)], mag[size_t(m * D + d)]};
+                                  }))
+              << k::isa_name(isa) << " M=" << M << " D=" << D << " T=" << T;
           ++checked;
         }
       }
