@@ -54,13 +54,13 @@ TEST(DemoModel, LogitsMatchItsTrainingCode) {
 // the default settings (the fast arithmetic mode included).
 TEST(DemoModel, HeldOutAccuracyFloors) {
   constexpr int64_t kPerTask = 40;
-  // This slice at the default settings, measured (`llada2 eval --limit 40`, the same on the avx512bf16 and
-  // avx2 tiers): add_sub 37/40, multiply 40/40, sort 35/40, sudoku 39/40, tool_call 39/40, tool_answer
-  // 39/40, multi_turn 36/40.
-  // Greedy decoding makes it deterministic for a build; the floors leave about 10 points for the
-  // arithmetic of other CPUs (tiers with bf16 or VNNI products). A broken model or decoder lands far
-  // below.
-  const std::map<std::string, double> floors = {{"add_sub", 0.82},   {"multiply", 0.90},  {"sort", 0.77},
+  // This slice at the default settings, measured (`llada2 eval --limit 40`; avx512bf16 tier, and the same
+  // on the avx512 and avx2 tiers but sort 36/40 there): add_sub 39/40, multiply 40/40, sort 35/40, sudoku
+  // 38/40, tool_call 37/40, tool_answer 39/40, multi_turn 34/40.
+  // Greedy decoding makes it deterministic for a build; the floors leave 8-10 points (5 for tool_call and
+  // multi_turn) for the arithmetic of other CPUs (tiers with bf16 or VNNI products). A broken model or
+  // decoder lands far below.
+  const std::map<std::string, double> floors = {{"add_sub", 0.87},   {"multiply", 0.90},  {"sort", 0.77},
                                                 {"sudoku", 0.87},    {"tool_call", 0.87}, {"tool_answer", 0.87},
                                                 {"multi_turn", 0.80}};
   const ArithmeticMode fast(false);
