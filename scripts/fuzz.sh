@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets with clang (+ASan/UBSan) and runs each for SECONDS (default 60),
 # starting from fuzz/corpus/<target>/ (copied: the seeds stay as committed).
 #
-#   scripts/fuzz.sh 30      # CI's smoke run
+#   scripts/fuzz.sh 20      # CI's smoke run
 #   scripts/fuzz.sh 1800    # a long run: about a million executions or more per target (docs/fuzzing.md)
 #
 # Extra arguments go to every fuzzer, e.g. scripts/fuzz.sh 600 -runs=1000000 (stops at a million
