@@ -83,6 +83,17 @@ std::vector<k::Isa> tiers() {
   return out;
 }
 
+// The key masks of the tests over E keys: every key (kind 0), scattered padding (1), or the first tile
+// and a bit more hidden, so that rows start seeing keys late (2).
+std::vector<int64_t> key_mask(int64_t E, int kind) {
+  std::vector<int64_t> mask(size_t(E), 1);
+  if (kind == 1)
+    for (int64_t e = 0; e < E; e += 7) mask[size_t(e)] = 0;
+  if (kind == 2)
+    for (int64_t e = 0; e < std::min(E - 1, kAttendTile + 3); ++e) mask[size_t(e)] = 0;
+  return mask;
+}
+
 }  // namespace
 
 TEST(Attention, MatchesDoubleSoftmaxAcrossTiles) {
@@ -98,11 +109,7 @@ TEST(Attention, MatchesDoubleSoftmaxAcrossTiles) {
           const int64_t R = E % 2 ? 5 : 32, ldk = E + 7;
           const float drift = mask_kind == 3 ? 40.f : 4.f;  // 3: scores grow steeply with the position
           const Store s = make_store(E, D, ldk, dt, drift, rng);
-          std::vector<int64_t> mask(size_t(E), 1);
-          if (mask_kind == 1)  // scattered padding
-            for (int64_t e = 0; e < E; e += 7) mask[size_t(e)] = 0;
-          if (mask_kind == 2)  // the first tile (and a bit more) hidden: rows start seeing keys late
-            for (int64_t e = 0; e < std::min(E - 1, T + 3); ++e) mask[size_t(e)] = 0;
+          const std::vector<int64_t> mask = key_mask(E, mask_kind == 3 ? 0 : mask_kind);
           std::vector<float> q(size_t(R * D));
           for (float& x : q) x = nd(rng) * (mask_kind == 3 ? 2.f : 1.f);
           const float scale = 1.0f / std::sqrt(float(D));
@@ -151,9 +158,7 @@ TEST(Attention, Bf16ProductsMatchDoubleSoftmax) {
           const int64_t R = E % 2 ? 5 : 32, ldk = E + 7;
           const float drift = mask_kind == 2 ? 40.f : 4.f;
           const Store s = make_store(E, D, ldk, dt, drift, rng);
-          std::vector<int64_t> mask(size_t(E), 1);
-          if (mask_kind == 1)
-            for (int64_t e = 0; e < E; e += 7) mask[size_t(e)] = 0;
+          const std::vector<int64_t> mask = key_mask(E, mask_kind == 1 ? 1 : 0);
           std::vector<float> q(size_t(R * D));
           for (float& x : q) x = bf16_to_f32(f32_to_bf16(nd(rng)));
           const float scale = 1.0f / std::sqrt(float(D));
