@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <stdexcept>
+#include <vector>
 
 namespace llada2::testing {
 
@@ -82,13 +83,45 @@ const std::string& chat_model_dir() {
   return *dir;
 }
 
+namespace {
+
+// Removes the directories fresh_temp_dir() made for a test when the test passes; a failed test keeps
+// them, and says where, for a look at what it wrote.
+class TempDirCleaner : public ::testing::EmptyTestEventListener {
+ public:
+  void add(const std::filesystem::path& p) { dirs_.push_back(p); }
+  void OnTestEnd(const ::testing::TestInfo& info) override {
+    for (const auto& d : dirs_) {
+      if (info.result()->Passed()) {
+        std::error_code ec;
+        std::filesystem::remove_all(d, ec);
+      } else {
+        std::fprintf(stderr, "test files kept in %s\n", d.string().c_str());
+      }
+    }
+    dirs_.clear();
+  }
+
+ private:
+  std::vector<std::filesystem::path> dirs_;
+};
+
+}  // namespace
+
 std::filesystem::path fresh_temp_dir() {
   namespace fs = std::filesystem;
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  auto* unit = ::testing::UnitTest::GetInstance();
+  static TempDirCleaner* cleaner = [unit] {
+    auto* c = new TempDirCleaner;  // owned by gtest's listener list from here on
+    unit->listeners().Append(c);
+    return c;
+  }();
+  const auto* info = unit->current_test_info();
   fs::path p = fs::temp_directory_path() / ("llada2_" + std::string(info->test_suite_name()) + "_" + info->name() +
                                             "_" + std::to_string(::getpid()));
   fs::remove_all(p);
   fs::create_directories(p);
+  cleaner->add(p);
   return p;
 }
 
