@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def demo_config(vocab_size, mask_id, eos_id):
+def demo_config(vocab_size, mask_id, eos_id, layers=5):
     return {
         "architectures": ["LLaDA2MoeModelLM"],
         "attention_dropout": 0.0,
@@ -28,7 +28,7 @@ def demo_config(vocab_size, mask_id, eos_id):
         "initializer_range": 0.02,
         "intermediate_size": 768,
         "max_position_embeddings": 4096,
-        "max_window_layers": 5,
+        "max_window_layers": layers,
         "model_type": "llada2_moe",
         "moe_intermediate_size": 128,
         "moe_router_enable_expert_bias": True,
@@ -39,7 +39,7 @@ def demo_config(vocab_size, mask_id, eos_id):
         "num_attention_heads": 4,
         "num_experts": 16,
         "num_experts_per_tok": 2,
-        "num_hidden_layers": 5,
+        "num_hidden_layers": layers,
         "num_key_value_heads": 2,
         "num_shared_experts": 1,
         "output_dropout": 0.0,
@@ -220,6 +220,15 @@ class LLaDA2Moe(nn.Module):
                 p.data.fill_(1.0)
             else:
                 p.data.normal_(0.0, std, generator=g)
+
+    def zero_residual_branches(self, first):
+        """Layers from `first` on add nothing to the residual stream (attention output and every down
+        projection zero), so a model grown from a shallower one computes the same function at the start."""
+        for layer in self.model.layers[first:]:
+            layer.attention.dense.weight.data.zero_()
+            mlps = list(layer.mlp.experts) + [layer.mlp.shared_experts] if isinstance(layer.mlp, Moe) else [layer.mlp]
+            for m in mlps:
+                m.down_proj.weight.data.zero_()
 
     def moe_layers(self):
         return [l.mlp for l in self.model.layers if isinstance(l.mlp, Moe)]

@@ -232,6 +232,8 @@ def main():
     ap.add_argument("--precision", choices=["auto", "bf16", "f32"], default="auto",
                     help="matrix products under bf16 autocast (fast where the CPU has AVX512-BF16: oneDNN) or in "
                     "float32 (BLAS: install libopenblas0-pthread); auto picks bf16 where the CPU has AVX512-BF16")
+    ap.add_argument("--layers", type=int, help="hidden layers (default: --init's count, else 5); more than --init "
+                    "has appends MoE layers that start as the identity (zero output projections)")
     ap.add_argument("--log", default="train/loss.json", help="where the loss log (JSON) goes; the plot goes "
                     "beside it as .png")
     args = ap.parse_args()
@@ -253,11 +255,25 @@ def main():
                                                           tokenizer_from=args.init)
     eos, mask_id = special["<|endoftext|>"], special["<|mask|>"]
     vocab = -(-(max(special.values()) + 1) // 64) * 64
-    cfg = mdl.demo_config(vocab, mask_id, eos)
+    init_layers = None
+    if args.init:
+        with open(os.path.join(args.init, "config.json")) as f:
+            init_layers = json.load(f)["num_hidden_layers"]
+    layers = args.layers or init_layers or 5
+    if init_layers and layers < init_layers:
+        ap.error(f"--layers {layers}: --init has {init_layers} layers; a model cannot be grown smaller")
+    cfg = mdl.demo_config(vocab, mask_id, eos, layers)
     model = mdl.LLaDA2Moe(cfg)
     model.init_weights(args.seed)
     if args.init:
-        model.load_state_dict(mdl.load_safetensors(os.path.join(args.init, "model.safetensors")))
+        missing, unexpected = model.load_state_dict(
+            mdl.load_safetensors(os.path.join(args.init, "model.safetensors")), strict=layers == init_layers)
+        stray = unexpected + [n for n in missing if int(n.split(".")[2]) < init_layers]
+        if stray:
+            raise SystemExit(f"--init {args.init}: tensors do not match the model: {stray[:5]}")
+        if layers > init_layers:
+            model.zero_residual_branches(init_layers)
+            print(f"grown from {init_layers} to {layers} layers ({len(missing)} new tensors)", flush=True)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"data ready in {time.time() - t0:.0f} s; vocab {vocab}; {n_params / 1e6:.2f}M parameters", flush=True)
 
