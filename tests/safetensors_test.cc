@@ -455,3 +455,22 @@ TEST(SafetensorsMalformed, AcceptsPaddingAndEmptyHeader) {
   SafetensorsFile::parse(reinterpret_cast<const uint8_t*>(m.data()), m.size(), "m", &meta);
   EXPECT_EQ(meta.at("format"), "pt");
 }
+
+// A released tensor (its pages out of the process, and out of the page cache with drop_cache) still
+// reads back its bytes: they fault in again from the file.
+TEST(Checkpoint, ReleasedTensorsReadBackTheirBytes) {
+  const fs::path dir = temp_dir();
+  const std::vector<TensorSpec> specs = {{"big", DType::U8, {3 << 20}}, {"other", DType::U8, {1 << 20}}};
+  CheckpointWriter w(dir.string(), specs, uint64_t(1) << 30);
+  write_all(w);
+  Checkpoint c(dir.string());
+  for (bool drop : {false, true}) {
+    for (const char* name : {"big", "other"}) {
+      const llada2::TensorView& t = c.get(name);
+      const auto want = pattern(t.nbytes, name[0] == 'b' ? 0 : 1);
+      c.release(t, drop);
+      EXPECT_TRUE(c.released(name));
+      EXPECT_EQ(std::memcmp(t.data, want.data(), want.size()), 0) << name << " drop_cache " << drop;
+    }
+  }
+}

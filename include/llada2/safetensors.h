@@ -64,8 +64,9 @@ class SafetensorsFile {
 };
 
 // Drops the pages wholly inside [p, p + n) of a read-only file mapping from this process (the page
-// cache keeps them if there is room; touching them again reads them back).
-void release_pages(const uint8_t* p, size_t n);
+// cache keeps them if there is room, unless `drop_cache`, which also frees them from the page cache
+// where no other process maps them; touching them again reads them back).
+void release_pages(const uint8_t* p, size_t n, bool drop_cache = false);
 // Asks the kernel to start reading the pages of [p, p + n) from disk now (MADV_WILLNEED).
 void prefetch_pages(const uint8_t* p, size_t n);
 
@@ -89,8 +90,9 @@ class Checkpoint {
   // that reading them costs no disk access.
   uint64_t resident_bytes() const;
   // The tensor's data is no longer needed from the file (the model keeps its own copy, e.g. repacked):
-  // its pages leave this process and prefault() skips it. The view stays valid (reads fault it back in).
-  void release(const TensorView& t) const;
+  // its pages leave this process (and the page cache too with `drop_cache`) and prefault() skips it.
+  // The view stays valid (reads fault it back in).
+  void release(const TensorView& t, bool drop_cache = false) const;
   bool released(const std::string& name) const { return released_.count(name) != 0; }
 
  private:

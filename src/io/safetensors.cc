@@ -219,10 +219,16 @@ uintptr_t page_size() {
 }
 }  // namespace
 
-void release_pages(const uint8_t* p, size_t n) {
+void release_pages(const uint8_t* p, size_t n, bool drop_cache) {
   const uintptr_t page = page_size();
   const uintptr_t a = (uintptr_t(p) + page - 1) / page * page, b = (uintptr_t(p) + n) / page * page;
-  if (b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
+  if (b <= a) return;
+#ifdef MADV_PAGEOUT
+  if (drop_cache) madvise(reinterpret_cast<void*>(a), b - a, MADV_PAGEOUT);  // Linux 5.4+; else a no-op
+#else
+  (void)drop_cache;
+#endif
+  madvise(reinterpret_cast<void*>(a), b - a, MADV_DONTNEED);
 }
 
 void prefetch_pages(const uint8_t* p, size_t n) {
@@ -231,8 +237,8 @@ void prefetch_pages(const uint8_t* p, size_t n) {
   if (n > 0) madvise(reinterpret_cast<void*>(a), b - a, MADV_WILLNEED);
 }
 
-void Checkpoint::release(const TensorView& t) const {
-  release_pages(t.data, t.nbytes);
+void Checkpoint::release(const TensorView& t, bool drop_cache) const {
+  release_pages(t.data, t.nbytes, drop_cache);
   released_.insert(t.name);
 }
 
