@@ -12,10 +12,9 @@
 #include "llada2/tokenizer.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const std::string path = [] {
-    std::atexit([] { std::remove(("/tmp/llada2_fuzz_tokenizer_" + std::to_string(::getpid()) + ".json").c_str()); });
-    return "/tmp/llada2_fuzz_tokenizer_" + std::to_string(::getpid()) + ".json";
-  }();
+  static const std::string path = "/tmp/llada2_fuzz_tokenizer_" + std::to_string(::getpid()) + ".json";
+  static const int cleanup = std::atexit([] { std::remove(path.c_str()); });  // runs before path's destructor
+  (void)cleanup;
   if (FILE* f = std::fopen(path.c_str(), "wb")) {
     std::fwrite(data, 1, size, f);
     std::fclose(f);
