@@ -11,6 +11,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -108,15 +109,17 @@ void BM_linear(benchmark::State& state, k::Isa isa, bool bf16dot, bool panels, D
   state.counters["threads"] = num_threads();
 }
 
-// Q8 weights (int8, one float scale per 64 values of a row), as `llada2 quantize --type q8` writes;
-// with `panels`, repacked into the int8 kernels' panel order as a model load does (kernels.h).
-void BM_linear_q8(benchmark::State& state, k::Isa isa, bool panels, int64_t M, int64_t K, int64_t N) {
+// Q8 weights (int8, one float scale per 64 values of a row) or Q4 (two 4-bit values per byte, one
+// scale per 32), as `llada2 quantize --type q8 / q4` writes; with `panels`, repacked into the int8
+// kernels' panel order as a model load does (kernels.h).
+void BM_linear_q(benchmark::State& state, k::Isa isa, k::Quant quant, bool panels, int64_t M, int64_t K, int64_t N) {
   if (!k::set_isa(isa)) {
     state.SkipWithError("tier not supported");
     return;
   }
-  const int64_t group = 64;
-  const size_t n = size_t(N * K), ns = size_t(N * K / group);
+  const bool q4 = quant == k::Quant::Q4;
+  const int64_t group = q4 ? 32 : 64;
+  const size_t n = size_t(N * K) / (q4 ? 2 : 1), ns = size_t(N * K / group);
   const size_t count = std::max<size_t>(1, (size_t(96) << 20) / (n + 4 * ns) + 1);
   std::vector<std::vector<int8_t>> q(count, std::vector<int8_t>(n));
   std::vector<std::vector<float>> sc(count, std::vector<float>(ns));
@@ -128,10 +131,10 @@ void BM_linear_q8(benchmark::State& state, k::Isa isa, bool panels, int64_t M, i
   std::vector<std::vector<uint8_t>> pq;
   std::vector<std::vector<float>> ps;
   for (size_t c = 0; c < count; ++c) {
-    ws.push_back(k::Weight{q[c].data(), DType::I8, N, K, k::Quant::Q8, group, sc[c].data()});
+    ws.push_back(k::Weight{q[c].data(), q4 ? DType::U8 : DType::I8, N, K, quant, group, sc[c].data()});
     if (!panels) continue;
     if (!k::panels_preferred(ws.back())) {
-      state.SkipWithError("the tier does not multiply q8 panels");
+      state.SkipWithError("the tier does not multiply q8 / q4 panels");
       return;
     }
     pq.emplace_back(size_t(k::panel_bytes(ws.back())));
@@ -153,6 +156,63 @@ void BM_linear_q8(benchmark::State& state, k::Isa isa, bool panels, int64_t M, i
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["wGB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["threads"] = num_threads();
+}
+
+// The routed experts of one MoE layer step as the model runs them: many experts of LLaDA2-mini's
+// shape (gate and up [512, 2048], down [2048, 512]), together well over the L3, each given M input
+// rows; the threads take whole experts in turn and multiply them inline (llada2_moe.cc). Weight GB/s
+// is per second of wall time for all threads together: compare it with the machine's read limit.
+void BM_expert_stream(benchmark::State& state, k::Quant quant, int64_t M) {
+  const bool q4 = quant == k::Quant::Q4;
+  const int64_t H = 2048, I = 512, group = q4 ? 32 : 64;
+  const size_t n = size_t(H * I) / (q4 ? 2 : 1), ns = size_t(H * I / group);
+  const size_t experts = std::max<size_t>(8, (size_t(192) << 20) / (3 * (n + 4 * ns)) + 1);
+  struct Expert {
+    std::vector<uint8_t> data[3];
+    std::vector<float> scales[3];
+    k::Weight w[3];
+  };
+  std::vector<Expert> es(experts);
+  for (size_t e = 0; e < experts; ++e)
+    for (int j = 0; j < 3; ++j) {
+      std::vector<uint8_t> raw(n);
+      std::vector<float> sc(ns);
+      for (size_t i = 0; i < n; ++i) raw[i] = uint8_t(int(pseudo(i + 11 * e + j) * 127.f));
+      for (size_t i = 0; i < ns; ++i) sc[i] = 0.01f * (1.f + pseudo(i + 3 * e + j));
+      const int64_t rows = j < 2 ? I : H, cols = j < 2 ? H : I;
+      const k::Weight w{raw.data(), q4 ? DType::U8 : DType::I8, rows, cols, quant, group, sc.data()};
+      if (!k::panels_preferred(w)) {
+        state.SkipWithError("the tier does not multiply q8 / q4 panels");
+        return;
+      }
+      es[e].data[j].resize(size_t(k::panel_bytes(w)));
+      es[e].scales[j].resize(size_t(k::panel_scales(w)));
+      es[e].w[j] = k::pack_panels(w, es[e].data[j].data(), es[e].scales[j].data());
+    }
+  const int workers = num_threads();
+  std::vector<std::vector<float>> x(size_t(workers), std::vector<float>(size_t(M * H))), g(x), u(x), y(x);
+  for (auto& v : x)
+    for (size_t i = 0; i < v.size(); ++i) v[i] = pseudo(i + 5);
+  size_t first = 0;
+  const size_t per_iter = std::min<size_t>(experts, 64);
+  for (auto _ : state) {
+    std::atomic<size_t> next{0};
+    parallel_for(workers, [&](int64_t t0, int64_t) {
+      const size_t t = size_t(t0);
+      for (size_t a; (a = next.fetch_add(1)) < per_iter;) {
+        const Expert& e = es[(first + a) % experts];
+        k::linear(x[t].data(), M, H, e.w[0], nullptr, g[t].data(), I);
+        k::linear(x[t].data(), M, H, e.w[1], nullptr, u[t].data(), I);
+        k::silu_mul(g[t].data(), u[t].data(), g[t].data(), M * I);
+        k::linear(g[t].data(), M, I, e.w[2], nullptr, y[t].data(), H);
+      }
+    });
+    first = (first + per_iter) % experts;
+    benchmark::ClobberMemory();
+  }
+  const double bytes = double(per_iter) * 3.0 * (double(n) + 4.0 * double(ns));
+  state.counters["wGB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = workers;
 }
 
 void BM_attention_row(benchmark::State& state, k::Isa isa) {
@@ -234,15 +294,31 @@ int register_all() {
     if (isa != k::Isa::Scalar)
       for (const Shape& q8 :
            {Shape{"lm_head", 17, 2048, 157184}, Shape{"qkv", 32, 2048, 3072}, Shape{"expert_up", 1, 2048, 512},
-            Shape{"expert_up", 2, 2048, 512}, Shape{"expert_up", 8, 2048, 512}, Shape{"expert_down", 2, 512, 2048}})
-        for (bool panels : {false, true}) {
-          if (panels && isa < k::Isa::Avx512Vnni) continue;
-          const std::string name = std::string(panels ? "linear_q8_panels/" : "linear_q8/") + q8.name +
-                                   "/M=" + std::to_string(q8.M) + "/K=" + std::to_string(q8.K) +
-                                   "/N=" + std::to_string(q8.N) + "/" + tname;
-          benchmark::RegisterBenchmark(name.c_str(), BM_linear_q8, isa, panels, q8.M, q8.K, q8.N)
-              ->MeasureProcessCPUTime();
-        }
+            Shape{"expert_up", 2, 2048, 512}, Shape{"expert_up", 3, 2048, 512}, Shape{"expert_up", 8, 2048, 512},
+            Shape{"expert_down", 1, 512, 2048}, Shape{"expert_down", 2, 512, 2048}})
+        for (k::Quant quant : {k::Quant::Q8, k::Quant::Q4})
+          for (bool panels : {false, true}) {
+            // Q4 is multiplied from panels only (kernels.cc), so its row layout is not timed.
+            if ((panels || quant == k::Quant::Q4) && isa < k::Isa::Avx512Vnni) continue;
+            if (quant == k::Quant::Q4 && !panels) continue;
+            const std::string name = std::string(quant == k::Quant::Q4 ? "linear_q4" : "linear_q8") +
+                                     (panels ? "_panels/" : "/") + q8.name + "/M=" + std::to_string(q8.M) +
+                                     "/K=" + std::to_string(q8.K) + "/N=" + std::to_string(q8.N) + "/" + tname;
+            benchmark::RegisterBenchmark(name.c_str(), BM_linear_q, isa, quant, panels, q8.M, q8.K, q8.N)
+                ->MeasureProcessCPUTime();
+          }
+    if (isa >= k::Isa::Avx512Vnni)
+      for (k::Quant quant : {k::Quant::Q8, k::Quant::Q4})
+        for (int64_t M : {1, 2, 3, 8})
+          benchmark::RegisterBenchmark((std::string("expert_stream/") + (quant == k::Quant::Q4 ? "q4" : "q8") +
+                                        "/M=" + std::to_string(M) + "/" + tname)
+                                           .c_str(),
+                                       [isa, quant, M](benchmark::State& st) {
+                                         if (!k::set_isa(isa)) return st.SkipWithError("tier not supported");
+                                         BM_expert_stream(st, quant, M);
+                                       })
+              ->UseRealTime()
+              ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(("attention_row/W=256/D=128/" + tname).c_str(), BM_attention_row, isa)
         ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(("rms_norm+silu_mul/" + tname).c_str(), BM_norm_silu, isa)

@@ -177,7 +177,7 @@ void pack_panel(const LinearArgs& a, int64_t n, int nr, int8_t* wb, float* sb) {
 
 // The input rows of one block, interleaved for q8_panel_rows: quad q of row i at xq[q * MR + i]
 // (one base register and constant offsets for the MR broadcasts of a step), and per group g the
-// correction -128 * sum at corr[g * MR + i] and the scale at scale[g * MR + i].
+// correction -zero * sum at corr[g * MR + i] (zero: 128, or 8 for Q4 panels) and the scale at scale[g * MR + i].
 struct Q8Block {
   const int32_t* xq;
   const int32_t* corr;
@@ -221,21 +221,27 @@ void q8_panel_rows(const LinearArgs& a, const Q8Block& blk, int64_t m, int64_t n
           _mm512_fmadd_ps(_mm512_cvtepi32_ps(t[i]), _mm512_mul_ps(sv, _mm512_set1_ps(blk.scale[g * MR + i])), acc[i]);
   };
   if (a.panels && a.quant == Quant::Q4) {
-    // Two quads per 64-byte line, as nibbles of v + 8: w + 128 = nibble + 120.
-    const __m512i lo4 = _mm512_set1_epi8(0x0F), d120 = _mm512_set1_epi8(120);
+    // Two quads per 64-byte line, as nibbles u = v + 8 (0 .. 15), multiplied as they lie: the low
+    // nibbles masked (u), the high ones masked in place (16 u) into a second accumulator, which
+    // is exact and shifted back once per group; the corrections here are -8 sum x. Two masks per
+    // line, and two independent vpdpbusd chains per row.
+    const __m512i lo4 = _mm512_set1_epi8(0x0F), hi4 = _mm512_set1_epi8(char(0xF0));
     for (int64_t g = 0; g < NG; ++g) {
-      __m512i t[MR];
+      __m512i t[MR], h[MR];
       start_group(t, g);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) h[i] = _mm512_setzero_si512();
       for (int64_t qq = 0; qq < QG; qq += 2, xq += 2 * MR, ++wv) {
         const __m512i v = _mm512_loadu_si512(wv);
         if (pf) _mm_prefetch(reinterpret_cast<const char*>(pf + ((g * QG + qq) >> 1) * 64), _MM_HINT_T1);
-        const __m512i w0 = _mm512_add_epi8(_mm512_and_si512(v, lo4), d120);
-        const __m512i w1 = _mm512_add_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), lo4), d120);
+        const __m512i w0 = _mm512_and_si512(v, lo4), w1 = _mm512_and_si512(v, hi4);
 #pragma GCC unroll 16
         for (int i = 0; i < MR; ++i) t[i] = dpbusd_bcast(t[i], w0, xq + i);
 #pragma GCC unroll 16
-        for (int i = 0; i < MR; ++i) t[i] = dpbusd_bcast(t[i], w1, xq + MR + i);
+        for (int i = 0; i < MR; ++i) h[i] = dpbusd_bcast(h[i], w1, xq + MR + i);
       }
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) t[i] = _mm512_add_epi32(t[i], _mm512_srai_epi32(h[i], 4));
       end_group(t, g);
     }
   } else {
@@ -278,6 +284,8 @@ void linear_q8q8_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
   // The blocks' rows interleaved once per call on each thread (Q8Block): M x K bytes, small
   // against the weights the thread multiplies them with.
   const int64_t K = a.K, NG = K / a.group;
+  // The weights' zero point in the bytes vpdpbusd reads: w + 128, or the nibble v + 8 of Q4 panels.
+  const int32_t zero = a.panels && a.quant == Quant::Q4 ? 8 : 128;
   thread_local std::vector<int32_t> xi, ci;
   thread_local std::vector<float> si;
   xi.resize(size_t(a.M * (K / 4)));
@@ -294,7 +302,7 @@ void linear_q8q8_panels(const LinearArgs& a, int64_t n0, int64_t n1) {
       const int8_t* row = a.xq + (m + i) * a.ldxl;
       for (int64_t q = 0; q < K / 4; ++q) std::memcpy(bx + q * mr + i, row + 4 * q, 4);
       for (int64_t g = 0; g < NG; ++g) {
-        bc[g * mr + i] = -128 * a.xqsum[(m + i) * NG + g];
+        bc[g * mr + i] = -zero * a.xqsum[(m + i) * NG + g];
         bs[g * mr + i] = a.xqs[(m + i) * NG + g];
       }
     }
