@@ -33,8 +33,10 @@ LONG_TASKS = {"tool_call", "tool_answer"}
 EOS_FILL_WEIGHT = 0.25
 
 
-def layout(ids, p, blk, eos, mask_id, rng, pool):
-    """One training row: (ids, positions, is_noisy, block index, labels, loss weights) as numpy arrays."""
+def layout(ids, p, blk, eos, mask_id, rng, pool, own_subs=0.0):
+    """One training row: (ids, positions, is_noisy, block index, labels, loss weights) as numpy arrays.
+    own_subs: share of the token-to-token substitutes drawn from the row's own response (a digit of a
+    neighbouring number, the confusion parallel commits make) instead of from the pool."""
     total = len(ids) + 1
     n = -(-total // blk) * blk
     if rng.random() < 0.15:
@@ -57,7 +59,13 @@ def layout(ids, p, blk, eos, mask_id, rng, pool):
     if rng.random() < 0.5:
         r = rng.random() * 0.25
         sub = visible & (rng.random(n - first) < r)
-        xt[sub] = pool[rng.integers(0, len(pool), int(sub.sum()))]
+        k = int(sub.sum())
+        subs = pool[rng.integers(0, len(pool), k)]
+        if own_subs > 0 and k:
+            own = np.asarray(ids[p:], dtype=np.int64)
+            mine = rng.random(k) < own_subs
+            subs[mine] = own[rng.integers(0, len(own), int(mine.sum()))]
+        xt[sub] = subs
         changed = sub & (xt != x0[first:])
         label_w[changed] = 1.0
         visible = visible & ~changed
@@ -228,6 +236,8 @@ def main():
     ap.add_argument("--mtf", type=float, default=0.0, help="share of the short tasks' rows that get the model's own "
                     "confident predictions written into their masked positions (multi-turn forward; costs one "
                     "no-grad forward of the short rows per step)")
+    ap.add_argument("--own-subs", type=float, default=0.0, help="share of the editing substitutes taken from the "
+                    "row's own response tokens (a digit of a neighbouring number) instead of the corpus' tokens")
     ap.add_argument("--warmup", type=int, default=100, help="learning-rate warm-up steps")
     ap.add_argument("--precision", choices=["auto", "bf16", "f32"], default="auto",
                     help="matrix products under bf16 autocast (fast where the CPU has AVX512-BF16: oneDNN) or in "
@@ -301,7 +311,8 @@ def main():
         for group, k in [("short", args.short_rows), ("long", args.long_rows)]:
             if k == 0 or len(sampler.groups[group]) == 0:
                 continue
-            rows = [layout(ids, p, blk, eos, mask_id, rng, sampler.pool) for ids, p in sampler.take(group, k)]
+            rows = [layout(ids, p, blk, eos, mask_id, rng, sampler.pool, args.own_subs)
+                    for ids, p in sampler.take(group, k)]
             batch = collate(rows, eos, args.pack if group == "short" else 0)
             if group == "short":
                 batch, n_written, n_wrong = self_draft(model, batch, mask_id, rng, args.mtf, bf16)
